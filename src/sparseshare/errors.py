@@ -1,0 +1,22 @@
+"""User-facing errors: the CLI prints them as one line, without a traceback."""
+
+
+class SparseshareError(Exception):
+    """Base class for errors caused by user input (configs, data files, run directories)."""
+
+
+class ConfigError(SparseshareError):
+    """A config key is unknown, mistyped or out of range."""
+
+
+class DataError(SparseshareError):
+    """A data file is malformed; the message names the file, line and fault."""
+
+    def __init__(self, path, line: int | None, fault: str):
+        where = f"{path}:{line}" if line is not None else f"{path}"
+        super().__init__(f"{where}: {fault}")
+        self.path, self.line, self.fault = path, line, fault
+
+
+class RunError(SparseshareError):
+    """A run directory is missing, incomplete, or would be overwritten."""
