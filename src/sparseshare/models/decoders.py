@@ -1,0 +1,27 @@
+"""Task-specific output layers for sequence labelling."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class LinearDecoder(nn.Module):
+    """Fully-connected token classifier (Exp1/Exp2 of the sparse-sharing paper)."""
+
+    def __init__(self, in_dim: int, n_tags: int):
+        super().__init__()
+        self.proj = nn.Linear(in_dim, n_tags)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.proj(h)
+
+    def loss(self, logits: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean token cross-entropy over real (unpadded) tokens."""
+        return F.cross_entropy(logits[mask], tags[mask])
+
+    def decode(self, logits: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+        pred = logits.argmax(-1).cpu()
+        lengths = mask.sum(1).cpu().tolist()
+        return [pred[i, :n].tolist() for i, n in enumerate(lengths)]

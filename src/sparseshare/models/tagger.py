@@ -1,0 +1,117 @@
+"""The sequence-labelling base network of the sparse-sharing paper (Ma and Hovy 2016 CNN-BiLSTM).
+
+Char-CNN word features (Table 2: 30 filters, width 3) concatenated with word embeddings, dropout,
+a BiLSTM (hidden 200), dropout, then one decoder per task. The encoder is the base network E whose
+weight matrices are pruned; embeddings and decoders are excluded from pruning and from `# Params`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from sparseshare.models.decoders import LinearDecoder
+
+
+class CharCNN(nn.Module):
+    """Character embeddings -> 1-D convolution -> max over characters (per word)."""
+
+    def __init__(self, n_chars: int, char_dim: int = 30, filters: int = 30, width: int = 3):
+        super().__init__()
+        self.embed = nn.Embedding(n_chars, char_dim, padding_idx=0)
+        self.conv = nn.Conv1d(char_dim, filters, kernel_size=width, padding=width // 2)
+        self.filters = filters
+
+    def forward(self, chars: torch.Tensor) -> torch.Tensor:
+        b, t, c = chars.shape
+        x = self.embed(chars.reshape(b * t, c)).transpose(1, 2)  # [BT, dim, C]
+        h = self.conv(x)
+        h = h.masked_fill((chars.reshape(b * t, 1, c) == 0), float("-inf"))
+        h = h.max(dim=2).values
+        h = torch.where(torch.isinf(h), torch.zeros_like(h), h)  # padding words: all chars pad
+        return h.reshape(b, t, self.filters)
+
+
+class TaggerEncoder(nn.Module):
+    """Word + char-CNN features -> BiLSTM states; the shared base network."""
+
+    def __init__(
+        self,
+        n_words: int,
+        n_chars: int,
+        word_dim: int = 100,
+        char_dim: int = 30,
+        char_filters: int = 30,
+        char_width: int = 3,
+        hidden: int = 200,
+        layers: int = 1,
+        dropout: float = 0.5,
+        embeddings: torch.Tensor | None = None,
+        freeze_embeddings: bool = False,
+    ):
+        super().__init__()
+        self.word_embed = nn.Embedding(n_words, word_dim, padding_idx=0)
+        if embeddings is not None:
+            if tuple(embeddings.shape) != (n_words, word_dim):
+                raise ValueError(f"embeddings have shape {tuple(embeddings.shape)}, want {(n_words, word_dim)}")
+            self.word_embed.weight.data.copy_(embeddings)
+        self.word_embed.weight.requires_grad_(not freeze_embeddings)
+        self.char_cnn = CharCNN(n_chars, char_dim, char_filters, char_width) if char_filters > 0 else None
+        self.drop = nn.Dropout(dropout)
+        in_dim = word_dim + (char_filters if self.char_cnn is not None else 0)
+        self.lstm = nn.LSTM(in_dim, hidden, num_layers=layers, bidirectional=True, batch_first=True)
+        self.out_dim = 2 * hidden
+
+    def forward(self, words: torch.Tensor, chars: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = self.word_embed(words)
+        if self.char_cnn is not None:
+            x = torch.cat([x, self.char_cnn(chars)], dim=-1)
+        x = self.drop(x)
+        lengths = mask.sum(1).cpu()
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=words.shape[1])
+        return self.drop(out)
+
+
+class MultiTaskTagger(nn.Module):
+    """One encoder + one decoder per task: ``forward(batch, task) -> logits [B, T, n_tags(task)]``."""
+
+    def __init__(self, encoder: nn.Module, heads: Mapping[str, nn.Module]):
+        super().__init__()
+        self.encoder = encoder
+        self.heads = nn.ModuleDict(dict(heads))
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.heads)
+
+    def forward(self, batch, task: str) -> torch.Tensor:
+        h = self.encoder(batch.words, batch.chars, batch.mask)
+        return self.heads[task](h)
+
+    def loss(self, batch, task: str) -> torch.Tensor:
+        return self.heads[task].loss(self(batch, task), batch.tags, batch.mask)
+
+
+def build_tagger(
+    n_words: int,
+    n_chars: int,
+    n_tags: Mapping[str, int],
+    word_dim: int = 100,
+    char_dim: int = 30,
+    char_filters: int = 30,
+    char_width: int = 3,
+    hidden: int = 200,
+    layers: int = 1,
+    dropout: float = 0.5,
+    embeddings: torch.Tensor | None = None,
+) -> MultiTaskTagger:
+    """The paper's tagger with one linear decoder per task."""
+    enc = TaggerEncoder(
+        n_words, n_chars, word_dim, char_dim, char_filters, char_width, hidden, layers, dropout, embeddings
+    )
+    return MultiTaskTagger(enc, {t: LinearDecoder(enc.out_dim, k) for t, k in n_tags.items()})

@@ -1,0 +1,48 @@
+"""Toy batches and models shared by the unit tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from sparseshare.models.tagger import build_tagger
+
+
+@dataclass
+class ToyBatch:
+    words: torch.Tensor
+    chars: torch.Tensor
+    mask: torch.Tensor
+    tags: torch.Tensor
+
+    def to(self, device):
+        return ToyBatch(*(t.to(device) for t in (self.words, self.chars, self.mask, self.tags)))
+
+
+def toy_batch(seed: int, n_tags: int = 5, b: int = 4, t: int = 7, n_words: int = 30, n_chars: int = 12):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(2, t + 1, (b,), generator=g)
+    lengths[0] = t
+    mask = torch.arange(t)[None, :] < lengths[:, None]
+    words = torch.randint(1, n_words, (b, t), generator=g) * mask
+    chars = torch.randint(1, n_chars, (b, t, 5), generator=g) * mask[..., None]
+    tags = torch.randint(0, n_tags, (b, t), generator=g) * mask
+    return ToyBatch(words, chars, mask, tags)
+
+
+def toy_tagger(seed: int = 0, tasks=("pos", "ner"), hidden: int = 8, layers: int = 1, dropout: float = 0.0):
+    torch.manual_seed(seed)
+    return build_tagger(
+        n_words=30, n_chars=12, n_tags={t: 5 for t in tasks}, word_dim=6, char_dim=4, char_filters=3,
+        hidden=hidden, layers=layers, dropout=dropout,
+    )
+
+
+def random_masks(model, tasks, density: float, seed: int = 0):
+    from sparseshare.pruning import prunable_names
+
+    g = torch.Generator().manual_seed(seed)
+    params = dict(model.named_parameters())
+    names = prunable_names(params)
+    return {t: {n: torch.rand(params[n].shape, generator=g) < density for n in names} for t in tasks}
