@@ -34,8 +34,15 @@ def toy_batch(seed: int, n_tags: int = 5, b: int = 4, t: int = 7, n_words: int =
 def toy_tagger(seed: int = 0, tasks=("pos", "ner"), hidden: int = 8, layers: int = 1, dropout: float = 0.0):
     torch.manual_seed(seed)
     return build_tagger(
-        n_words=30, n_chars=12, n_tags={t: 5 for t in tasks}, word_dim=6, char_dim=4, char_filters=3,
-        hidden=hidden, layers=layers, dropout=dropout,
+        n_words=30,
+        n_chars=12,
+        n_tags={t: 5 for t in tasks},
+        word_dim=6,
+        char_dim=4,
+        char_filters=3,
+        hidden=hidden,
+        layers=layers,
+        dropout=dropout,
     )
 
 

@@ -80,9 +80,7 @@ def test_prunable_names_default_excludes_embeddings_biases_heads_crf():
     }
     got = prunable_names(names)
     assert got == ["encoder.char_cnn.conv.weight", "encoder.lstm.weight_ih_l0"]
-    assert prunable_names(names, include=["*"], exclude=[]) == [
-        n for n, t in names.items() if t.dim() >= 2
-    ]
+    assert prunable_names(names, include=["*"], exclude=[]) == [n for n, t in names.items() if t.dim() >= 2]
 
 
 def test_imp_densities_geometric_until_minimal():

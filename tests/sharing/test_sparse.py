@@ -11,6 +11,7 @@ TASKS = ("pos", "ner")
 
 def _optimizers():
     return {
+        "sgd_plain": lambda p: torch.optim.SGD(p, lr=0.1),
         "sgd_momentum": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=1e-3),
         "adam": lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=1e-3),
     }
@@ -43,7 +44,11 @@ def test_masked_step_never_changes_weights_or_state_outside_the_mask(opt_name):
         task = TASKS[step % 2]
         before = {n: params[n].detach().clone() for n in masks[task]}
         state_before = {
-            n: {k: v.clone() for k, v in opt.state.get(params[n], {}).items() if torch.is_tensor(v) and v.dim()}
+            n: {
+                k: v.clone()
+                for k, v in opt.state.get(params[n], {}).items()
+                if torch.is_tensor(v) and v.dim()
+            }
             for n in masks[task]
         }
         opt.zero_grad(set_to_none=True)

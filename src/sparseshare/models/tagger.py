@@ -56,7 +56,9 @@ class TaggerEncoder(nn.Module):
         self.word_embed = nn.Embedding(n_words, word_dim, padding_idx=0)
         if embeddings is not None:
             if tuple(embeddings.shape) != (n_words, word_dim):
-                raise ValueError(f"embeddings have shape {tuple(embeddings.shape)}, want {(n_words, word_dim)}")
+                raise ValueError(
+                    f"embeddings have shape {tuple(embeddings.shape)}, want {(n_words, word_dim)}"
+                )
             self.word_embed.weight.data.copy_(embeddings)
         self.word_embed.weight.requires_grad_(not freeze_embeddings)
         self.char_cnn = CharCNN(n_chars, char_dim, char_filters, char_width) if char_filters > 0 else None

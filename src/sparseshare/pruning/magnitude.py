@@ -36,7 +36,9 @@ def _prune_flat(scores: torch.Tensor, kept: torch.Tensor, fraction: float) -> to
     return new
 
 
-def prune_global(weights: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor], fraction: float) -> Mask:
+def prune_global(
+    weights: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor], fraction: float
+) -> Mask:
     """Prune ``fraction`` of the remaining weights across all masked tensors by |w|."""
     _check(weights, mask, fraction)
     names = list(mask)

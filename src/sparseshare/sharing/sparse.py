@@ -32,6 +32,7 @@ class SparseSharing(nn.Module):
                 raise KeyError(f"no mask for task '{task}'; masks cover {sorted(masks)}")
             self._masks[task] = validate_mask(masks[task], params)
         self._params = params
+        self._snapshots: dict = {}
 
     @property
     def tasks(self) -> list[str]:
@@ -46,10 +47,11 @@ class SparseSharing(nn.Module):
         self._params = dict(self.model.named_parameters())
         dev = next(iter(self._params.values())).device
         self._masks = {t: {n: m.to(dev) for n, m in mk.items()} for t, mk in self._masks.items()}
+        self._snapshots = {}
         return out
 
     def forward(self, batch, task: str) -> torch.Tensor:
-        masked = {n: self._params[n] * m for n, m in self._masks[task].items()}
+        masked = {n: self._params[n] * m for n, m in self._scales(task).items()}
         return functional_call(self.model, masked, (batch, task), strict=False)
 
     def loss(self, batch, task: str) -> torch.Tensor:
@@ -58,24 +60,54 @@ class SparseSharing(nn.Module):
     def decode(self, batch, task: str) -> list[list[int]]:
         return self.model.heads[task].decode(self(batch, task), batch.mask)
 
+    @staticmethod
+    def _stateless(optimizer: torch.optim.Optimizer) -> bool:
+        """Plain SGD: the update is -lr * grad, exactly zero outside M_t, so nothing can leak."""
+        return type(optimizer) is torch.optim.SGD and all(
+            g.get("momentum", 0) == 0 and g.get("weight_decay", 0) == 0 for g in optimizer.param_groups
+        )
+
     @torch.no_grad()
     def step(self, optimizer: torch.optim.Optimizer, task: str) -> None:
         """Optimizer step that leaves weights and optimizer state outside M_t untouched."""
+        if self._stateless(optimizer):
+            optimizer.step()
+            return
         mask = self._masks[task]
-        saved = []
+        pairs = []  # (live tensor, snapshot buffer, mask); buffers are reused across steps
         for name, m in mask.items():
             p = self._params[name]
-            state = optimizer.state.get(p, {})
-            tensors = {k: v.clone() for k, v in state.items() if torch.is_tensor(v) and v.shape == p.shape}
-            saved.append((p, m, p.detach().clone(), tensors))
-        optimizer.step()
-        for p, m, old, tensors in saved:
-            p.copy_(torch.where(m, p, old))
-            state = optimizer.state.get(p, {})
-            for k, v in state.items():
+            pairs.append((p, self._buffer(("p", name), p), m))
+            for k, v in optimizer.state.get(p, {}).items():
                 if torch.is_tensor(v) and v.shape == p.shape:
-                    before = tensors.get(k)
-                    v.copy_(torch.where(m, v, before if before is not None else torch.zeros_like(v)))
+                    pairs.append((v, self._buffer((k, name), v), m))
+        if pairs:
+            torch._foreach_copy_([b for _, b, _ in pairs], [t for t, _, _ in pairs])
+        fresh = {name for name in mask if not optimizer.state.get(self._params[name])}
+        optimizer.step()
+        for t, b, m in pairs:
+            torch.where(m, t, b, out=t)
+        for name in fresh:  # state created by this step: outside M_t it must stay at its initial zeros
+            p, m = self._params[name], mask[name]
+            for v in optimizer.state.get(p, {}).values():
+                if torch.is_tensor(v) and v.shape == p.shape:
+                    v.masked_fill_(~m, 0)
+
+    def _scales(self, task: str) -> dict[str, torch.Tensor]:
+        """The mask as 0/1 in each parameter's dtype (a multiply by a bool mask would cast every step)."""
+        key = ("scale", task)
+        out = self._snapshots.get(key)
+        if out is None or any(out[n].device != self._params[n].device for n in out):
+            out = self._snapshots[key] = {
+                n: m.to(self._params[n].dtype) for n, m in self._masks[task].items()
+            }
+        return out
+
+    def _buffer(self, key, like: torch.Tensor) -> torch.Tensor:
+        buf = self._snapshots.get(key)
+        if buf is None or buf.shape != like.shape or buf.device != like.device or buf.dtype != like.dtype:
+            buf = self._snapshots[key] = torch.empty_like(like)
+        return buf
 
     def shared_parameter_names(self) -> list[str]:
         return [f"model.{n}" for n, _ in self.model.encoder.named_parameters()]

@@ -1,0 +1,105 @@
+"""Masked joint-training step vs unmasked (hard-sharing) step on the paper's tagger, batch 10.
+
+Both mechanisms share one model shape and the same batches; steps are interleaved (A, B, A, B, ...)
+so machine noise hits both alike. The last line is the median per-step time ratio masked / unmasked.
+Goal (issue: core): <= 1.10.  Usage: python bench/masked_step.py [--steps N] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+
+import torch
+
+from sparseshare.models.tagger import build_tagger
+from sparseshare.pruning import prunable_names
+from sparseshare.sharing import HardSharing, SparseSharing
+
+
+class Batch:
+    def __init__(self, words, chars, mask, tags):
+        self.words, self.chars, self.mask, self.tags = words, chars, mask, tags
+
+    def to(self, device):
+        return Batch(*(t.to(device) for t in (self.words, self.chars, self.mask, self.tags)))
+
+
+def make_batch(g, b=10, t=25, n_words=20000, n_chars=80, n_tags=45, device="cpu"):
+    lengths = torch.randint(5, t + 1, (b,), generator=g)
+    lengths[0] = t
+    mask = torch.arange(t)[None] < lengths[:, None]
+    words = torch.randint(1, n_words, (b, t), generator=g) * mask
+    chars = torch.randint(1, n_chars, (b, t, 12), generator=g) * mask[..., None]
+    tags = torch.randint(0, n_tags, (b, t), generator=g) * mask
+    return Batch(words, chars, mask, tags).to(device)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args()
+    dev = torch.device(args.device)
+    tasks = {"pos": 45, "chunk": 23, "ner": 17}
+    torch.manual_seed(0)
+    base = build_tagger(20000, 80, tasks, word_dim=100, hidden=200, dropout=0.5)
+    params = dict(base.named_parameters())
+    names = prunable_names(params)
+    g = torch.Generator().manual_seed(0)
+    masks = {t: {n: torch.rand(params[n].shape, generator=g) < 0.5 for n in names} for t in tasks}
+    batches = [make_batch(g, device=dev) for _ in range(16)]
+    order = list(tasks)
+
+    def measure(momentum: float) -> float:
+        hard = HardSharing(copy.deepcopy(base)).to(dev)
+        sparse = SparseSharing(copy.deepcopy(base), masks).to(dev)
+        opts.clear()
+        opts.update(
+            {id(m): torch.optim.SGD(m.parameters(), lr=0.1, momentum=momentum) for m in (hard, sparse)}
+        )
+        for i in range(args.warmup):
+            step(hard, i), step(sparse, i)
+        th, ts = [], []
+        for i in range(args.steps):
+            if i % 2:
+                th.append(step(hard, i)), ts.append(step(sparse, i))
+            else:
+                ts.append(step(sparse, i)), th.append(step(hard, i))
+        mh, ms = statistics.median(th), statistics.median(ts)
+        print(
+            f"SGD momentum {momentum}: unmasked (hard) {1000 * mh:.2f} ms, masked (sparse) {1000 * ms:.2f} ms"
+            f" per step (median of {args.steps})"
+        )
+        return ms / mh
+
+    opts: dict = {}
+
+    def step(mech, i):
+        task = order[i % 3]
+        opt = opts[id(mech)]
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        batch = batches[i % len(batches)]
+        batch.tags = batch.tags.clamp(max=tasks[task] - 1)
+        mech.loss(batch, task).backward()
+        torch.nn.utils.clip_grad_norm_(mech.parameters(), 5.0)
+        mech.step(opt, task)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    print(f"device {dev}, threads {torch.get_num_threads()}, interleaved steps, batch 10, 50% density masks")
+    r_mom = measure(0.9)
+    print(f"median ratio masked/unmasked with SGD momentum 0.9: {r_mom:.3f}")
+    r_paper = measure(0.0)
+    print(f"median ratio masked/unmasked (paper's SGD, lr 0.1): {r_paper:.3f}")
+
+
+if __name__ == "__main__":
+    main()

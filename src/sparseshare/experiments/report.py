@@ -1,0 +1,124 @@
+"""Results tables (markdown / terminal) and figures (Figure 3 of the paper; Overlap Ratio heatmap)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sparseshare import paths
+
+SYSTEM_LABELS = {
+    "single": "Single task",
+    "single_subnet": "Single task (subnet)",
+    "hard": "Hard sharing",
+    "cross_stitch": "Soft sharing (cross-stitch)",
+    "hierarchical": "Hierarchical sharing",
+    "sparse": "Sparse sharing",
+}
+
+
+def results_table(results: dict) -> str:
+    """Markdown table: one row per system, test (and dev) primary metric per task, Δ vs single, # Params."""
+    systems = results["systems"]
+    tasks = list(next(iter(systems.values()))["tasks"])
+    base = systems.get("single")
+    head = ["System"]
+    for t in tasks:
+        metric = next(iter(systems.values()))["tasks"][t]["metric"]
+        head += [f"{t} test {metric}", "Δ" if base else "", f"{t} dev"]
+    head += ["# Params"]
+    head = [h for h in head if h]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, sys in systems.items():
+        cells = [SYSTEM_LABELS.get(name, name)]
+        for t in tasks:
+            r = sys["tasks"][t]
+            cells.append(f"{100 * r['test']:.2f}")
+            if base:
+                d = 100 * (r["test"] - base["tasks"][t]["test"])
+                cells.append("-" if name == "single" else f"{d:+.2f}")
+            cells.append(f"{100 * r['dev']:.2f}")
+        cells.append(f"{sys['params'] / 1000:.0f}k")
+        rows.append("| " + " | ".join(cells) + " |")
+    out = "\n".join(rows)
+    if "masks" in results:
+        dens = ", ".join(f"{t} {100 * v['density']:.2f}%" for t, v in results["masks"].items())
+        pair = ", ".join(f"{k} {v:.3f}" for k, v in results["overlap"]["pairwise"].items())
+        ov = results["overlap"]["all"]
+        out += f"\n\nSelected subnet density (kept): {dens}. Overlap Ratio (Eq. 4): all {ov:.3f}"
+        out += f"; pairwise {pair}." if pair else "."
+    return out
+
+
+def plot_search(results: dict, out: Path) -> Path | None:
+    """Figure 3: dev score against density for every IMP level of every task."""
+    search = results["systems"].get("sparse", {}).get("search")
+    if not search:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(search), figsize=(4 * len(search), 3.2), squeeze=False)
+    for ax, (task, info) in zip(axes[0], search.items()):
+        xs = [lv["density"] * 100 for lv in info["levels"]]
+        ys = [lv["dev"] * 100 for lv in info["levels"]]
+        ax.plot(xs, ys, "o-", ms=4)
+        sel = info["selected"]
+        ax.plot([xs[sel]], [ys[sel]], "r*", ms=12, label="selected")
+        ax.invert_xaxis()
+        ax.set_xlabel("density (% of prunable weights kept)")
+        ax.set_ylabel("dev score (%)")
+        ax.set_title(task)
+        ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    path = out / "search_dev_vs_density.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_overlap(results: dict, out: Path) -> Path | None:
+    """Heatmap of the pairwise mask Overlap Ratio."""
+    if "masks" not in results or len(results["masks"]) < 2:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    tasks = list(results["masks"])
+    m = np.eye(len(tasks))
+    for key, v in results["overlap"]["pairwise"].items():
+        a, b = key.split("|")
+        m[tasks.index(a), tasks.index(b)] = m[tasks.index(b), tasks.index(a)] = v
+    fig, ax = plt.subplots(figsize=(3.6, 3.2))
+    im = ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
+    ax.set_xticks(range(len(tasks)), tasks)
+    ax.set_yticks(range(len(tasks)), tasks)
+    for i in range(len(tasks)):
+        for j in range(len(tasks)):
+            ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", color="w" if m[i, j] < 0.6 else "k")
+    fig.colorbar(im, ax=ax)
+    ax.set_title("Mask Overlap Ratio")
+    fig.tight_layout()
+    path = out / "overlap.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_report(run: Path, results: dict) -> str:
+    """Write results.md and figures/; return the table."""
+    table = results_table(results)
+    meta = results.get("meta", {})
+    text = f"# {results['experiment']}\n\nTest scores in %, best-dev checkpoint, evaluated once.\n\n{table}\n"
+    if meta:
+        text += "\n" + ", ".join(f"{k}: {v}" for k, v in meta.items()) + "\n"
+    paths.results_md(run).write_text(text)
+    figs = paths.figures(run)
+    figs.mkdir(exist_ok=True)
+    plot_search(results, figs)
+    plot_overlap(results, figs)
+    return table

@@ -1,0 +1,52 @@
+"""Run a whole experiment into a run directory and assemble results.json (written last = finished)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from sparseshare import paths
+from sparseshare.experiments.config import ExperimentConfig
+from sparseshare.experiments.report import write_report
+from sparseshare.experiments.run_dir import open_run, write_json_atomic
+from sparseshare.masks.io import load_masks
+from sparseshare.masks.mask import density, overlap_matrix, overlap_ratio
+
+
+def run_experiment(cfg: ExperimentConfig, out: Path) -> dict:
+    """Run (or resume) every configured system and write results.json, results.md and figures."""
+    from sparseshare.experiments.sequence import SYSTEM_RUNNERS, load_context
+
+    run = open_run(cfg, out)
+    start = time.time()
+    ctx = load_context(cfg, run)
+    systems = {}
+    for name in cfg.systems:
+        done = paths.system_result(run, name)
+        if done.exists():
+            systems[name] = json.loads(done.read_text())
+            continue
+        t0 = time.time()
+        res = SYSTEM_RUNNERS[name](ctx)
+        res["seconds"] = round(time.time() - t0, 1)
+        write_json_atomic(res, done)
+        systems[name] = res
+    results = {"experiment": cfg.name, "systems": systems}
+    if paths.masks(run).exists():
+        masks = load_masks(paths.masks(run))
+        results["masks"] = {t: {"density": density(m)} for t, m in masks.items()}
+        results["overlap"] = {"all": overlap_ratio(list(masks.values())), "pairwise": overlap_matrix(masks)}
+    results["meta"] = {
+        "seed": cfg.seed,
+        "device": str(ctx.device),
+        "torch": torch.__version__,
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+        "wall_seconds_this_invocation": round(time.time() - start, 1),
+    }
+    write_report(run, results)
+    write_json_atomic(results, paths.results_json(run))  # last: marks the run finished
+    return results

@@ -1,0 +1,279 @@
+"""The sequence-labelling experiment (sparse-sharing paper, Exp1): single, hard and sparse sharing.
+
+Each system trains with the same trainer and data; selection (checkpoints, subnets) uses dev only and
+each system's best-dev state is evaluated on test exactly once. Finished systems and IMP levels are
+kept on disk, so a killed run started again with the same command resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sparseshare import paths
+from sparseshare.experiments.config import ExperimentConfig
+from sparseshare.experiments.run_dir import MetricsLog
+from sparseshare.masks.io import save_masks
+from sparseshare.masks.mask import density, union_count
+from sparseshare.models.tagger import build_tagger
+from sparseshare.pruning.prunable import prunable_names
+from sparseshare.sharing.hard import HardSharing
+from sparseshare.sharing.sparse import SparseSharing
+from sparseshare.training.search import SearchSettings, search_task, select_level
+from sparseshare.training.trainer import TaskSpec, TrainSettings, evaluate, train
+
+TASK_METRICS = {"pos": ("accuracy", None), "chunk": ("f1", "bio2"), "ner": ("f1", "bioes")}
+
+
+@dataclass
+class Context:
+    cfg: ExperimentConfig
+    run: Path
+    tasks: dict[str, TaskSpec]
+    n_words: int
+    n_chars: int
+    embeddings: torch.Tensor | None
+    device: torch.device
+    log: MetricsLog
+
+    def build_model(self, tasks: list[str] | None = None):
+        torch.manual_seed(self.cfg.seed)
+        tasks = tasks or list(self.tasks)
+        m = self.cfg.model
+        n_tags = {t: len(self.tasks[t].data.tag_vocab) for t in tasks}
+        return build_tagger(
+            self.n_words,
+            self.n_chars,
+            n_tags,
+            m.word_dim,
+            m.char_dim,
+            m.char_filters,
+            m.char_width,
+            m.hidden,
+            m.layers,
+            m.dropout,
+            self.embeddings,
+        )
+
+    def settings(self) -> TrainSettings:
+        return TrainSettings(**self.cfg.train.__dict__)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_context(cfg: ExperimentConfig, run: Path) -> Context:
+    """Resolve and read the data, build shared vocabularies and (optionally) GloVe embeddings."""
+    from sparseshare.data.embeddings import embedding_matrix, load_glove
+    from sparseshare.data.sequence import SequenceData, build_shared_vocabs, conll03_tasks
+    from sparseshare.data.sources import get_source, resolve
+
+    d = cfg.data
+    root = resolve(get_source(d.dataset), d.data_dir)
+    raw = conll03_tasks(root, tasks=tuple(d.tasks), limits=d.limits or None)
+    word_vocab, char_vocab = build_shared_vocabs([raw[t]["train"] for t in d.tasks], lower=d.lower_words)
+    tasks = {}
+    for t in d.tasks:
+        metric, scheme = TASK_METRICS[t]
+        data = SequenceData(t, raw[t], word_vocab, char_vocab, lower_words=d.lower_words)
+        tasks[t] = TaskSpec(t, data, metric, scheme)
+    emb = None
+    if d.embeddings:
+        src = Path(d.embeddings)
+        path = src if src.exists() else resolve(get_source(d.embeddings))
+        words, vectors = load_glove(path)
+        if vectors.shape[1] != cfg.model.word_dim:
+            from sparseshare.errors import ConfigError
+
+            raise ConfigError(
+                f"'model.word_dim' is {cfg.model.word_dim} but the embeddings "
+                f"'{d.embeddings}' have {vectors.shape[1]} dimensions"
+            )
+        mat, found = embedding_matrix(
+            list(word_vocab.itos),
+            words,
+            vectors,
+            cfg.model.word_dim,
+            np.random.default_rng(cfg.seed),
+            lower=d.lower_words,
+        )
+        emb = torch.from_numpy(mat)
+    log = MetricsLog(run)
+    if emb is not None:
+        log({"phase": "data", "embeddings": d.embeddings, "vocab": len(word_vocab), "found": int(found)})
+    return Context(cfg, run, tasks, len(word_vocab), len(char_vocab), emb, resolve_device(cfg.device), log)
+
+
+def encoder_param_count(model, names: list[str] | None = None) -> int:
+    """Encoder parameters excluding embeddings (the paper's `# Params`: no embeddings, no output layers)."""
+    return sum(
+        p.numel()
+        for n, p in model.named_parameters()
+        if n.startswith("encoder.") and "embed" not in n and (names is None or n in names)
+    )
+
+
+def _final_eval(ctx: Context, mech, tasks: list[str]) -> dict:
+    """Evaluate the best-dev state on dev and — once — on test."""
+    out = {}
+    for t in tasks:
+        spec = ctx.tasks[t]
+        dev = evaluate(mech, spec, "dev", 100, ctx.device)
+        test = evaluate(mech, spec, "test", 100, ctx.device)
+        out[t] = {
+            "metric": spec.metric,
+            "dev": dev[spec.metric],
+            "test": test[spec.metric],
+            "all": {"dev": dev, "test": test},
+        }
+    return out
+
+
+def run_single(ctx: Context) -> dict:
+    """Single-task baseline: one full model per task, trained alone."""
+    result, params = {}, 0
+    for t in ctx.tasks:
+        model = ctx.build_model([t])
+        mech = HardSharing(model)
+        ckpt = paths.system_dir(ctx.run, "single", t)
+        ckpt.mkdir(parents=True, exist_ok=True)
+        res = train(
+            mech,
+            {t: ctx.tasks[t]},
+            ctx.settings(),
+            seed=ctx.cfg.seed,
+            device=ctx.device,
+            ckpt_dir=ckpt,
+            desc=f"single {t}",
+            log=ctx.log,
+        )
+        mech.load_state_dict(res.best_state)
+        result.update(_final_eval(ctx, mech, [t]))
+        params += encoder_param_count(model)
+    return {"params": params, "tasks": result}
+
+
+def run_hard(ctx: Context) -> dict:
+    """Hard sharing: one encoder, all tasks, proportional task sampling."""
+    model = ctx.build_model()
+    mech = HardSharing(model)
+    ckpt = paths.system_dir(ctx.run, "hard")
+    ckpt.mkdir(parents=True, exist_ok=True)
+    res = train(
+        mech,
+        ctx.tasks,
+        ctx.settings(),
+        seed=ctx.cfg.seed,
+        device=ctx.device,
+        ckpt_dir=ckpt,
+        desc="hard",
+        log=ctx.log,
+    )
+    mech.load_state_dict(res.best_state)
+    return {"params": encoder_param_count(model), "tasks": _final_eval(ctx, mech, list(ctx.tasks))}
+
+
+def warmup_state(ctx: Context) -> dict:
+    """Multi-task warmup: the dense network trained on all tasks for w epochs (the rewind point θ^(w))."""
+    path = paths.warmup(ctx.run)
+    if path.exists():
+        return torch.load(path, map_location="cpu", weights_only=True)
+    model = ctx.build_model()
+    if ctx.cfg.search.warmup_epochs > 0:
+        s = ctx.settings()
+        s.epochs, s.patience = ctx.cfg.search.warmup_epochs, 0
+        train(
+            HardSharing(model),
+            ctx.tasks,
+            s,
+            seed=ctx.cfg.seed + 1,
+            device=ctx.device,
+            desc="warmup",
+            log=ctx.log,
+        )
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+    return state
+
+
+def search_masks(ctx: Context) -> tuple[dict, dict]:
+    """Warmup, then IMP per task; returns the selected masks and every task's level records."""
+    s = ctx.cfg.search
+    settings = SearchSettings(
+        s.warmup_epochs, s.epochs_per_level, s.patience, s.alpha, s.min_density, s.strategy, s.force_density
+    )
+    start = time.time()
+    state = warmup_state(ctx)
+    names = prunable_names(dict(ctx.build_model().named_parameters()), s.include, s.exclude)
+    selected, levels = {}, {}
+    for t, spec in ctx.tasks.items():
+        lv, masks = search_task(
+            ctx.build_model,
+            state,
+            spec,
+            names,
+            ctx.settings(),
+            settings,
+            seed=ctx.cfg.seed,
+            device=ctx.device,
+            out_dir=paths.search_dir(ctx.run),
+            log=ctx.log,
+        )
+        pick = select_level(lv, s.force_density.get(t))
+        selected[t] = masks[pick]
+        levels[t] = {
+            "levels": [x.__dict__ for x in lv],
+            "selected": pick,
+            "epochs": sum(x.epochs for x in lv),
+        }
+    ctx.log(
+        {
+            "phase": "search_done",
+            "seconds": time.time() - start,
+            "epochs": {t: v["epochs"] for t, v in levels.items()},
+        }
+    )
+    return selected, levels
+
+
+def run_sparse(ctx: Context) -> dict:
+    """Sparse sharing: masks from IMP, all subnets trained jointly from the warmup weights."""
+    masks, levels = search_masks(ctx)
+    save_masks(masks, paths.masks(ctx.run))
+    model = ctx.build_model()
+    model.load_state_dict(warmup_state(ctx))
+    mech = SparseSharing(model, masks)
+    ckpt = paths.system_dir(ctx.run, "sparse")
+    ckpt.mkdir(parents=True, exist_ok=True)
+    res = train(
+        mech,
+        ctx.tasks,
+        ctx.settings(),
+        seed=ctx.cfg.seed,
+        device=ctx.device,
+        ckpt_dir=ckpt,
+        desc="sparse",
+        log=ctx.log,
+    )
+    mech.load_state_dict(res.best_state)
+    pruned = list(next(iter(masks.values())))
+    others = [n for n, _ in model.named_parameters() if n not in pruned]
+    params = union_count(list(masks.values())) + encoder_param_count(model, others)
+    return {
+        "params": params,
+        "tasks": _final_eval(ctx, mech, list(ctx.tasks)),
+        "search": {t: {**v, "density": density(masks[t])} for t, v in levels.items()},
+    }
+
+
+SYSTEM_RUNNERS = {"single": run_single, "hard": run_hard, "sparse": run_sparse}

@@ -1,0 +1,54 @@
+"""Every path inside a run directory, in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def config(run: Path) -> Path:
+    return run / "config.yaml"
+
+
+def results_json(run: Path) -> Path:
+    return run / "results.json"
+
+
+def results_md(run: Path) -> Path:
+    return run / "results.md"
+
+
+def masks(run: Path) -> Path:
+    return run / "masks.safetensors"
+
+
+def metrics_log(run: Path) -> Path:
+    return run / "metrics.jsonl"
+
+
+def figures(run: Path) -> Path:
+    return run / "figures"
+
+
+def search_dir(run: Path) -> Path:
+    return run / "search"
+
+
+def search_log(run: Path, task: str) -> Path:
+    return search_dir(run) / f"{task}.jsonl"
+
+
+def warmup(run: Path) -> Path:
+    return search_dir(run) / "warmup.pt"
+
+
+def system_dir(run: Path, system: str, task: str | None = None) -> Path:
+    d = run / "systems" / system
+    return d / task if task else d
+
+
+def system_result(run: Path, system: str) -> Path:
+    return system_dir(run, system) / "result.json"
+
+
+def vocab(run: Path) -> Path:
+    return run / "vocab.json"

@@ -1,0 +1,1 @@
+"""Trainer, task samplers, mask search (IMP with multi-task warmup)."""
