@@ -17,7 +17,10 @@ class ToyBatch:
     tags: torch.Tensor
 
     def to(self, device):
-        return ToyBatch(*(t.to(device) for t in (self.words, self.chars, self.mask, self.tags)))
+        out = ToyBatch(*(t.to(device) for t in (self.words, self.chars, self.mask, self.tags)))
+        if hasattr(self, "index"):
+            out.index = self.index
+        return out
 
 
 def toy_batch(seed: int, n_tags: int = 5, b: int = 4, t: int = 7, n_words: int = 30, n_chars: int = 12):
@@ -53,3 +56,43 @@ def random_masks(model, tasks, density: float, seed: int = 0):
     params = dict(model.named_parameters())
     names = prunable_names(params)
     return {t: {n: torch.rand(params[n].shape, generator=g) < density for n in names} for t in tasks}
+
+
+class ToyVocab:
+    def __init__(self, itos):
+        self.itos = list(itos)
+
+    def __len__(self):
+        return len(self.itos)
+
+
+class ToyData:
+    """A small learnable tagging task with the SequenceData interface (tag = word id mod n_tags)."""
+
+    def __init__(self, seed: int, n_tags: int = 5, sizes=(48, 16, 16)):
+        self.tag_vocab = ToyVocab([f"T{i}" for i in range(n_tags)])
+        self.splits, self._batches = {}, {}
+        for split, n, off in zip(("train", "dev", "test"), sizes, (0, 1000, 2000)):
+            b = toy_batch(seed + off, n_tags=n_tags, b=n)
+            b.tags = (b.words % n_tags) * b.mask
+            self._batches[split] = b
+            self.splits[split] = [
+                (
+                    [str(w) for w in b.words[i][b.mask[i]].tolist()],
+                    [f"T{t}" for t in b.tags[i][b.mask[i]].tolist()],
+                )
+                for i in range(n)
+            ]
+
+    def num_sentences(self, split):
+        return len(self.splits[split])
+
+    def batches(self, split, batch_size, shuffle=False, generator=None):
+        full = self._batches[split]
+        n = full.words.shape[0]
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        for s in range(0, n, batch_size):
+            idx = order[s : s + batch_size]
+            b = ToyBatch(full.words[idx], full.chars[idx], full.mask[idx], full.tags[idx])
+            b.index = idx
+            yield b

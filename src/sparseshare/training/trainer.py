@@ -118,6 +118,8 @@ def train(
     sizes = {t: spec.data.num_sentences("train") for t, spec in tasks.items()}
     steps = sum(math.ceil(n / settings.batch_size) for n in sizes.values())
     start, best, best_epoch, bad, history, best_state = 0, -math.inf, -1, 0, [], None
+    if ckpt_dir:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
     last = ckpt_dir / "last.pt" if ckpt_dir else None
     if last is not None and last.exists():
         ck = torch.load(last, map_location=device, weights_only=False)

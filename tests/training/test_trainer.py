@@ -1,0 +1,93 @@
+from collections import Counter
+
+import pytest
+import torch
+
+from sparseshare.sharing import HardSharing, SparseSharing
+from sparseshare.training import trainer as trainer_mod
+from sparseshare.training.samplers import get_sampler
+from sparseshare.training.trainer import TaskSpec, TrainSettings, train
+from tests.helpers import ToyData, random_masks, toy_tagger
+
+TASKS = ("pos", "ner")
+
+
+def _specs():
+    return {t: TaskSpec(t, ToyData(i, sizes=(40 + 40 * i, 16, 16)), "accuracy") for i, t in enumerate(TASKS)}
+
+
+def test_training_learns_the_toy_task():
+    specs = _specs()
+    mech = HardSharing(toy_tagger(tasks=TASKS, hidden=16))
+    res = train(mech, specs, TrainSettings(epochs=12, patience=0, batch_size=8, lr=0.5), seed=0, device="cpu")
+    assert res.epochs_run == 12
+    assert res.history[res.best_epoch]["dev_mean"] > res.history[0]["dev_mean"]
+    assert res.best_dev["pos"]["accuracy"] > 0.5  # 5 tags: chance is 0.2
+
+
+def test_early_stopping_stops_after_patience(monkeypatch):
+    scores = [0.5, 0.6, 0.55, 0.58, 0.59, 0.9, 0.9]
+    calls = []
+
+    def fake(*a, **k):  # one call per task per epoch; both tasks score the epoch's value
+        calls.append(1)
+        return {"accuracy": scores[(len(calls) - 1) // len(TASKS)]}
+
+    monkeypatch.setattr(trainer_mod, "evaluate", fake)
+    res = train(
+        HardSharing(toy_tagger(tasks=TASKS)),
+        _specs(),
+        TrainSettings(epochs=7, patience=3),
+        seed=0,
+        device="cpu",
+    )
+    assert res.epochs_run == 5 and res.best_epoch == 1
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_killed_training_resumes_identically(tmp_path, monkeypatch):
+    settings = TrainSettings(epochs=5, patience=0, batch_size=8, lr=0.3, momentum=0.9)
+
+    def mech():
+        m = toy_tagger(tasks=TASKS, dropout=0.2)
+        return SparseSharing(m, random_masks(m, TASKS, 0.6))
+
+    ref = mech()
+    ref_res = train(ref, _specs(), settings, seed=5, device="cpu", ckpt_dir=tmp_path / "a")
+    real, calls = trainer_mod.evaluate, {"n": 0}
+
+    def dying(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2 * 3 + 1:  # during epoch 4's dev evaluation
+            raise _Killed
+        return real(*a, **k)
+
+    (tmp_path / "b").mkdir()
+    monkeypatch.setattr(trainer_mod, "evaluate", dying)
+    with pytest.raises(_Killed):
+        train(mech(), _specs(), settings, seed=5, device="cpu", ckpt_dir=tmp_path / "b")
+    monkeypatch.setattr(trainer_mod, "evaluate", real)
+    resumed = mech()
+    res = train(resumed, _specs(), settings, seed=5, device="cpu", ckpt_dir=tmp_path / "b")
+    assert [h["loss"] for h in res.history] == [h["loss"] for h in ref_res.history]
+    for (n, a), (_, b) in zip(ref.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), n
+
+
+@pytest.mark.parametrize("name", ["proportional", "uniform", "round_robin"])
+def test_samplers(name):
+    sizes = {"a": 100, "b": 300}
+    order = get_sampler(name)(sizes, 4000, torch.Generator().manual_seed(0))
+    c = Counter(order)
+    assert len(order) == 4000 and set(c) == {"a", "b"}
+    if name == "proportional":
+        assert abs(c["b"] / 4000 - 0.75) < 0.03
+    elif name == "uniform":
+        assert abs(c["b"] / 4000 - 0.5) < 0.03
+    else:
+        assert order[:4] == ["a", "b", "a", "b"]
+    with pytest.raises(Exception, match="valid"):
+        get_sampler("greedy")
