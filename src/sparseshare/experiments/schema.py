@@ -50,7 +50,7 @@ def _coerce(value: Any, tp, key: str):
 
 
 def from_dict(cls, data: dict, prefix: str = ""):
-    """Build dataclass ``cls`` from ``data``; unknown keys and wrong types raise ConfigError naming the key."""
+    """Build dataclass ``cls`` from ``data``; unknown keys and wrong types raise ConfigError naming it."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
