@@ -88,3 +88,4 @@ def test_selection_best_dev_ties_to_sparsest_or_forced():
     assert select_level(lv) == 2
     assert select_level(lv, forced_density=0.5) == 3
     assert select_level(lv, forced_density=0.85) == 1
+    assert select_level(lv, higher_is_better=False) == 0  # an error metric: lowest is best

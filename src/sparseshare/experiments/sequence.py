@@ -229,7 +229,7 @@ def search_masks(ctx: Context) -> tuple[dict, dict]:
             out_dir=paths.search_dir(ctx.run),
             log=ctx.log,
         )
-        pick = select_level(lv, s.force_density.get(t))
+        pick = select_level(lv, s.force_density.get(t), spec.higher_is_better)
         selected[t] = masks[pick]
         levels[t] = {
             "levels": [x.__dict__ for x in lv],

@@ -25,12 +25,19 @@ from sparseshare.training.samplers import get_sampler
 
 @dataclass
 class TaskSpec:
-    """One task: its data (train/dev/test batches, tag vocabulary), primary metric and tag scheme."""
+    """One task: its data (``batches(split, ...)``, ``num_sentences(split)``), primary metric, tag scheme.
+
+    ``evaluator(mechanism, spec, split, batch_size, device) -> metrics`` scores non-sequence tasks
+    (tabular, recommendation); sequence-labelling tasks leave it None and are scored by tag strings.
+    ``higher_is_better`` is False for error metrics such as MSE (selection then minimises).
+    """
 
     name: str
     data: object
-    metric: str  # 'accuracy' or 'f1'
+    metric: str  # primary metric: 'accuracy' or 'f1' for sequences; e.g. 'auc', 'mse' for tables
     scheme: str | None = None
+    evaluator: Callable | None = None
+    higher_is_better: bool = True
 
 
 @dataclass
@@ -83,14 +90,17 @@ def predict(mechanism, task: TaskSpec, split: str, batch_size: int, device) -> l
 
 def evaluate(mechanism, task: TaskSpec, split: str, batch_size: int, device) -> dict[str, float]:
     """All metrics of ``task`` on ``split``."""
+    if task.evaluator is not None:
+        return task.evaluator(mechanism, task, split, batch_size, device)
     pred = predict(mechanism, task, split, batch_size, device)
     gold = [tags for _, tags in task.data.splits[split]]
     return score_sequences(gold, pred, task.metric, task.scheme)
 
 
 def mean_primary(scores: Mapping[str, Mapping[str, float]], tasks: Mapping[str, TaskSpec]) -> float:
-    """Average of each task's primary metric: the dev selection criterion of joint training."""
-    return sum(scores[t][tasks[t].metric] for t in tasks) / len(tasks)
+    """Average of each task's primary metric (negated for lower-is-better metrics): the dev criterion."""
+    signed = [scores[t][tasks[t].metric] * (1 if tasks[t].higher_is_better else -1) for t in tasks]
+    return sum(signed) / len(signed)
 
 
 def _save_atomic(obj, path: Path) -> None:
