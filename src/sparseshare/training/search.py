@@ -132,10 +132,13 @@ def search_task(
     return levels, masks
 
 
-def select_level(levels: list[Level], forced_density: float | None = None) -> int:
+def select_level(
+    levels: list[Level], forced_density: float | None = None, higher_is_better: bool = True
+) -> int:
     """Best dev score, ties -> lowest density (the paper's rule); or the level nearest a forced density."""
     if forced_density is not None:
         return min(
             range(len(levels)), key=lambda i: (abs(levels[i].density - forced_density), levels[i].density)
         )
-    return max(range(len(levels)), key=lambda i: (levels[i].dev, -levels[i].density))
+    sign = 1 if higher_is_better else -1
+    return max(range(len(levels)), key=lambda i: (sign * levels[i].dev, -levels[i].density))
