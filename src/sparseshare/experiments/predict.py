@@ -13,6 +13,8 @@ from sparseshare.errors import RunError
 
 def predict_file(run: Path, task: str, file: Path, output: Path | None, system: str | None = None) -> int:
     """Append the predicted tag column to every token line of ``file``; return the sentence count."""
+    if not paths.config(run).exists():
+        raise RunError(f"{run}: not a run directory (no config.yaml)")
     from sparseshare.data.conll import read_columns
     from sparseshare.data.sequence import SequenceData
     from sparseshare.experiments.config import load_config
@@ -22,8 +24,6 @@ def predict_file(run: Path, task: str, file: Path, output: Path | None, system: 
     from sparseshare.sharing.sparse import SparseSharing
     from sparseshare.training.trainer import TaskSpec, predict
 
-    if not paths.config(run).exists():
-        raise RunError(f"{run}: not a run directory (no config.yaml)")
     cfg = load_config(paths.config(run))
     if task not in cfg.data.tasks:
         raise RunError(f"{run}: no task '{task}'; this run has {cfg.data.tasks}")
