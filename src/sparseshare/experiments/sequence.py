@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from sparseshare import paths
+from sparseshare.errors import ConfigError
 from sparseshare.experiments.config import ExperimentConfig
 from sparseshare.experiments.run_dir import MetricsLog
 from sparseshare.masks.io import save_masks
@@ -78,28 +79,36 @@ def load_context(cfg: ExperimentConfig, run: Path) -> Context:
     d = cfg.data
     root = resolve(get_source(d.dataset), d.data_dir)
     raw = conll03_tasks(root, tasks=tuple(d.tasks), limits=d.limits or None)
-    word_vocab, char_vocab = build_shared_vocabs([raw[t]["train"] for t in d.tasks], lower=d.lower_words)
+    glove, extra = None, set()
+    if d.embeddings:
+        src = Path(d.embeddings)
+        words, vectors = load_glove(src if src.exists() else resolve(get_source(d.embeddings)))
+        if vectors.shape[1] != cfg.model.word_dim:
+            raise ConfigError(
+                f"'model.word_dim' is {cfg.model.word_dim} but the embeddings '{d.embeddings}' have "
+                f"{vectors.shape[1]} dimensions"
+            )
+        glove = (words, vectors)
+        known = set(words)
+        for t in d.tasks:
+            for split in ("dev", "test"):
+                for ws, _ in raw[t][split]:
+                    extra.update(w.lower() if d.lower_words else w for w in ws)
+        extra &= known
+    word_vocab, char_vocab = build_shared_vocabs(
+        [raw[t]["train"] for t in d.tasks], lower=d.lower_words, extra_words=extra
+    )
     tasks = {}
     for t in d.tasks:
         metric, scheme = TASK_METRICS[t]
         data = SequenceData(t, raw[t], word_vocab, char_vocab, lower_words=d.lower_words)
         tasks[t] = TaskSpec(t, data, metric, scheme)
-    emb = None
-    if d.embeddings:
-        src = Path(d.embeddings)
-        path = src if src.exists() else resolve(get_source(d.embeddings))
-        words, vectors = load_glove(path)
-        if vectors.shape[1] != cfg.model.word_dim:
-            from sparseshare.errors import ConfigError
-
-            raise ConfigError(
-                f"'model.word_dim' is {cfg.model.word_dim} but the embeddings "
-                f"'{d.embeddings}' have {vectors.shape[1]} dimensions"
-            )
+    emb, found = None, 0
+    if glove is not None:
         mat, found = embedding_matrix(
             list(word_vocab.itos),
-            words,
-            vectors,
+            glove[0],
+            glove[1],
             cfg.model.word_dim,
             np.random.default_rng(cfg.seed),
             lower=d.lower_words,

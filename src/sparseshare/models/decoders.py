@@ -18,8 +18,9 @@ class LinearDecoder(nn.Module):
         return self.proj(h)
 
     def loss(self, logits: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Mean token cross-entropy over real (unpadded) tokens."""
-        return F.cross_entropy(logits[mask], tags[mask])
+        """Per-sentence negative log-likelihood (token cross-entropy summed over each sentence, averaged
+        over the batch): the same scale as a CRF's sentence NLL (Ma and Hovy 2016)."""
+        return F.cross_entropy(logits[mask], tags[mask], reduction="sum") / mask.shape[0]
 
     def decode(self, logits: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
         pred = logits.argmax(-1).cpu()

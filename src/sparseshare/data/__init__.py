@@ -1,0 +1,1 @@
+"""Data: readers, tag schemes, source resolution, embeddings, batching."""
