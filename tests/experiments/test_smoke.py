@@ -1,0 +1,96 @@
+"""The whole flow on a small slice of real CoNLL-2003 (configs/smoke.yaml), through the CLI."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sparseshare.cli import main
+from sparseshare.data.sequence import conll03_tasks
+from sparseshare.data.sources import get_source, resolve
+from sparseshare.masks import load_masks
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "smoke"
+    assert main(["run", str(ROOT / "configs/smoke.yaml"), "--out", str(out)]) == 0
+    return out
+
+
+def test_real_conll2003_counts_and_schemes():
+    data = conll03_tasks(resolve(get_source("conll2003")))
+    assert [len(data["ner"][s]) for s in ("train", "dev", "test")] == [14041, 3250, 3453]
+    tags = {t for _, ts in data["ner"]["train"] for t in ts}
+    assert {"S-PER", "E-ORG", "B-LOC"} <= tags  # BIOES
+    chunk = {t for _, ts in data["chunk"]["train"] for t in ts}
+    assert "B-NP" in chunk and not any(t.startswith(("E-", "S-")) for t in chunk)  # BIO2
+
+
+def test_results_json_schema(smoke_run, capsys):
+    res = json.loads((smoke_run / "results.json").read_text())
+    assert res["experiment"] == "smoke"
+    assert set(res["systems"]) == {"single", "hard", "sparse"}
+    for name, sys in res["systems"].items():
+        assert sys["params"] > 0
+        for task, metric in (("pos", "accuracy"), ("chunk", "f1"), ("ner", "f1")):
+            r = sys["tasks"][task]
+            assert r["metric"] == metric and 0 <= r["test"] <= 1 and 0 <= r["dev"] <= 1
+            assert r["all"]["test"][metric] == r["test"]
+    params = {n: s["params"] for n, s in res["systems"].items()}
+    assert params["single"] == 3 * params["hard"] and params["sparse"] < params["hard"]
+    assert set(res["masks"]) == {"pos", "chunk", "ner"}
+    assert set(res["overlap"]["pairwise"]) == {"pos|chunk", "pos|ner", "chunk|ner"}
+    assert 0 < res["overlap"]["all"] <= 1
+
+
+def test_search_levels_masks_and_figures(smoke_run):
+    masks = load_masks(smoke_run / "masks.safetensors")
+    for task in ("pos", "chunk", "ner"):
+        lines = (smoke_run / "search" / f"{task}.jsonl").read_text().splitlines()
+        levels = [json.loads(x) for x in lines]
+        assert len(levels) >= 3 and levels[0]["density"] == 1.0
+        sel = json.loads((smoke_run / "results.json").read_text())["systems"]["sparse"]["search"][task]
+        assert masks[task] and sel["density"] == pytest.approx(levels[sel["selected"]]["density"])
+    assert (smoke_run / "figures" / "search_dev_vs_density.png").stat().st_size > 1000
+    assert (smoke_run / "figures" / "overlap.png").stat().st_size > 1000
+    assert "Sparse sharing" in (smoke_run / "results.md").read_text()
+
+
+def test_finished_run_refused_and_report_masks_commands(smoke_run, capsys):
+    before = (smoke_run / "results.json").read_text()
+    assert main(["run", str(ROOT / "configs/smoke.yaml"), "--out", str(smoke_run)]) == 2
+    assert "finished" in capsys.readouterr().err
+    assert (smoke_run / "results.json").read_text() == before
+    assert main(["report", str(smoke_run)]) == 0
+    assert "| Hard sharing |" in capsys.readouterr().out
+    assert main(["masks", str(smoke_run)]) == 0
+    out = capsys.readouterr().out
+    assert "overlap ratio" in out and "ner" in out
+
+
+def test_predict_writes_a_tag_column(smoke_run, tmp_path, capsys):
+    f = tmp_path / "in.txt"
+    f.write_text("EU NNP\nrejects VBZ\nGerman JJ\n\nPeter NNP\nBlackburn NNP\n")
+    out = tmp_path / "out.txt"
+    assert main(["predict", str(smoke_run), str(f), "--task", "ner", "-o", str(out)]) == 0
+    rows = [line.split() for line in out.read_text().splitlines() if line]
+    assert len(rows) == 5 and all(len(r) == 3 for r in rows)
+    assert all(r[2] == "O" or r[2][:2] in ("B-", "I-", "E-", "S-") for r in rows)
+
+
+def test_malformed_data_file_stops_with_one_line(tmp_path, capsys):
+    d = tmp_path / "data"
+    d.mkdir()
+    good = "EU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\n"
+    (d / "train.txt").write_text(good + "Peter NNP B-NP\n")
+    (d / "valid.txt").write_text(good)
+    (d / "test.txt").write_text(good)
+    out = tmp_path / "run"
+    argv = ["run", str(ROOT / "configs/smoke.yaml"), "--out", str(out), "--set", f"data.data_dir={d}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"sparseshare: error: {d / 'train.txt'}:4: expected 4 columns, found 3"
+    assert not (out / "results.json").exists()
