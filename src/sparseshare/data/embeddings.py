@@ -9,51 +9,78 @@ import numpy as np
 from sparseshare.errors import DataError
 
 
+def _parse(path: Path, lineno: int, raw: bytes, dim: int | None) -> tuple[str, np.ndarray]:
+    try:
+        line = raw.decode("utf-8").rstrip("\r\n").rstrip(" ")
+    except UnicodeDecodeError:
+        raise DataError(path, lineno, "not valid UTF-8 text") from None
+    if "\t" in line:
+        raise DataError(path, lineno, "holds a tab; GloVe text separates fields with single spaces")
+    # once the dimension is known, split from the right: some GloVe releases have words with spaces
+    parts = line.split(" ") if dim is None else line.rsplit(" ", dim)
+    if len(parts) < 2 or not parts[0]:
+        raise DataError(path, lineno, "expected a word followed by its vector")
+    if dim is not None and len(parts) != dim + 1:
+        raise DataError(path, lineno, f"vector has {len(parts) - 1} dimensions, earlier lines have {dim}")
+    try:
+        vec = np.array(parts[1:], dtype=np.float32)
+    except ValueError:
+        raise DataError(path, lineno, "vector holds a value that is not a number") from None
+    if not np.isfinite(vec).all():
+        raise DataError(path, lineno, "vector holds a value that is not finite")
+    return parts[0], vec
+
+
 def _load_text(path: Path) -> tuple[list[str], np.ndarray]:
-    words, rows, dim = [], [], None
-    with path.open("r", encoding="utf-8", errors="strict") as f:
-        try:
-            for lineno, line in enumerate(f, start=1):
-                parts = line.rstrip("\n").rstrip().split(" ")
-                if len(parts) < 2:
-                    raise DataError(path, lineno, "expected a word followed by its vector")
-                try:
-                    vec = [float(x) for x in parts[1:]]
-                except ValueError:
-                    raise DataError(path, lineno, "vector holds a value that is not a number") from None
-                if dim is None:
-                    dim = len(vec)
-                elif len(vec) != dim:
-                    raise DataError(
-                        path, lineno, f"vector has {len(vec)} dimensions, earlier lines have {dim}"
-                    )
-                words.append(parts[0])
-                rows.append(vec)
-        except UnicodeDecodeError:
-            raise DataError(path, lineno + 1, "not valid UTF-8 text") from None
+    words: list[str] = []
+    rows: list[np.ndarray] = []
+    dim = None
+    with path.open("rb") as f:  # line by line in bytes, so an encoding error has its exact line
+        for lineno, raw in enumerate(f, start=1):
+            word, vec = _parse(path, lineno, raw, dim)
+            if dim is None and len(vec) == 1 and word.isdigit() and float(vec[0]).is_integer():
+                raise DataError(path, lineno, "a word2vec-style header ('count dim'); GloVe text has none")
+            dim = len(vec)
+            words.append(word)
+            rows.append(vec)
     if not words:
         raise DataError(path, None, "empty embeddings file")
-    return words, np.asarray(rows, dtype=np.float32)
+    return words, np.stack(rows)
+
+
+def _load_npy_dir(path: Path) -> tuple[list[str], np.ndarray]:
+    npy, idx = sorted(path.glob("*.npy")), sorted(path.glob("*.parquet"))
+    if len(npy) != 1 or len(idx) != 1:
+        raise DataError(path, None, "expected exactly one embeddings .npy and one .parquet word index")
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(idx[0])
+    if "index" in table.column_names:
+        column = table.column("index")
+    elif table.num_columns == 1:
+        column = table.column(0)
+    else:
+        raise DataError(idx[0], None, f"no 'index' column among {table.column_names}")
+    words = column.to_pylist()
+    if any(not isinstance(w, str) for w in words):
+        bad = next(i for i, w in enumerate(words) if not isinstance(w, str))
+        raise DataError(idx[0], None, f"row {bad}: word is {words[bad]!r}, not a string")
+    vectors = np.load(npy[0], mmap_mode="r")
+    if vectors.ndim != 2 or vectors.shape[0] != len(words) or vectors.dtype.kind != "f":
+        raise DataError(
+            npy[0], None, f"{vectors.dtype} array {vectors.shape} does not match {len(words)} words"
+        )
+    return words, vectors
 
 
 def load_glove(path: str | Path) -> tuple[list[str], np.ndarray]:
-    """(words, vectors [n, dim]) from a GloVe text file or a folder with the npy + parquet index."""
+    """(words, vectors [n, dim]) from a GloVe text file or a folder with the npy + parquet index.
+
+    The folder's array is memory-mapped read-only; copy rows out (``embedding_matrix`` does).
+    """
     path = Path(path)
     if path.is_dir():
-        npy = sorted(path.glob("*.npy"))
-        idx = sorted(path.glob("*.parquet"))
-        if not npy or not idx:
-            raise DataError(path, None, "expected an embeddings .npy and a .parquet word index")
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(idx[0])
-        words = [str(w) for w in table.column(0).to_pylist()]
-        vectors = np.load(npy[0], mmap_mode="r")
-        if vectors.shape[0] != len(words):
-            raise DataError(
-                npy[0], None, f"{vectors.shape[0]} vectors but {len(words)} words in {idx[0].name}"
-            )
-        return words, vectors
+        return _load_npy_dir(path)
     if not path.exists():
         raise DataError(path, None, "no such embeddings file")
     return _load_text(path)
@@ -67,20 +94,26 @@ def embedding_matrix(
     rng: np.random.Generator,
     lower: bool = True,
 ) -> tuple[np.ndarray, int]:
-    """Rows for ``vocab``: the pretrained vector where found (lower-cased lookup, as the paper), else
-    uniform(-sqrt(3/dim), sqrt(3/dim)) (Ma and Hovy 2016); row 0 (padding) is zero."""
-    if vectors.shape[1] != dim:
-        raise ValueError(f"vectors have {vectors.shape[1]} dimensions, the model wants {dim}")
+    """(rows for ``vocab`` [len(vocab), dim] float32, how many were found).
+
+    A found word (lower-cased lookup, as the paper with the lower-case GloVe 6B) gets its vector, others
+    uniform(-sqrt(3/dim), sqrt(3/dim)) (Ma and Hovy 2016); row 0 (padding) is zero. Where a word occurs
+    twice in ``words`` the first vector wins.
+    """
+    if vectors.ndim != 2 or vectors.shape[1] != dim:
+        raise ValueError(f"vectors have shape {vectors.shape}, the model wants {dim} dimensions")
     scale = np.sqrt(3.0 / dim)
     out = rng.uniform(-scale, scale, size=(len(vocab), dim)).astype(np.float32)
     out[0] = 0.0
-    index = {w: i for i, w in enumerate(words)}
-    found = 0
-    for i, w in enumerate(vocab):
-        if i == 0:
-            continue
+    index: dict[str, int] = {}
+    for j, w in enumerate(words):
+        index.setdefault(w, j)
+    rows, hits = [], []
+    for i, w in enumerate(vocab[1:], start=1):
         j = index.get(w.lower() if lower else w)
         if j is not None:
-            out[i] = vectors[j]
-            found += 1
-    return out, found
+            rows.append(i)
+            hits.append(j)
+    if rows:
+        out[rows] = vectors[np.asarray(hits)]
+    return out, len(rows)

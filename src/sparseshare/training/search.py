@@ -20,10 +20,12 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from sparseshare.masks.io import load_masks, save_masks
 from sparseshare.masks.mask import Mask, density
 from sparseshare.pruning.magnitude import prune
+from sparseshare.pruning.schedules import imp_densities
 from sparseshare.sharing.sparse import SparseSharing
 from sparseshare.training.trainer import TaskSpec, TrainSettings, train
 
@@ -85,6 +87,8 @@ def search_task(
         **{**train_settings.__dict__, "epochs": settings.epochs_per_level, "patience": settings.patience}
     )
     masks: list[Mask] = [load_masks(_mask_file(out_dir, task.name, z))[task.name] for z in range(len(levels))]
+    total = len(imp_densities(settings.alpha, settings.min_density))
+    bar = tqdm(total=total, initial=len(levels), desc=f"IMP {task.name}", unit="level", disable=None)
     while True:
         z = len(levels)
         if z > 0 and density(masks[-1]) <= settings.min_density:
@@ -127,8 +131,11 @@ def search_task(
         levels.append(level)
         masks.append(mask)
         _write_levels(record, levels)
+        bar.update(1)
+        bar.set_postfix(density=f"{level.density:.3f}", dev=f"{level.dev:.4f}")
         if log:
             log({"phase": "search", "task": task.name, **level.__dict__})
+    bar.close()
     return levels, masks
 
 
