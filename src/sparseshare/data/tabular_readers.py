@@ -1,0 +1,296 @@
+"""Readers of tabular multi-task data: any CSV/Parquet, census-income KDD, MovieLens-100K, Student.
+
+Every reader takes files or a directory and returns :class:`TabularData` (train/dev/test). Bad tables
+fail with ``DataError(path, line, fault)`` naming the file, line and column: a missing column, a
+non-numeric value in a numeric column, a column with no values at all.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sparseshare.data.tabular import MISSING, Encoder, RawTable, TabularData, assemble, split_rows, target
+from sparseshare.errors import DataError
+
+_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+
+
+def read_csv(
+    path: str | Path, sep: str = ",", header: bool = True, names: Sequence[str] | None = None, quote='"'
+) -> RawTable:
+    """All columns as strings (types are decided later); ``quote=None`` for unquoted formats."""
+    import pyarrow.csv as pacsv
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, None, "file not found")
+    if header:
+        with path.open(newline="", encoding="utf-8") as f:
+            first = next(csv.reader(f, delimiter=sep, quotechar=quote or "\x00"), None)
+        if not first:
+            raise DataError(path, 1, "empty file (no header line)")
+        names = [n.strip() for n in first]
+    if names is None:
+        raise ValueError("a headerless CSV needs column names")
+    dup = sorted({n for n in names if list(names).count(n) > 1})
+    if dup:
+        raise DataError(path, 1 if header else None, f"duplicate column names {dup}")
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(column_names=list(names), skip_rows=1 if header else 0),
+            parse_options=pacsv.ParseOptions(delimiter=sep, quote_char=quote or False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, strings_can_be_null=False
+            ),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError) as e:
+        raise DataError(path, None, f"cannot read as CSV: {e}") from None
+    first_line = 2 if header else 1
+    return RawTable(str(path), {n: table.column(n) for n in names}, np.arange(table.num_rows) + first_line)
+
+
+def read_any(path: str | Path, sep: str = ",") -> RawTable:
+    """A CSV (with a header line) or a Parquet file (by suffix .parquet/.pq)."""
+    path = Path(path)
+    if path.suffix.lower() not in (".parquet", ".pq"):
+        return read_csv(path, sep)
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        raise DataError(path, None, "file not found")
+    table = pq.read_table(path)
+    return RawTable(str(path), {n: table.column(n) for n in table.column_names}, None)
+
+
+def looks_numeric(table: RawTable, name: str) -> bool:
+    """Parquet numbers, or strings of which at least 90% of the present values are numbers.
+
+    So a stray word in a numeric column is reported (with its line) instead of turning it categorical.
+    """
+    col = table.raw(name)
+    if isinstance(col, np.ndarray):
+        return True
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        return (
+            pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type)
+        )
+    s = table.strings(name)
+    present = pc.invert(pc.is_in(s, value_set=pa.array(MISSING)))
+    n_present = pc.sum(present).as_py() or 0
+    n_number = pc.sum(pc.and_(present, pc.match_substring_regex(s, _NUMBER))).as_py() or 0
+    return n_present == 0 or n_number >= 0.9 * n_present
+
+
+def read_table(
+    train: str | Path,
+    targets: Mapping[str, str],
+    *,
+    dev: str | Path | None = None,
+    test: str | Path | None = None,
+    numeric: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    sep: str = ",",
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    min_count: int = 2,
+) -> TabularData:
+    """Generic reader: ``targets`` maps label columns (task names) to 'binary' (0/1) or 'regression'.
+
+    Features are all other columns except ``exclude``; undeclared ones are numeric when they look numeric
+    (see :func:`looks_numeric`), else categorical. A split without its own file is carved from ``train``
+    at random with ``fractions`` (train, dev, test).
+    """
+    tables = {s: read_any(p, sep) for s, p in (("train", train), ("dev", dev), ("test", test)) if p}
+    base = tables["train"]
+    for t in tables.values():
+        for c in list(targets) + list(numeric) + list(categorical) + list(exclude):
+            t.raw(c)  # a missing column fails here, naming the file
+    rest = [s for s in ("dev", "test") if s not in tables]
+    if rest:
+        share = [fractions[0]] + [fractions[1 if s == "dev" else 2] for s in rest]
+        parts = split_rows(base.num_rows, share, seed)
+        tables["train"] = base.take(parts[0])
+        tables.update({s: base.take(p) for s, p in zip(rest, parts[1:])})
+    features = [c for c in base.columns if c not in targets and c not in exclude]
+    num = [c for c in features if c in numeric or (c not in categorical and looks_numeric(base, c))]
+    cat = [c for c in features if c not in num]
+    enc = Encoder.fit([tables["train"]], num, cat, min_count)
+    parts_ = {s: [(t, {c: target(t, c, k) for c, k in targets.items()})] for s, t in tables.items()}
+    return assemble(enc, parts_, dict(targets))
+
+
+# census-income KDD (UCI), column order of census-income.names; 41 = income label, 24 = instance weight
+CENSUS_COLUMNS = (
+    "age", "class of worker", "detailed industry recode", "detailed occupation recode", "education",
+    "wage per hour", "enroll in edu inst last wk", "marital stat", "major industry code",
+    "major occupation code", "race", "hispanic origin", "sex", "member of a labor union",
+    "reason for unemployment", "full or part time employment stat", "capital gains", "capital losses",
+    "dividends from stocks", "tax filer stat", "region of previous residence", "state of previous residence",
+    "detailed household and family stat", "detailed household summary in household", "instance weight",
+    "migration code-change in msa", "migration code-change in reg", "migration code-move within reg",
+    "live in this house 1 year ago", "migration prev res in sunbelt", "num persons worked for employer",
+    "family members under 18", "country of birth father", "country of birth mother",
+    "country of birth self", "citizenship", "own business or self employed",
+    "fill inc questionnaire for veteran's admin", "veterans benefits", "weeks worked in year", "year",
+    "income",
+)  # fmt: skip
+CENSUS_NUMERIC = (
+    "age", "wage per hour", "capital gains", "capital losses", "dividends from stocks",
+    "num persons worked for employer", "weeks worked in year",
+)  # fmt: skip
+CENSUS_FILES = {
+    "train": ("census_income_1994_1995_train.csv", "census-income.data"),
+    "test": ("census_income_1994_1995_test.csv", "census-income.test"),
+}
+
+
+def _find(directory: Path, names: Sequence[str]) -> Path:
+    for n in names:
+        if (directory / n).is_file():
+            return directory / n
+    raise DataError(directory / names[0], None, f"missing data file (looked for {list(names)})")
+
+
+def _labels(table: RawTable, column: str, positive: Sequence[str], negative: Sequence[str]) -> np.ndarray:
+    s = table.strings(column)
+    pos, neg = pc.is_in(s, value_set=pa.array(positive)), pc.is_in(s, value_set=pa.array(negative))
+    bad = pc.invert(pc.or_(pos, neg)).to_numpy(zero_copy_only=False)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise table.error(i, f"column '{column}': unexpected value '{s[i].as_py()}'")
+    return pos.to_numpy(zero_copy_only=False).astype(np.float32)
+
+
+def read_census(directory: str | Path, *, seed: int = 0, min_count: int = 2) -> TabularData:
+    """Census-income KDD as in MMoE (Ma et al. 2018) and PBFS: tasks 'income' (> 50K) and 'marital'.
+
+    'marital' is 1 for "Never married", 0 otherwise. Features: the 39 columns other than the two labels
+    and the instance weight (column 24, a sampling weight the UCI description says not to use as a
+    feature); 7 continuous columns are numeric, the rest (coded recodes too) categorical. The official
+    test file is split 1:1 into dev and test with ``seed``.
+    """
+    directory = Path(directory)
+    files = {
+        s: read_csv(_find(directory, n), ",", header=False, names=CENSUS_COLUMNS)
+        for s, n in CENSUS_FILES.items()
+    }
+    dev, test = (files["test"].take(h) for h in split_rows(files["test"].num_rows, (1, 1), seed))
+    tables = {"train": files["train"], "dev": dev, "test": test}
+    drop = {"income", "marital stat", "instance weight"}
+    features = [c for c in CENSUS_COLUMNS if c not in drop]
+    categorical = [c for c in features if c not in CENSUS_NUMERIC]
+    enc = Encoder.fit([tables["train"]], list(CENSUS_NUMERIC), categorical, min_count)
+    never = ("Never married",)
+    married = ("Married-civilian spouse present", "Married-spouse absent", "Married-A F spouse present",
+               "Divorced", "Separated", "Widowed")  # fmt: skip
+    parts = {
+        s: [(t, {"income": _labels(t, "income", ("50000+.", "50000+"), ("- 50000.", "- 50000")),
+                 "marital": _labels(t, "marital stat", never, married)})]
+        for s, t in tables.items()
+    }  # fmt: skip
+    return assemble(enc, parts, {"income": "binary", "marital": "binary"})
+
+
+def _read_atomic(path: Path) -> RawTable:
+    """A RecBole atomic file: tab-separated, header ``name:type``; unquoted (titles hold quotes)."""
+    t = read_csv(path, "\t", header=True, quote=None)
+    return RawTable(t.path, {n.split(":")[0]: c for n, c in t.columns.items()}, t.lines)
+
+
+def _lookup(inter: RawTable, key: str, table: RawTable) -> pa.Array:
+    idx = pc.index_in(inter.strings(key), value_set=table.strings(key).combine_chunks())
+    if idx.null_count:
+        i = int(np.argmax(idx.is_null().to_numpy(zero_copy_only=False)))
+        raise inter.error(i, f"column '{key}': '{inter.strings(key)[i].as_py()}' is not in {table.path}")
+    return pc.fill_null(idx, 0).combine_chunks()
+
+
+def read_movielens(
+    directory: str | Path,
+    *,
+    seed: int = 0,
+    test_fraction: float = 0.3,
+    dev_fraction: float = 0.1,
+    identify_users: bool = False,
+    min_count: int = 2,
+) -> TabularData:
+    """MovieLens-100K (RecBole atomic files ml-100k.inter/.user/.item), PBFS Section 4.1.
+
+    Tasks: 'rating' (binary, rating > 3) and 'age' (regression, min-max scaled to [0, 1] on train; age
+    is then not a feature). Ratings are split 7:3 into train/test at random; dev is ``dev_fraction`` of
+    the train part (so 63/7/30). Features: item id, release year, genres (multi-hot), gender, occupation
+    and the zip code's first character. User id and full zip code identify the user, whose age every test
+    row's user already shows in train, so they are left out unless ``identify_users``.
+    """
+    d = Path(directory)
+    inter, user, item = (_read_atomic(d / f"ml-100k.{e}") for e in ("inter", "user", "item"))
+    ui, ii = _lookup(inter, "user_id", user), _lookup(inter, "item_id", item)
+    years = item.strings("release_year")  # one item has 'unkonwn' (sic): not a year, so missing
+    years = pc.if_else(pc.match_substring_regex(years, r"^\d{4}$"), years, "")
+    cols: dict = {"item_id": inter.raw("item_id"), "release_year": years.take(ii)}
+    for c in ("gender", "occupation", "zip_code", "user_id"):
+        cols[c] = user.strings(c).take(ui)
+    cols["zip_region"] = pc.utf8_slice_codeunits(cols["zip_code"], 0, 1)
+    item_genres = [set(gs.split()) for gs in item.strings("class").to_pylist()]
+    ii_np = ii.to_numpy()
+    for g in sorted(set().union(*item_genres)):
+        cols[f"genre={g}"] = np.array([g in gs for gs in item_genres], dtype=np.float64)[ii_np]
+    table = RawTable(inter.path, cols, inter.lines)
+    rating = (inter.numeric("rating") > 3).astype(np.float32)
+    age = user.numeric("age")[ui.to_numpy()]
+    if not np.isfinite(age).all():
+        raise user.error(None, "column 'age' has missing values")
+    train_dev, test = split_rows(table.num_rows, (1 - test_fraction, test_fraction), seed)
+    tr, dv = (train_dev[p] for p in split_rows(len(train_dev), (1 - dev_fraction, dev_fraction), seed + 1))
+    lo, hi = age[tr].min(), age[tr].max()
+    scaled = ((age - lo) / max(hi - lo, 1e-12)).astype(np.float32)
+    numeric = ["release_year"] + [c for c in cols if c.startswith("genre=")]
+    categorical = ["item_id", "gender", "occupation", "zip_region"] + (
+        ["user_id", "zip_code"] if identify_users else []
+    )
+    rows = {"train": tr, "dev": dv, "test": test}
+    enc = Encoder.fit([table.take(tr)], numeric, categorical, min_count)
+    parts = {s: [(table.take(r), {"rating": rating[r], "age": scaled[r]})] for s, r in rows.items()}
+    return assemble(enc, parts, {"rating": "binary", "age": "regression"})
+
+
+STUDENT_NUMERIC = ("age", "Medu", "Fedu", "traveltime", "studytime", "failures", "famrel", "freetime",
+                   "goout", "Dalc", "Walc", "health", "absences")  # fmt: skip
+
+
+def read_student(
+    directory: str | Path,
+    subjects: Sequence[str] = ("por", "mat"),
+    *,
+    seed: int = 0,
+    fractions: Sequence[float] = (0.6, 0.2, 0.2),
+    min_count: int = 2,
+) -> TabularData:
+    """UCI Student Performance (student-{por,mat}.csv): tasks ``{subject}_G1..G3``, grades / 20.
+
+    G1 and G2 are tasks, never inputs. Each subject's file is split at random with ``fractions``; with
+    several subjects the rows are stacked, a 'subject' feature is added, and a row has NaN labels for
+    the other subjects' tasks (use ``data.for_tasks([task])`` as each task's data).
+    """
+    d, parts = Path(directory), {"train": [], "dev": [], "test": []}
+    kinds = {f"{s}_G{k}": "regression" for s in subjects for k in (1, 2, 3)}
+    for i, subject in enumerate(subjects):
+        t = read_csv(d / f"student-{subject}.csv", ";")
+        if len(subjects) > 1:
+            t.columns["subject"] = pa.chunked_array([pa.array([subject] * t.num_rows)])
+        grades = {f"{subject}_G{k}": target(t, f"G{k}", "regression") / 20.0 for k in (1, 2, 3)}
+        for split, rows in zip(parts, split_rows(t.num_rows, fractions, seed + i)):
+            parts[split].append((t.take(rows), {k: v[rows] for k, v in grades.items()}))
+    first = parts["train"][0][0]
+    features = [c for c in first.columns if c not in ("G1", "G2", "G3")]
+    categorical = [c for c in features if c not in STUDENT_NUMERIC]
+    enc = Encoder.fit([t for t, _ in parts["train"]], list(STUDENT_NUMERIC), categorical, min_count)
+    return assemble(enc, parts, kinds)

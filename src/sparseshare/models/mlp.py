@@ -1,0 +1,203 @@
+"""Dense networks for tabular multi-task models: MLP experts, softmax gates, towers, the PBFS network.
+
+These know nothing about masks or sharing; the mechanisms in ``sharing/`` compose them.
+Task kinds: ``'binary'`` (one logit, BCE-with-logits) and ``'regression'`` (one value, MSE).
+A label of NaN means "no label for this row" (a row of another subject, say) and is left out of the loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+KINDS = ("binary", "regression")
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+}
+
+
+def _activation(activation: str | Callable[[], nn.Module]) -> Callable[[], nn.Module]:
+    if callable(activation):
+        return activation
+    try:
+        return ACTIVATIONS[activation]
+    except KeyError:
+        raise ValueError(f"unknown activation '{activation}'; valid: {sorted(ACTIVATIONS)}") from None
+
+
+class MLP(nn.Module):
+    """``Linear -> activation -> dropout`` per hidden size; ``out_dim`` is the last size (an expert's output).
+
+    With ``hidden=[]`` it is the identity (``out_dim == in_dim``).
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: Sequence[int],
+        dropout: float = 0.0,
+        activation: str | Callable[[], nn.Module] = "relu",
+    ):
+        super().__init__()
+        act = _activation(activation)
+        layers: list[nn.Module] = []
+        dim = in_dim
+        for h in hidden:
+            layers += [nn.Linear(dim, h), act()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            dim = h
+        self.layers = nn.Sequential(*layers)
+        self.out_dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class Tower(nn.Module):
+    """A task's tower t_m (PBFS Eq. 4/9, MMoE h^k): an MLP and one output unit, returning ``[B]``.
+
+    Binary tasks output a logit, regression tasks a value.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: Sequence[int],
+        kind: str,
+        dropout: float = 0.0,
+        activation: str | Callable[[], nn.Module] = "relu",
+    ):
+        super().__init__()
+        if kind not in KINDS:
+            raise ValueError(f"unknown task kind '{kind}'; valid: {list(KINDS)}")
+        self.kind = kind
+        self.mlp = MLP(in_dim, hidden, dropout, activation)
+        self.out = nn.Linear(self.mlp.out_dim, 1)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.out(self.mlp(h)).squeeze(-1)
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """BCE-with-logits (binary) or MSE (regression), averaged over the rows that have a label.
+
+        Without a host sync: unlabelled rows are zero-weighted; a batch with no label gives 0.
+        """
+        valid = torch.isfinite(y)
+        y = torch.where(valid, y, 0.0).to(out.dtype)
+        if self.kind == "binary":
+            per_row = F.binary_cross_entropy_with_logits(out, y, reduction="none")
+        else:
+            per_row = (out - y) ** 2
+        return (per_row * valid).sum() / valid.sum().clamp(min=1)
+
+    def predict(self, out: torch.Tensor) -> torch.Tensor:
+        """Probabilities (binary) or values (regression)."""
+        return torch.sigmoid(out) if self.kind == "binary" else out
+
+
+class Gate(nn.Module):
+    """Softmax gate w(x) = softmax(W_g x) over experts (MMoE Eq. 8, PBFS Eq. 2); no bias, as in the papers."""
+
+    def __init__(self, in_dim: int, n_experts: int):
+        super().__init__()
+        self.proj = nn.Linear(in_dim, n_experts, bias=False)
+
+    def forward(self, x: torch.Tensor, experts: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The gated sum Σ_i w_i(x) E_i(x) of expert outputs (each ``[B, h]``): MMoE Eq. 7, PBFS Eq. 1."""
+        w = torch.softmax(self.proj(x), dim=-1)
+        return torch.einsum("be,beh->bh", w, torch.stack(list(experts), dim=1))
+
+
+def check_tasks(kinds: Mapping[str, str]) -> list[str]:
+    """Task names in order; each must be a valid module key (no '.') and have a known kind."""
+    if not kinds:
+        raise ValueError("at least one task is needed")
+    for task, kind in kinds.items():
+        if not task or "." in task:
+            raise ValueError(f"task name '{task}' cannot name a module (empty or contains '.')")
+        if kind not in KINDS:
+            raise ValueError(f"task '{task}' has unknown kind '{kind}'; valid: {list(KINDS)}")
+    return list(kinds)
+
+
+def towers(
+    in_dim: int, kinds: Mapping[str, str], hidden: Sequence[int], dropout: float, activation
+) -> nn.ModuleDict:
+    """One :class:`Tower` per task."""
+    return nn.ModuleDict({t: Tower(in_dim, hidden, k, dropout, activation) for t, k in kinds.items()})
+
+
+def weighted_loss(
+    tower_set: Mapping[str, Tower], outputs: Mapping[str, torch.Tensor], y, weights: Mapping[str, float]
+) -> torch.Tensor:
+    """PBFS Eq. 10: Σ_m w_m L_m over the tasks in ``weights``."""
+    terms = [float(w) * tower_set[t].loss(outputs[t], y[t]) for t, w in weights.items()]
+    if not terms:
+        raise ValueError("joint_loss needs at least one task weight")
+    return torch.stack(terms).sum()
+
+
+class PBFSNet(nn.Module):
+    """The dense PBFS base network (Entropy 2022, Eq. 1-3, 7-9); masks are applied by ``sharing.pbfs``.
+
+    Task m's gate mixes its specific experts O_m and the shared experts P_s of every pool s in U_m
+    (pools from Algorithm 1); its tower gives Y_m = t_m(G_m). Default: one pool of all tasks.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        kinds: Mapping[str, str],
+        pools: Sequence[Sequence[str]] | None = None,
+        num_specific: int = 1,
+        num_shared: int = 1,
+        expert_hidden: Sequence[int] = (32, 32),
+        tower: Sequence[int] = (8,),
+        dropout: float = 0.0,
+        activation: str | Callable[[], nn.Module] = "relu",
+    ):
+        super().__init__()
+        self._tasks = check_tasks(kinds)
+        self.kinds = dict(kinds)
+        self.pools = [list(p) for p in (pools if pools is not None else [self._tasks])]
+        for p in self.pools:
+            if not p or any(t not in self.kinds for t in p):
+                raise ValueError(f"pool {p} names unknown tasks; tasks are {self._tasks}")
+        self.memberships = {t: [s for s, p in enumerate(self.pools) if t in p] for t in self._tasks}
+        if not expert_hidden:
+            raise ValueError("experts need at least one layer")
+
+        def experts(n: int) -> nn.ModuleList:
+            return nn.ModuleList(MLP(in_dim, expert_hidden, dropout, activation) for _ in range(n))
+
+        self.specific = nn.ModuleDict({t: experts(num_specific) for t in self._tasks})
+        self.shared = nn.ModuleList(experts(num_shared) for _ in self.pools)
+        n_experts = {t: num_specific + num_shared * len(self.memberships[t]) for t in self._tasks}
+        if min(n_experts.values()) < 1:
+            raise ValueError(f"every task needs at least one expert; got {n_experts}")
+        self.gates = nn.ModuleDict({t: Gate(in_dim, n) for t, n in n_experts.items()})
+        self.towers = towers(expert_hidden[-1], kinds, tower, dropout, activation)
+
+    @property
+    def tasks(self) -> list[str]:
+        return self._tasks
+
+    def forward(self, batch, task: str) -> torch.Tensor:
+        x = batch.x
+        outs = [e(x) for e in self.specific[task]]  # O_m, Eq. 7
+        outs += [e(x) for s in self.memberships[task] for e in self.shared[s]]  # P_s, s in U_m
+        return self.towers[task](self.gates[task](x, outs))  # Eq. 8-9
+
+    def shared_weight_names(self, task: str, pool: int | None = None) -> list[str]:
+        """Weight matrices of the shared experts of the task's pools (or of one of them)."""
+        pools = self.memberships[task] if pool is None else [pool]
+        return [
+            f"shared.{s}.{n}" for s in pools for n, p in self.shared[s].named_parameters() if p.dim() >= 2
+        ]

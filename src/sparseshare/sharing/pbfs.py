@@ -1,0 +1,269 @@
+"""Pruning-Based Feature Sharing (PBFS, Entropy 2022): network (Eq. 1-3, 7-9), masked training, Algorithm 2.
+
+Task m gates (Eq. 2-3, 8) over its specific experts and the shared experts of its pools U_m (Algorithm 1,
+``pools.py``); its tower gives Y_m (Eq. 9). Task m sees the shared experts' weight matrices as M_m ⊙ θ_s
+(Eq. 6), applied as in :mod:`sparseshare.sharing.sparse`: ``functional_call`` substitutes M_t ⊙ θ (zero
+gradient outside M_t) and ``step`` restores weights and optimizer state outside the stepped subnet. In
+the joint loss (Eq. 10) each task uses its own view, so a shared weight learns only from the tasks
+keeping it; ``step(opt, None)`` protects what no task keeps. Masks are buffers (saved in ``state_dict``).
+Sparsity = fraction pruned, density = fraction kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from sparseshare.masks.mask import Mask, density, validate_mask
+from sparseshare.models.mlp import PBFSNet, weighted_loss
+from sparseshare.pruning.magnitude import prune_global, prune_layerwise
+from sparseshare.pruning.schedules import polynomial_sparsity
+
+
+def prune_to_sparsity(
+    weights: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor], sparsity: float, strategy: str
+) -> Mask:
+    """Shrink ``mask`` by magnitude until ``sparsity`` of its entries are pruned (never regrows).
+
+    'layerwise' brings each tensor to the sparsity (TF-MOT's per-layer polynomial pruning); 'global'
+    ranks all tensors together. A mask already at least that sparse is returned unchanged (copied).
+    """
+    if not 0.0 <= sparsity <= 1.0:
+        raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
+    if strategy == "layerwise":
+        out: Mask = {}
+        for n, m in mask.items():
+            kept, keep = int(m.sum()), round((1.0 - sparsity) * m.numel())
+            fraction = (kept - keep) / kept if kept > keep else 0.0
+            out[n] = prune_layerwise({n: weights[n]}, {n: m}, fraction)[n]
+        return out
+    if strategy == "global":
+        kept = sum(int(m.sum()) for m in mask.values())
+        keep = round((1.0 - sparsity) * sum(m.numel() for m in mask.values()))
+        if kept <= keep:
+            return {n: m.clone() for n, m in mask.items()}
+        return prune_global(weights, mask, (kept - keep) / kept)
+    raise ValueError(f"unknown pruning strategy '{strategy}'; valid: ['global', 'layerwise']")
+
+
+class PBFS(nn.Module):
+    """PBFS as a sharing mechanism: task t computes with M_t ⊙ θ on its pools' shared experts."""
+
+    def __init__(self, net: PBFSNet, masks: Mapping[str, Mapping[str, torch.Tensor]] | None = None):
+        super().__init__()
+        self.net = net
+        self._params = dict(net.named_parameters())
+        self._keys: dict[str, dict[str, str]] = {}  # task -> parameter name -> buffer name
+        for ti, task in enumerate(net.tasks):
+            names = net.shared_weight_names(task)
+            given = validate_mask((masks or {}).get(task, {}), self._params)
+            extra = sorted(set(given) - set(names))
+            if extra:
+                raise KeyError(f"mask of task '{task}' names parameters outside its pools: {extra}")
+            self._keys[task] = {}
+            for i, n in enumerate(names):
+                m = given.get(n, torch.ones_like(self._params[n], dtype=torch.bool))
+                key = f"mask_{ti}_{i}"
+                self.register_buffer(key, m.clone().to(self._params[n].device))
+                self._keys[task][n] = key
+        self._cache: dict = {}
+
+    @property
+    def tasks(self) -> list[str]:
+        return self.net.tasks
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        return self.net.kinds
+
+    def mask(self, task: str, pool: int | None = None) -> Mask:
+        """Task's current mask (live tensors; copy before keeping), optionally one pool's part."""
+        names = self.net.shared_weight_names(task, pool)
+        return {n: getattr(self, self._keys[task][n]) for n in names}
+
+    def set_mask(self, task: str, mask: Mapping[str, torch.Tensor]) -> None:
+        """Replace (part of) the task's mask in place."""
+        mask = validate_mask(mask, self._params)
+        for n, m in mask.items():
+            if n not in self._keys[task]:
+                raise KeyError(f"'{n}' is not a shared weight of task '{task}'")
+            getattr(self, self._keys[task][n]).copy_(m)
+
+    def sparsity(self, task: str, pool: int | None = None) -> float:
+        """Fraction of the task's shared-expert weights pruned (PBFS's 'sparsity')."""
+        return 1.0 - density(self.mask(task, pool))
+
+    def forward(self, batch, task: str) -> torch.Tensor:
+        masked = {n: self._params[n] * m for n, m in self.mask(task).items()}
+        return functional_call(self.net, masked, (batch, task), strict=False)
+
+    def forward_all(self, batch, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """Each task through its own masked view (masks differ, so the shared experts run per task)."""
+        return {t: self(batch, t) for t in (tasks or self.tasks)}
+
+    def loss(self, batch, task: str) -> torch.Tensor:
+        return self.net.towers[task].loss(self(batch, task), batch.y[task])
+
+    def joint_loss(self, batch, weights: Mapping[str, float]) -> torch.Tensor:
+        """Eq. 10: Σ_m w_m L_m(θ_m, θ^s_m), each task on its own subnet."""
+        return weighted_loss(self.net.towers, self.forward_all(batch, list(weights)), batch.y, weights)
+
+    def predict(self, batch, task: str) -> torch.Tensor:
+        return self.net.towers[task].predict(self(batch, task))
+
+    def shared_parameter_names(self) -> list[str]:
+        return [f"net.shared.{n}" for n, _ in self.net.shared.named_parameters()]
+
+    def _step_mask(self, task: str | None) -> Mask:
+        if task is not None:
+            return self.mask(task)
+        union: Mask = {}
+        for t in self.tasks:
+            for n, m in self.mask(t).items():
+                union[n] = union[n] | m if n in union else m
+        return union
+
+    @torch.no_grad()
+    def step(self, optimizer: torch.optim.Optimizer, task: str | None = None) -> None:
+        """Optimizer step that leaves weights and optimizer state outside M_t (or ∪_t M_t) untouched."""
+        mask = self._step_mask(task)
+        pairs = []  # (live tensor, snapshot, mask), as in SparseSharing.step
+        for name, m in mask.items():
+            p = self._params[name]
+            pairs.append((p, self._buffer(("p", name), p), m))
+            for k, v in optimizer.state.get(p, {}).items():
+                if torch.is_tensor(v) and v.shape == p.shape:
+                    pairs.append((v, self._buffer((k, name), v), m))
+        if pairs:
+            torch._foreach_copy_([b for _, b, _ in pairs], [t for t, _, _ in pairs])
+        fresh = {name for name in mask if not optimizer.state.get(self._params[name])}
+        optimizer.step()
+        for t, b, m in pairs:
+            torch.where(m, t, b, out=t)
+        for name in fresh:  # state created by this step stays at its initial zeros outside the mask
+            p, m = self._params[name], mask[name]
+            for v in optimizer.state.get(p, {}).values():
+                if torch.is_tensor(v) and v.shape == p.shape:
+                    v.masked_fill_(~m, 0)
+
+    def _apply(self, fn, recurse=True):  # .to() may replace parameter tensors: re-read them
+        out = super()._apply(fn, recurse)
+        self._params, self._cache = dict(self.net.named_parameters()), {}
+        return out
+
+    def _buffer(self, key, like: torch.Tensor) -> torch.Tensor:
+        buf = self._cache.get(key)
+        if buf is None or buf.shape != like.shape or buf.device != like.device or buf.dtype != like.dtype:
+            buf = self._cache[key] = torch.empty_like(like)
+        return buf
+
+
+def pbfs(
+    in_dim: int,
+    kinds: Mapping[str, str],
+    pools: Sequence[Sequence[str]] | None = None,
+    num_specific: int = 1,
+    num_shared: int = 1,
+    expert_hidden: Sequence[int] = (32, 32),
+    tower: Sequence[int] = (8,),
+    dropout: float = 0.0,
+    activation: str = "relu",
+    masks: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
+) -> PBFS:
+    """Builder; defaults follow the census setting (experts of 2 x 32 units, Section 4.3), one pool."""
+    net = PBFSNet(in_dim, kinds, pools, num_specific, num_shared, expert_hidden, tower, dropout, activation)
+    return PBFS(net, masks)
+
+
+class PBFSPruner:
+    """Algorithm 2: per task and pool, prune the shared experts from mu to lambda by polynomial decay.
+
+    ``on_step(step)`` (called by the trainer after each update) re-prunes every ``frequency`` steps from
+    ``begin_step`` to ``end_step`` to ``polynomial_sparsity(step, begin, end, mu, lambda, power)``, step 2
+    being the first call (at ``begin_step``, to mu). ``on_eval(task, sparsity, score)`` records a dev
+    score (step 3); the best subnet per task is kept (ties go to the sparser one) and
+    ``restore_best()`` puts it back (step 4). Sparsities may be one number per task or a mapping
+    ``pool index -> sparsity`` for that task.
+    """
+
+    def __init__(
+        self,
+        mechanism: PBFS,
+        task_target_sparsity: Mapping[str, float | Mapping[int, float]],
+        initial_sparsity: float | Mapping[str, float | Mapping[int, float]] = 0.0,
+        begin_step: int = 0,
+        end_step: int = 1000,
+        frequency: int = 100,
+        power: float = 3.0,
+        strategy: str = "layerwise",
+        higher_is_better: bool | Mapping[str, bool] = True,
+    ):
+        if frequency < 1 or end_step < begin_step:
+            raise ValueError("need frequency >= 1 and end_step >= begin_step")
+        missing = [t for t in mechanism.tasks if t not in task_target_sparsity]
+        if missing:
+            raise KeyError(f"no target sparsity for tasks {missing}")
+        self.mechanism, self.strategy = mechanism, strategy
+        self.begin_step, self.end_step, self.frequency, self.power = begin_step, end_step, frequency, power
+        self._target, self._initial = task_target_sparsity, initial_sparsity
+        for t in mechanism.tasks:
+            for s in mechanism.net.memberships[t]:
+                mu, lam = self._value(self._initial, t, s), self._value(self._target, t, s)
+                if not 0.0 <= mu <= lam <= 1.0:
+                    raise ValueError(f"task '{t}' pool {s}: need 0 <= initial {mu} <= target {lam} <= 1")
+        self._higher = higher_is_better
+        self.history: list[dict] = []
+        self.best: dict[str, dict] = {}  # task -> {'sparsity', 'score', 'step', 'mask'}
+        self._step = None
+
+    @staticmethod
+    def _value(spec, task: str, pool: int) -> float:
+        v = spec if isinstance(spec, (int, float)) else spec[task]
+        return float(v if isinstance(v, (int, float)) else v[pool] if pool in v else v[str(pool)])
+
+    def scheduled_sparsity(self, task: str, pool: int, step: int) -> float:
+        """s(step) for the task's part of ``pool`` (TF-MOT PolynomialDecay)."""
+        mu, lam = self._value(self._initial, task, pool), self._value(self._target, task, pool)
+        return polynomial_sparsity(step, self.begin_step, self.end_step, mu, lam, self.power)
+
+    def on_step(self, step: int) -> bool:
+        """Prune on schedule; True when some mask changed."""
+        self._step = step
+        due = (step - self.begin_step) % self.frequency == 0 or step == self.end_step
+        if not (self.begin_step <= step <= self.end_step and due):
+            return False
+        mech, changed = self.mechanism, False
+        weights = {n: p.detach() for n, p in mech.net.named_parameters()}
+        for t in mech.tasks:
+            for s in mech.net.memberships[t]:
+                current = mech.mask(t, s)
+                new = prune_to_sparsity(weights, current, self.scheduled_sparsity(t, s, step), self.strategy)
+                if any(not torch.equal(new[n], current[n]) for n in current):
+                    mech.set_mask(t, new)
+                    changed = True
+        return changed
+
+    def _higher_is_better(self, task: str) -> bool:
+        return self._higher if isinstance(self._higher, bool) else bool(self._higher[task])
+
+    def on_eval(self, task: str, sparsity: float | None, score: float) -> bool:
+        """Record the task's dev ``score`` at ``sparsity`` (default: its current one); True if a new best."""
+        sparsity = self.mechanism.sparsity(task) if sparsity is None else float(sparsity)
+        self.history.append({"step": self._step, "task": task, "sparsity": sparsity, "score": float(score)})
+        old = self.best.get(task)
+        sign = 1.0 if self._higher_is_better(task) else -1.0
+        better = old is None or sign * score > sign * old["score"]
+        if old is not None and score == old["score"] and sparsity > old["sparsity"]:
+            better = True
+        if better:
+            mask = {n: m.detach().clone() for n, m in self.mechanism.mask(task).items()}
+            self.best[task] = {"sparsity": sparsity, "score": float(score), "step": self._step, "mask": mask}
+        return better
+
+    def restore_best(self) -> None:
+        """Algorithm 2, step 4: give every evaluated task back its best subnet."""
+        for task, rec in self.best.items():
+            self.mechanism.set_mask(task, rec["mask"])

@@ -1,0 +1,158 @@
+"""Customized Gate Control (CGC) and Progressive Layered Extraction (PLE), Tang et al., RecSys 2020.
+
+CGC (Eq. 1-3 of Tang et al.): task k gates over its own experts and the shared experts,
+g^k(x) = w^k(x) S^k(x), w^k(x) = softmax(W_g^k x), S^k = [E_(k,1..m_k), E_(s,1..m_s)].
+PLE (Eq. 4-5) stacks L extraction levels: at level j, task k's experts read g^(k,j-1), the shared
+experts read g^(s,j-1), and every inner level has a shared gate over *all* its experts that feeds the
+next level's shared experts; the last level has no shared gate. y^k = t^k(g^(k,L)). CGC = PLE, L = 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from sparseshare.models.mlp import MLP, Gate, check_tasks, towers, weighted_loss
+
+
+class ExtractionLevel(nn.Module):
+    """One PLE level: per-task experts and gates, shared experts, and (inner levels) a shared gate."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        tasks: Sequence[str],
+        num_specific: int,
+        num_shared: int,
+        hidden: Sequence[int],
+        last: bool,
+        dropout: float,
+        activation,
+    ):
+        super().__init__()
+        self.tasks = list(tasks)
+        self.specific = nn.ModuleDict(
+            {
+                t: nn.ModuleList(MLP(in_dim, hidden, dropout, activation) for _ in range(num_specific))
+                for t in tasks
+            }
+        )
+        self.shared = nn.ModuleList(MLP(in_dim, hidden, dropout, activation) for _ in range(num_shared))
+        self.gates = nn.ModuleDict({t: Gate(in_dim, num_specific + num_shared) for t in tasks})
+        n_all = num_specific * len(self.tasks) + num_shared
+        self.shared_gate = None if last else Gate(in_dim, n_all)
+
+    def forward(
+        self, inputs: Mapping[str, torch.Tensor], shared_in: torch.Tensor, tasks: Sequence[str]
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """Gated outputs of ``tasks`` (all tasks at inner levels) and of the shared gate (None if last)."""
+        shared = [e(shared_in) for e in self.shared]
+        need = self.tasks if self.shared_gate is not None else list(tasks)
+        specific = {t: [e(inputs[t]) for e in self.specific[t]] for t in need}
+        out = {t: self.gates[t](inputs[t], specific[t] + shared) for t in need}
+        if self.shared_gate is None:
+            return out, None
+        everything = [o for t in self.tasks for o in specific[t]] + shared
+        return out, self.shared_gate(shared_in, everything)
+
+
+class PLE(nn.Module):
+    """``forward(batch, task)`` returns the task's logits (binary) or values (regression), shape ``[B]``."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        kinds: Mapping[str, str],
+        num_specific: int = 1,
+        num_shared: int = 1,
+        expert_hidden: Sequence[int] = (16,),
+        tower: Sequence[int] = (8,),
+        levels: int = 2,
+        dropout: float = 0.0,
+        activation: str | Callable[[], nn.Module] = "relu",
+    ):
+        super().__init__()
+        if levels < 1 or num_specific < 0 or num_shared < 0 or not expert_hidden:
+            raise ValueError("PLE needs levels >= 1, expert counts >= 0 and at least one expert layer")
+        if num_specific + num_shared < 1:
+            raise ValueError("PLE needs at least one expert per gate")
+        self._tasks = check_tasks(kinds)
+        self.kinds = dict(kinds)
+        dims = [in_dim] + [expert_hidden[-1]] * (levels - 1)
+        self.levels = nn.ModuleList(
+            ExtractionLevel(
+                d, self._tasks, num_specific, num_shared, expert_hidden, j == levels - 1, dropout, activation
+            )
+            for j, d in enumerate(dims)
+        )
+        self.towers = towers(expert_hidden[-1], kinds, tower, dropout, activation)
+
+    @property
+    def tasks(self) -> list[str]:
+        return self._tasks
+
+    def forward_all(self, batch, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """Every requested task's output; each expert is computed once."""
+        tasks = list(tasks or self._tasks)
+        x = batch.x
+        inputs: Mapping[str, torch.Tensor] = {t: x for t in self._tasks}
+        shared_in: torch.Tensor | None = x
+        for level in self.levels:
+            inputs, shared_in = level(inputs, shared_in, tasks)
+        return {t: self.towers[t](inputs[t]) for t in tasks}
+
+    def forward(self, batch, task: str) -> torch.Tensor:
+        return self.forward_all(batch, [task])[task]
+
+    def loss(self, batch, task: str) -> torch.Tensor:
+        return self.towers[task].loss(self(batch, task), batch.y[task])
+
+    def joint_loss(self, batch, weights: Mapping[str, float]) -> torch.Tensor:
+        """PBFS Eq. 10, Σ w_t L_t, with one pass through the extraction levels."""
+        return weighted_loss(self.towers, self.forward_all(batch, list(weights)), batch.y, weights)
+
+    def predict(self, batch, task: str) -> torch.Tensor:
+        return self.towers[task].predict(self(batch, task))
+
+    def step(self, optimizer: torch.optim.Optimizer, task: str | None = None) -> None:
+        optimizer.step()
+
+    def shared_parameter_names(self) -> list[str]:
+        """Shared experts and shared gates of every level."""
+        out = []
+        for j, level in enumerate(self.levels):
+            out += [f"levels.{j}.shared.{n}" for n, _ in level.shared.named_parameters()]
+            if level.shared_gate is not None:
+                out += [f"levels.{j}.shared_gate.{n}" for n, _ in level.shared_gate.named_parameters()]
+        return out
+
+
+def cgc(
+    in_dim: int,
+    kinds: Mapping[str, str],
+    num_specific: int = 1,
+    num_shared: int = 1,
+    expert_hidden: Sequence[int] = (16,),
+    tower: Sequence[int] = (8,),
+    dropout: float = 0.0,
+    activation: str = "relu",
+) -> PLE:
+    """CGC: a single extraction level without a shared gate."""
+    return PLE(in_dim, kinds, num_specific, num_shared, expert_hidden, tower, 1, dropout, activation)
+
+
+def ple(
+    in_dim: int,
+    kinds: Mapping[str, str],
+    num_specific: int = 1,
+    num_shared: int = 1,
+    expert_hidden: Sequence[int] = (16,),
+    tower: Sequence[int] = (8,),
+    levels: int = 2,
+    dropout: float = 0.0,
+    activation: str = "relu",
+) -> PLE:
+    """PLE with the PBFS paper's setting by default: two levels of single-layer 16-unit experts."""
+    return PLE(in_dim, kinds, num_specific, num_shared, expert_hidden, tower, levels, dropout, activation)

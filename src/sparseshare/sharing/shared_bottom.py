@@ -1,0 +1,73 @@
+"""Shared-bottom multi-task model (Caruana 1997; MMoE paper Eq. 1: y_k = h^k(f(x))).
+
+One bottom MLP f for all tasks and a tower h^k per task. With a single task it is the single-task
+baseline of the PBFS paper (an MLP per task; Section 4.2). Inputs are :class:`TabularBatch` objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from sparseshare.models.mlp import MLP, check_tasks, towers, weighted_loss
+
+
+class SharedBottom(nn.Module):
+    """``forward(batch, task)`` returns the task's logits (binary) or values (regression), shape ``[B]``."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        kinds: Mapping[str, str],
+        bottom: Sequence[int] = (32, 16, 8),
+        tower: Sequence[int] = (8,),
+        dropout: float = 0.0,
+        activation: str | Callable[[], nn.Module] = "relu",
+    ):
+        super().__init__()
+        self._tasks = check_tasks(kinds)
+        self.kinds = dict(kinds)
+        self.bottom = MLP(in_dim, bottom, dropout, activation)
+        self.towers = towers(self.bottom.out_dim, kinds, tower, dropout, activation)
+
+    @property
+    def tasks(self) -> list[str]:
+        return self._tasks
+
+    def forward_all(self, batch, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """Every requested task's output, the bottom computed once."""
+        h = self.bottom(batch.x)
+        return {t: self.towers[t](h) for t in (tasks or self._tasks)}
+
+    def forward(self, batch, task: str) -> torch.Tensor:
+        return self.forward_all(batch, [task])[task]
+
+    def loss(self, batch, task: str) -> torch.Tensor:
+        return self.towers[task].loss(self(batch, task), batch.y[task])
+
+    def joint_loss(self, batch, weights: Mapping[str, float]) -> torch.Tensor:
+        """PBFS Eq. 10, Σ w_t L_t, with one pass through the bottom."""
+        return weighted_loss(self.towers, self.forward_all(batch, list(weights)), batch.y, weights)
+
+    def predict(self, batch, task: str) -> torch.Tensor:
+        return self.towers[task].predict(self(batch, task))
+
+    def step(self, optimizer: torch.optim.Optimizer, task: str | None = None) -> None:
+        optimizer.step()
+
+    def shared_parameter_names(self) -> list[str]:
+        return [f"bottom.{n}" for n, _ in self.bottom.named_parameters()]
+
+
+def shared_bottom(
+    in_dim: int,
+    kinds: Mapping[str, str],
+    bottom: Sequence[int] = (32, 16, 8),
+    tower: Sequence[int] = (8,),
+    dropout: float = 0.0,
+    activation: str = "relu",
+) -> SharedBottom:
+    """Builder with the PBFS paper's settings: bottom [32, 16, 8], tower of 8 units (Section 4.3)."""
+    return SharedBottom(in_dim, kinds, bottom, tower, dropout, activation)
