@@ -9,6 +9,14 @@ import numpy as np
 from sparseshare.errors import DataError
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _parse(path: Path, lineno: int, raw: bytes, dim: int | None) -> tuple[str, np.ndarray]:
     try:
         line = raw.decode("utf-8").rstrip("\r\n").rstrip(" ")
@@ -16,8 +24,9 @@ def _parse(path: Path, lineno: int, raw: bytes, dim: int | None) -> tuple[str, n
         raise DataError(path, lineno, "not valid UTF-8 text") from None
     if "\t" in line:
         raise DataError(path, lineno, "holds a tab; GloVe text separates fields with single spaces")
-    # once the dimension is known, split from the right: some GloVe releases have words with spaces
-    parts = line.split(" ") if dim is None else line.rsplit(" ", dim)
+    parts = line.split(" ")
+    if dim is not None and len(parts) > dim + 1 and not _is_number(parts[1]):
+        parts = [" ".join(parts[:-dim]), *parts[-dim:]]  # GloVe 840B has words with spaces
     if len(parts) < 2 or not parts[0]:
         raise DataError(path, lineno, "expected a word followed by its vector")
     if dim is not None and len(parts) != dim + 1:
