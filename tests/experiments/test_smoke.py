@@ -33,7 +33,7 @@ def test_results_json_schema(smoke_run, capsys):
     res = json.loads((smoke_run / "results.json").read_text())
     assert res["experiment"] == "smoke"
     assert set(res["systems"]) == {"single", "hard", "sparse"}
-    for name, sys in res["systems"].items():
+    for sys in res["systems"].values():
         assert sys["params"] > 0
         for task, metric in (("pos", "accuracy"), ("chunk", "f1"), ("ner", "f1")):
             r = sys["tasks"][task]
