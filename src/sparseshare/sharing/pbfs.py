@@ -21,6 +21,7 @@ from sparseshare.masks.mask import Mask, density, validate_mask
 from sparseshare.models.mlp import PBFSNet, weighted_loss
 from sparseshare.pruning.magnitude import prune_global, prune_layerwise
 from sparseshare.pruning.schedules import polynomial_sparsity
+from sparseshare.sharing.masking import MaskedStep
 
 
 def prune_to_sparsity(
@@ -69,7 +70,7 @@ class PBFS(nn.Module):
                 key = f"mask_{ti}_{i}"
                 self.register_buffer(key, m.clone().to(self._params[n].device))
                 self._keys[task][n] = key
-        self._cache: dict = {}
+        self._step = MaskedStep()
 
     @property
     def tasks(self) -> list[str]:
@@ -129,36 +130,13 @@ class PBFS(nn.Module):
     @torch.no_grad()
     def step(self, optimizer: torch.optim.Optimizer, task: str | None = None) -> None:
         """Optimizer step that leaves weights and optimizer state outside M_t (or ∪_t M_t) untouched."""
-        mask = self._step_mask(task)
-        pairs = []  # (live tensor, snapshot, mask), as in SparseSharing.step
-        for name, m in mask.items():
-            p = self._params[name]
-            pairs.append((p, self._buffer(("p", name), p), m))
-            for k, v in optimizer.state.get(p, {}).items():
-                if torch.is_tensor(v) and v.shape == p.shape:
-                    pairs.append((v, self._buffer((k, name), v), m))
-        if pairs:
-            torch._foreach_copy_([b for _, b, _ in pairs], [t for t, _, _ in pairs])
-        fresh = {name for name in mask if not optimizer.state.get(self._params[name])}
-        optimizer.step()
-        for t, b, m in pairs:
-            torch.where(m, t, b, out=t)
-        for name in fresh:  # state created by this step stays at its initial zeros outside the mask
-            p, m = self._params[name], mask[name]
-            for v in optimizer.state.get(p, {}).values():
-                if torch.is_tensor(v) and v.shape == p.shape:
-                    v.masked_fill_(~m, 0)
+        self._step(optimizer, self._params, self._step_mask(task))
 
     def _apply(self, fn, recurse=True):  # .to() may replace parameter tensors: re-read them
         out = super()._apply(fn, recurse)
-        self._params, self._cache = dict(self.net.named_parameters()), {}
+        self._params = dict(self.net.named_parameters())
+        self._step.reset()
         return out
-
-    def _buffer(self, key, like: torch.Tensor) -> torch.Tensor:
-        buf = self._cache.get(key)
-        if buf is None or buf.shape != like.shape or buf.device != like.device or buf.dtype != like.dtype:
-            buf = self._cache[key] = torch.empty_like(like)
-        return buf
 
 
 def pbfs(

@@ -17,6 +17,7 @@ from torch import nn
 from torch.func import functional_call
 
 from sparseshare.masks.mask import TaskMasks, validate_mask
+from sparseshare.sharing.masking import MaskedStep
 
 
 class SparseSharing(nn.Module):
@@ -33,6 +34,7 @@ class SparseSharing(nn.Module):
             self._masks[task] = validate_mask(masks[task], params)
         self._params = params
         self._snapshots: dict = {}
+        self._step = MaskedStep()
 
     @property
     def tasks(self) -> list[str]:
@@ -48,6 +50,7 @@ class SparseSharing(nn.Module):
         dev = next(iter(self._params.values())).device
         self._masks = {t: {n: m.to(dev) for n, m in mk.items()} for t, mk in self._masks.items()}
         self._snapshots = {}
+        self._step.reset()
         return out
 
     def forward(self, batch, task: str) -> torch.Tensor:
@@ -60,38 +63,9 @@ class SparseSharing(nn.Module):
     def decode(self, batch, task: str) -> list[list[int]]:
         return self.model.heads[task].decode(self(batch, task), batch.mask)
 
-    @staticmethod
-    def _stateless(optimizer: torch.optim.Optimizer) -> bool:
-        """Plain SGD: the update is -lr * grad, exactly zero outside M_t, so nothing can leak."""
-        return type(optimizer) is torch.optim.SGD and all(
-            g.get("momentum", 0) == 0 and g.get("weight_decay", 0) == 0 for g in optimizer.param_groups
-        )
-
-    @torch.no_grad()
     def step(self, optimizer: torch.optim.Optimizer, task: str) -> None:
         """Optimizer step that leaves weights and optimizer state outside M_t untouched."""
-        if self._stateless(optimizer):
-            optimizer.step()
-            return
-        mask = self._masks[task]
-        pairs = []  # (live tensor, snapshot buffer, mask); buffers are reused across steps
-        for name, m in mask.items():
-            p = self._params[name]
-            pairs.append((p, self._buffer(("p", name), p), m))
-            for k, v in optimizer.state.get(p, {}).items():
-                if torch.is_tensor(v) and v.shape == p.shape:
-                    pairs.append((v, self._buffer((k, name), v), m))
-        if pairs:
-            torch._foreach_copy_([b for _, b, _ in pairs], [t for t, _, _ in pairs])
-        fresh = {name for name in mask if not optimizer.state.get(self._params[name])}
-        optimizer.step()
-        for t, b, m in pairs:
-            torch.where(m, t, b, out=t)
-        for name in fresh:  # state created by this step: outside M_t it must stay at its initial zeros
-            p, m = self._params[name], mask[name]
-            for v in optimizer.state.get(p, {}).values():
-                if torch.is_tensor(v) and v.shape == p.shape:
-                    v.masked_fill_(~m, 0)
+        self._step(optimizer, self._params, self._masks[task])
 
     def _scales(self, task: str) -> dict[str, torch.Tensor]:
         """The mask as 0/1 in each parameter's dtype (a multiply by a bool mask would cast every step)."""
@@ -102,12 +76,6 @@ class SparseSharing(nn.Module):
                 n: m.to(self._params[n].dtype) for n, m in self._masks[task].items()
             }
         return out
-
-    def _buffer(self, key, like: torch.Tensor) -> torch.Tensor:
-        buf = self._snapshots.get(key)
-        if buf is None or buf.shape != like.shape or buf.device != like.device or buf.dtype != like.dtype:
-            buf = self._snapshots[key] = torch.empty_like(like)
-        return buf
 
     def shared_parameter_names(self) -> list[str]:
         return [f"model.{n}" for n, _ in self.model.encoder.named_parameters()]
