@@ -96,7 +96,17 @@ class MultiTaskTagger(nn.Module):
         return self.heads[task](h)
 
     def loss(self, batch, task: str) -> torch.Tensor:
-        return self.heads[task].loss(self(batch, task), batch.tags, batch.mask)
+        return self.task_loss(self(batch, task), batch, task)
+
+    def task_loss(self, out: torch.Tensor, batch, task: str) -> torch.Tensor:
+        """Loss of ``task`` given this model's output ``out`` (mechanisms compute ``out`` their own way)."""
+        return self.heads[task].loss(out, batch.tags, batch.mask)
+
+    def task_decode(self, out: torch.Tensor, batch, task: str) -> list[list[int]]:
+        return self.heads[task].decode(out, batch.mask)
+
+    def shared_parameter_names(self) -> list[str]:
+        return [f"encoder.{n}" for n, _ in self.encoder.named_parameters()]
 
 
 def build_tagger(

@@ -24,13 +24,18 @@ class HardSharing(nn.Module):
         return self.model(batch, task)
 
     def loss(self, batch, task: str) -> torch.Tensor:
-        return self.model.heads[task].loss(self(batch, task), batch.tags, batch.mask)
+        return self.model.task_loss(self(batch, task), batch, task)
 
     def decode(self, batch, task: str) -> list[list[int]]:
-        return self.model.heads[task].decode(self(batch, task), batch.mask)
+        """Tag ids per sentence (sequence-labelling models)."""
+        return self.model.task_decode(self(batch, task), batch, task)
+
+    def predict(self, batch, task: str) -> torch.Tensor:
+        """Probabilities or values per row (tabular models)."""
+        return self.model.task_predict(self(batch, task), task)
 
     def step(self, optimizer: torch.optim.Optimizer, task: str) -> None:
         optimizer.step()
 
     def shared_parameter_names(self) -> list[str]:
-        return [f"model.{n}" for n, _ in self.model.encoder.named_parameters()]
+        return [f"model.{n}" for n in self.model.shared_parameter_names()]

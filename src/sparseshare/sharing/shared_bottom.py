@@ -45,7 +45,14 @@ class SharedBottom(nn.Module):
         return self.forward_all(batch, [task])[task]
 
     def loss(self, batch, task: str) -> torch.Tensor:
-        return self.towers[task].loss(self(batch, task), batch.y[task])
+        return self.task_loss(self(batch, task), batch, task)
+
+    def task_loss(self, out: torch.Tensor, batch, task: str) -> torch.Tensor:
+        """Loss of ``task`` from an output computed elsewhere (e.g. under a sparse-sharing mask)."""
+        return self.towers[task].loss(out, batch.y[task])
+
+    def task_predict(self, out: torch.Tensor, task: str) -> torch.Tensor:
+        return self.towers[task].predict(out)
 
     def joint_loss(self, batch, weights: Mapping[str, float]) -> torch.Tensor:
         """PBFS Eq. 10, Σ w_t L_t, with one pass through the bottom."""

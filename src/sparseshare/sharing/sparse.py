@@ -58,10 +58,15 @@ class SparseSharing(nn.Module):
         return functional_call(self.model, masked, (batch, task), strict=False)
 
     def loss(self, batch, task: str) -> torch.Tensor:
-        return self.model.heads[task].loss(self(batch, task), batch.tags, batch.mask)
+        return self.model.task_loss(self(batch, task), batch, task)
 
     def decode(self, batch, task: str) -> list[list[int]]:
-        return self.model.heads[task].decode(self(batch, task), batch.mask)
+        """Tag ids per sentence (sequence-labelling models)."""
+        return self.model.task_decode(self(batch, task), batch, task)
+
+    def predict(self, batch, task: str) -> torch.Tensor:
+        """Probabilities or values per row (tabular models)."""
+        return self.model.task_predict(self(batch, task), task)
 
     def step(self, optimizer: torch.optim.Optimizer, task: str) -> None:
         """Optimizer step that leaves weights and optimizer state outside M_t untouched."""
@@ -78,7 +83,7 @@ class SparseSharing(nn.Module):
         return out
 
     def shared_parameter_names(self) -> list[str]:
-        return [f"model.{n}" for n, _ in self.model.encoder.named_parameters()]
+        return [f"model.{n}" for n in self.model.shared_parameter_names()]
 
     def subnet_weights(self, task: str) -> dict[str, torch.Tensor]:
         """M_t ⊙ θ for every masked parameter (what task t actually uses)."""
