@@ -59,6 +59,9 @@ class TrainConfig:
     lr_decay: float = 0.05
     clip: float | None = 5.0
     sampler: str = "proportional"
+    joint: bool = False
+    loss_weights: dict[str, float] | None = None
+    eval_batch_size: int = 100
 
     def check(self, where: str) -> None:
         from sparseshare.training.samplers import SAMPLERS

@@ -52,6 +52,11 @@ class TrainSettings:
     lr_decay: float = 0.0  # lr_e = lr / (1 + lr_decay * e), Ma and Hovy (2016)
     clip: float | None = 5.0
     sampler: str = "proportional"
+    # joint=True: every step is one batch carrying all tasks' labels and the loss is Σ_t w_t L_t
+    # (PBFS Eq. 10; MMoE, PLE); joint=False: sample a task per step (sparse-sharing paper).
+    joint: bool = False
+    loss_weights: dict[str, float] | None = None
+    eval_batch_size: int = 100
 
 
 @dataclass
@@ -103,6 +108,18 @@ def mean_primary(scores: Mapping[str, Mapping[str, float]], tasks: Mapping[str, 
     return sum(signed) / len(signed)
 
 
+def _sampled(tasks, sizes, steps, sampler, batch_size, gen):
+    """(task, batch) pairs: a task drawn by the sampler, then that task's next shuffled batch."""
+    order = sampler(sizes, steps, gen)
+    iters = {t: tasks[t].data.batches("train", batch_size, shuffle=True, generator=gen) for t in tasks}
+    for task in order:
+        batch = next(iters[task], None)
+        if batch is None:  # this task's epoch is used up: start another pass over it
+            iters[task] = tasks[task].data.batches("train", batch_size, shuffle=True, generator=gen)
+            batch = next(iters[task])
+        yield task, batch
+
+
 def _save_atomic(obj, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
@@ -119,14 +136,27 @@ def train(
     ckpt_dir: Path | None = None,
     desc: str = "train",
     log: Callable[[dict], None] | None = None,
+    joint_data=None,
+    callbacks: list | None = None,
 ) -> TrainResult:
-    """Train ``mechanism`` on ``tasks`` with early stopping on mean dev score; resumable via ``ckpt_dir``."""
+    """Train ``mechanism`` on ``tasks`` with early stopping on mean dev score; resumable via ``ckpt_dir``.
+
+    With ``settings.joint``, batches come from ``joint_data`` (all tasks' labels in each batch).
+    ``callbacks`` may define ``on_step(global_step)`` (after each optimizer step) and
+    ``on_eval(dev: {task: metrics})`` (after each dev evaluation), e.g. the PBFS pruning schedule.
+    """
+    callbacks = callbacks or []
+    if settings.joint and joint_data is None:
+        raise ValueError("joint training needs joint_data (a dataset with every task's labels)")
     mechanism.to(device)
     params = [p for p in mechanism.parameters() if p.requires_grad]
     opt = make_optimizer(params, settings.optimizer, settings.lr, settings.momentum, settings.weight_decay)
     sampler = get_sampler(settings.sampler)
     sizes = {t: spec.data.num_sentences("train") for t, spec in tasks.items()}
     steps = sum(math.ceil(n / settings.batch_size) for n in sizes.values())
+    if settings.joint:
+        steps = math.ceil(joint_data.num_sentences("train") / settings.batch_size)
+    weights = settings.loss_weights or {t: 1.0 for t in tasks}
     start, best, best_epoch, bad, history, best_state = 0, -math.inf, -1, 0, [], None
     if ckpt_dir:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -152,27 +182,28 @@ def train(
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
         for group in opt.param_groups:
             group["lr"] = settings.lr / (1.0 + settings.lr_decay * epoch)
-        order = sampler(sizes, steps, gen)
-        iters = {
-            t: tasks[t].data.batches("train", settings.batch_size, shuffle=True, generator=gen) for t in tasks
-        }
         mechanism.train()
         total, n = 0.0, 0
-        for task in order:
-            batch = next(iters[task], None)
-            if batch is None:  # this task's epoch is used up: start another pass over it
-                iters[task] = tasks[task].data.batches(
-                    "train", settings.batch_size, shuffle=True, generator=gen
-                )
-                batch = next(iters[task])
+        if settings.joint:
+            stream = ((None, b) for b in joint_data.batches("train", settings.batch_size, True, gen))
+        else:
+            stream = _sampled(tasks, sizes, steps, sampler, settings.batch_size, gen)
+        for i, (task, batch) in enumerate(stream):
             opt.zero_grad(set_to_none=True)
-            loss = mechanism.loss(batch.to(device), task)
+            batch = batch.to(device)
+            loss = mechanism.joint_loss(batch, weights) if task is None else mechanism.loss(batch, task)
             loss.backward()
             if settings.clip:
                 torch.nn.utils.clip_grad_norm_(params, settings.clip)
             mechanism.step(opt, task)
             total, n = total + loss.item(), n + 1
-        dev = {t: evaluate(mechanism, tasks[t], "dev", 100, device) for t in tasks}
+            for cb in callbacks:
+                if hasattr(cb, "on_step"):
+                    cb.on_step(epoch * steps + i + 1)
+        dev = {t: evaluate(mechanism, tasks[t], "dev", settings.eval_batch_size, device) for t in tasks}
+        for cb in callbacks:
+            if hasattr(cb, "on_eval"):
+                cb.on_eval(dev)
         score = mean_primary(dev, tasks)
         rec = {"epoch": epoch, "loss": total / max(n, 1), "dev": dev, "dev_mean": score}
         history.append(rec)
