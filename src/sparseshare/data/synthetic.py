@@ -19,7 +19,7 @@ import numpy as np
 
 from sparseshare.data.tabular import TabularData
 
-TASKS = ("task1", "task2")
+TASKS = ("t1", "t2")
 
 
 def mmoe_synthetic(
@@ -59,11 +59,11 @@ def synthetic_data(
     seed: int = 0,
     **kwargs,
 ) -> TabularData:
-    """Train/dev/test :class:`TabularData` with regression tasks 'task1' and 'task2' (PBFS: 100k/10k/10k)."""
+    """Train/dev/test :class:`TabularData` with regression tasks 't1' and 't2' (PBFS: 100k/10k/10k)."""
     x, y1, y2 = mmoe_synthetic(sum(sizes), correlation, seed=seed, **kwargs)
     bounds = np.cumsum(sizes)[:-1]
     splits = {
-        name: (xs, {"task1": a, "task2": b})
+        name: (xs, {"t1": a, "t2": b})
         for name, xs, a, b in zip(
             ("train", "dev", "test"), np.split(x, bounds), np.split(y1, bounds), np.split(y2, bounds)
         )
