@@ -108,6 +108,14 @@ class TabularData:
             out[name] = s.take(torch.nonzero(has, as_tuple=True)[0])
         return TabularData(out, self.kinds, self.feature_names)
 
+    def limited(self, limits: Mapping[str, int]) -> TabularData:
+        """The first ``limits[split]`` rows of each named split (small, deterministic runs)."""
+        out = {}
+        for name, s in self.splits.items():
+            n = limits.get(name)
+            out[name] = s.take(torch.arange(min(n, len(s)))) if n is not None else s
+        return TabularData(out, self.kinds, self.feature_names)
+
     @classmethod
     def from_arrays(
         cls,

@@ -11,9 +11,34 @@ from sparseshare.errors import ConfigError
 from sparseshare.experiments.schema import from_dict, set_key
 from sparseshare.pruning.prunable import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 
-SYSTEMS = ("single", "hard", "sparse")
-DATASETS = ("conll2003",)
 SEQ_TASKS = ("pos", "chunk", "ner")
+# dataset -> its task names (None: named by the config, for a user's own table)
+DATASET_TASKS: dict[str, tuple[str, ...] | None] = {
+    "conll2003": SEQ_TASKS,
+    "census": ("income", "marital"),
+    "movielens": ("rating", "age"),
+    "student": tuple(f"{s}_G{i}" for s in ("por", "mat") for i in (1, 2, 3)),
+    "synthetic": ("t1", "t2"),
+    "table": None,
+}
+DATASETS = tuple(DATASET_TASKS)
+SEQUENCE_SYSTEMS = ("single", "hard", "sparse")
+TABULAR_SYSTEMS = ("single", "shared_bottom", "mmoe", "cgc", "ple", "pbfs", "sparse")
+SYSTEMS = tuple(dict.fromkeys(SEQUENCE_SYSTEMS + TABULAR_SYSTEMS))
+
+
+@dataclass
+class TableConfig:
+    """A user's own CSV/Parquet table; ``targets``: label column (task name) -> 'binary'/'regression'."""
+
+    train: str
+    targets: dict[str, str]
+    dev: str | None = None
+    test: str | None = None
+    numeric: list[str] = field(default_factory=list)
+    categorical: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    sep: str = ","
 
 
 @dataclass
@@ -24,13 +49,28 @@ class DataConfig:
     limits: dict[str, int] = field(default_factory=dict)  # max sentences per split: train/dev/test
     embeddings: str | None = "glove6b50d"  # a source name, a GloVe file/dir path, or null (random init)
     lower_words: bool = True
+    subjects: list[str] = field(default_factory=lambda: ["por", "mat"])  # student
+    correlation: float = 0.5  # synthetic: the cosine p of the two tasks' weight vectors
+    sizes: list[int] = field(default_factory=lambda: [100_000, 10_000, 10_000])  # synthetic train/dev/test
+    table: TableConfig | None = None
+
+    @property
+    def sequence(self) -> bool:
+        return self.dataset == "conll2003"
 
     def check(self, where: str) -> None:
         if self.dataset not in DATASETS:
             raise ConfigError(f"'{where}.dataset': unknown dataset '{self.dataset}'; valid: {list(DATASETS)}")
-        bad = [t for t in self.tasks if t not in SEQ_TASKS]
+        valid = DATASET_TASKS[self.dataset]
+        if valid is None:
+            if self.table is None:
+                raise ConfigError(f"'{where}.table' is required for dataset 'table'")
+            valid = tuple(self.table.targets)
+        bad = [t for t in self.tasks if t not in valid]
         if bad or not self.tasks:
-            raise ConfigError(f"'{where}.tasks': unknown task(s) {bad}; valid: {list(SEQ_TASKS)}")
+            raise ConfigError(
+                f"'{where}.tasks': unknown task(s) {bad} for '{self.dataset}'; valid: {list(valid)}"
+            )
         bad = [k for k in self.limits if k not in ("train", "dev", "test")]
         if bad:
             raise ConfigError(f"'{where}.limits': unknown split(s) {bad}; valid: ['dev', 'test', 'train']")
@@ -102,20 +142,84 @@ class SearchConfig:
 
 
 @dataclass
+class TabularModelConfig:
+    """Sizes of the tabular models (PBFS Section 4.3 defaults)."""
+
+    bottom: list[int] = field(default_factory=lambda: [32, 16, 8])  # single task and shared-bottom MLP
+    tower: list[int] = field(default_factory=lambda: [8])
+    mmoe_expert: list[int] = field(default_factory=lambda: [4])  # MMoE: 8 experts of 4 units
+    ple_expert: list[int] = field(default_factory=lambda: [16])  # CGC/PLE: one layer of 16 units
+    pbfs_expert: list[int] = field(default_factory=lambda: [32, 32])  # PBFS: census 2 x 32
+    num_experts: int = 8  # MMoE
+    num_specific: int = 1  # CGC/PLE/PBFS task-specific experts per task
+    num_shared: int = 1  # CGC/PLE shared experts; PBFS shared experts per pool
+    levels: int = 2  # PLE extraction levels
+    dropout: float = 0.0
+
+
+@dataclass
+class PBFSConfig:
+    """PBFS pools (Algorithm 1) and per-task pruning of shared experts (Algorithm 2).
+
+    PBFS's "sparsity" is the fraction pruned (density = 1 - sparsity)."""
+
+    pool_alpha: float = 0.1
+    pools: list[list[str]] | None = None  # explicit pools instead of Algorithm 1
+    initial_sparsity: float = 0.1  # mu, pruned at the start
+    target_sparsity: float | dict[str, float] = 0.7  # lambda, per task or one value
+    end_fraction: float = 0.5  # the schedule reaches lambda at this fraction of training steps
+    frequency: int = 100  # steps between pruning updates
+    power: float = 3.0  # polynomial decay exponent (cubic, as TF-MOT)
+    strategy: str = "layerwise"
+
+    def check(self, where: str) -> None:
+        if not 0 < self.end_fraction <= 1:
+            raise ConfigError(f"'{where}.end_fraction' must be in (0, 1], got {self.end_fraction}")
+        targets = (
+            self.target_sparsity.values()
+            if isinstance(self.target_sparsity, dict)
+            else [self.target_sparsity]
+        )
+        if not all(0 <= self.initial_sparsity <= t < 1 for t in targets):
+            raise ConfigError(f"'{where}': need 0 <= initial_sparsity <= target_sparsity < 1")
+
+
+@dataclass
+class PaperConfig:
+    """The paper's reported numbers, printed beside ours: ``values[system][task][metric]`` (fractions)."""
+
+    source: str = ""
+    metrics: dict[str, list[str]] = field(default_factory=dict)  # task -> metrics to report
+    values: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+
+
+@dataclass
 class ExperimentConfig:
     name: str
     seed: int = 1
     device: str = "auto"
-    systems: list[str] = field(default_factory=lambda: list(SYSTEMS))
+    systems: list[str] = field(default_factory=list)  # empty: every system for the dataset
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    tabular: TabularModelConfig = field(default_factory=TabularModelConfig)
+    pbfs: PBFSConfig = field(default_factory=PBFSConfig)
+    paper: PaperConfig = field(default_factory=PaperConfig)
 
     def check(self, where: str) -> None:
-        bad = [s for s in self.systems if s not in SYSTEMS]
-        if bad or not self.systems:
-            raise ConfigError(f"'systems': unknown system(s) {bad}; valid: {list(SYSTEMS)}")
+        valid = SEQUENCE_SYSTEMS if self.data.sequence else TABULAR_SYSTEMS
+        if not self.systems:
+            self.systems = list(valid)
+        bad = [s for s in self.systems if s not in valid]
+        if bad:
+            raise ConfigError(
+                f"'systems': unknown system(s) {bad} for '{self.data.dataset}'; valid: {list(valid)}"
+            )
+        if isinstance(self.pbfs.target_sparsity, dict):
+            missing = [t for t in self.data.tasks if t not in self.pbfs.target_sparsity]
+            if missing:
+                raise ConfigError(f"'pbfs.target_sparsity': no value for task(s) {missing}")
         bad = [t for t in self.search.force_density if t not in self.data.tasks]
         if bad:
             raise ConfigError(f"'search.force_density': unknown task(s) {bad}; tasks are {self.data.tasks}")

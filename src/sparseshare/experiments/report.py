@@ -13,11 +13,54 @@ SYSTEM_LABELS = {
     "cross_stitch": "Soft sharing (cross-stitch)",
     "hierarchical": "Hierarchical sharing",
     "sparse": "Sparse sharing",
+    "shared_bottom": "Shared-bottom",
+    "mmoe": "MMoE",
+    "cgc": "CGC",
+    "ple": "PLE",
+    "pbfs": "PBFS",
 }
+ERROR_METRICS = ("mse", "mae")
+
+
+def _fmt(metric: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if metric in ERROR_METRICS else f"{100 * value:.2f}"
+
+
+def paper_table(results: dict) -> str:
+    """One column pair (ours / paper) per reported task metric, laid out as the paper's table."""
+    paper = results["paper"]
+    systems = results["systems"]
+    first = next(iter(systems.values()))["tasks"]
+    tasks = list(first)
+    metrics = {t: paper["metrics"].get(t) or [first[t]["metric"]] for t in tasks}
+    head = ["System"] + [f"{t} test {m} (ours / paper)" for t in tasks for m in metrics[t]] + ["# Params"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name in list(systems) + [s for s in paper["values"] if s not in systems]:
+        sys, ref = systems.get(name), paper["values"].get(name, {})
+        cells = [SYSTEM_LABELS.get(name, name)]
+        for t in tasks:
+            for m in metrics[t]:
+                ours = sys["tasks"][t]["all"]["test"].get(m) if sys else None
+                cells.append(f"{_fmt(m, ours)} / {_fmt(m, ref.get(t, {}).get(m))}")
+        cells.append(f"{sys['params'] / 1000:.1f}k" if sys else "-")
+        rows.append("| " + " | ".join(cells) + " |")
+    note = "Percent for accuracy, F1 and AUC; raw values for MSE/MAE. '-': not run here, or not in the paper."
+    src = f" Paper: {paper['source']}." if paper.get("source") else ""
+    return "\n".join(rows) + f"\n\n{note}{src}"
 
 
 def results_table(results: dict) -> str:
-    """Markdown table: one row per system, test (and dev) primary metric per task, Δ vs single, # Params."""
+    """Markdown table: one row per system, test (and dev) primary metric per task, Δ vs single, # Params;
+    with the paper's numbers beside ours when the config gives them."""
+    if results.get("paper"):
+        return paper_table(results) + "\n\n" + primary_table(results)
+    return primary_table(results)
+
+
+def primary_table(results: dict) -> str:
+    """Each task's primary (selection) metric, test and dev, Δ vs single task, # Params."""
     systems = results["systems"]
     tasks = list(next(iter(systems.values()))["tasks"])
     base = systems.get("single")
@@ -32,11 +75,15 @@ def results_table(results: dict) -> str:
         cells = [SYSTEM_LABELS.get(name, name)]
         for t in tasks:
             r = sys["tasks"][t]
-            cells.append(f"{100 * r['test']:.2f}")
+            m = r["metric"]
+            cells.append(_fmt(m, r["test"]))
             if base:
-                d = 100 * (r["test"] - base["tasks"][t]["test"])
-                cells.append("-" if name == "single" else f"{d:+.2f}")
-            cells.append(f"{100 * r['dev']:.2f}")
+                d = r["test"] - base["tasks"][t]["test"]
+                d = d if m in ERROR_METRICS else 100 * d
+                cells.append(
+                    "-" if name == "single" else (f"{d:+.4f}" if m in ERROR_METRICS else f"{d:+.2f}")
+                )
+            cells.append(_fmt(m, r["dev"]))
         cells.append(f"{sys['params'] / 1000:.0f}k")
         rows.append("| " + " | ".join(cells) + " |")
     out = "\n".join(rows)
@@ -113,7 +160,9 @@ def write_report(run: Path, results: dict) -> str:
     """Write results.md and figures/; return the table."""
     table = results_table(results)
     meta = results.get("meta", {})
-    text = f"# {results['experiment']}\n\nTest scores in %, best-dev checkpoint, evaluated once.\n\n{table}\n"
+    text = (
+        f"# {results['experiment']}\n\nTest scores of the best-dev checkpoint, evaluated once.\n\n{table}\n"
+    )
     if meta:
         text += "\n" + ", ".join(f"{k}: {v}" for k, v in meta.items()) + "\n"
     paths.results_md(run).write_text(text)

@@ -19,10 +19,13 @@ from sparseshare.masks.mask import density, overlap_matrix, overlap_ratio
 
 def run_experiment(cfg: ExperimentConfig, out: Path) -> dict:
     """Run (or resume) every configured system and write results.json, results.md and figures."""
-    from sparseshare.experiments.sequence import SYSTEM_RUNNERS, load_context
-
     run = open_run(cfg, out)
     start = time.time()
+    if cfg.data.sequence:
+        from sparseshare.experiments.sequence import SYSTEM_RUNNERS, load_context
+    else:
+        from sparseshare.experiments.tabular import SYSTEM_RUNNERS
+        from sparseshare.experiments.tabular import load_tabular_context as load_context
     ctx = load_context(cfg, run)
     systems = {}
     for name in cfg.systems:
@@ -36,6 +39,12 @@ def run_experiment(cfg: ExperimentConfig, out: Path) -> dict:
         write_json_atomic(res, done)
         systems[name] = res
     results = {"experiment": cfg.name, "systems": systems}
+    if cfg.paper.values or cfg.paper.metrics:
+        results["paper"] = {
+            "source": cfg.paper.source,
+            "metrics": cfg.paper.metrics,
+            "values": cfg.paper.values,
+        }
     if paths.masks(run).exists():
         masks = load_masks(paths.masks(run))
         results["masks"] = {t: {"density": density(m)} for t, m in masks.items()}

@@ -7,7 +7,6 @@ kept on disk, so a killed run started again with the same command resumes where 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,14 +17,10 @@ from sparseshare import paths
 from sparseshare.errors import ConfigError
 from sparseshare.experiments.config import ExperimentConfig
 from sparseshare.experiments.run_dir import MetricsLog
-from sparseshare.masks.io import save_masks
-from sparseshare.masks.mask import density, union_count
+from sparseshare.experiments.systems import final_eval, run_sparse
 from sparseshare.models.tagger import build_tagger
-from sparseshare.pruning.prunable import prunable_names
 from sparseshare.sharing.hard import HardSharing
-from sparseshare.sharing.sparse import SparseSharing
-from sparseshare.training.search import SearchSettings, search_task, select_level
-from sparseshare.training.trainer import TaskSpec, TrainSettings, evaluate, train
+from sparseshare.training.trainer import TaskSpec, TrainSettings, train
 
 TASK_METRICS = {"pos": ("accuracy", None), "chunk": ("f1", "bio2"), "ner": ("f1", "bioes")}
 
@@ -62,6 +57,9 @@ class Context:
 
     def settings(self) -> TrainSettings:
         return TrainSettings(**self.cfg.train.__dict__)
+
+    def count_params(self, model, names: list[str] | None = None) -> int:
+        return encoder_param_count(model, names)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -129,22 +127,6 @@ def encoder_param_count(model, names: list[str] | None = None) -> int:
     )
 
 
-def _final_eval(ctx: Context, mech, tasks: list[str]) -> dict:
-    """Evaluate the best-dev state on dev and — once — on test."""
-    out = {}
-    for t in tasks:
-        spec = ctx.tasks[t]
-        dev = evaluate(mech, spec, "dev", 100, ctx.device)
-        test = evaluate(mech, spec, "test", 100, ctx.device)
-        out[t] = {
-            "metric": spec.metric,
-            "dev": dev[spec.metric],
-            "test": test[spec.metric],
-            "all": {"dev": dev, "test": test},
-        }
-    return out
-
-
 def run_single(ctx: Context) -> dict:
     """Single-task baseline: one full model per task, trained alone."""
     result, params = {}, 0
@@ -164,7 +146,7 @@ def run_single(ctx: Context) -> dict:
             log=ctx.log,
         )
         mech.load_state_dict(res.best_state)
-        result.update(_final_eval(ctx, mech, [t]))
+        result.update(final_eval(ctx, mech, [t]))
         params += encoder_param_count(model)
     return {"params": params, "tasks": result}
 
@@ -186,103 +168,7 @@ def run_hard(ctx: Context) -> dict:
         log=ctx.log,
     )
     mech.load_state_dict(res.best_state)
-    return {"params": encoder_param_count(model), "tasks": _final_eval(ctx, mech, list(ctx.tasks))}
-
-
-def warmup_state(ctx: Context) -> dict:
-    """Multi-task warmup: the dense network trained on all tasks for w epochs (the rewind point θ^(w))."""
-    path = paths.warmup(ctx.run)
-    if path.exists():
-        return torch.load(path, map_location="cpu", weights_only=True)
-    model = ctx.build_model()
-    if ctx.cfg.search.warmup_epochs > 0:
-        s = ctx.settings()
-        s.epochs, s.patience = ctx.cfg.search.warmup_epochs, 0
-        train(
-            HardSharing(model),
-            ctx.tasks,
-            s,
-            seed=ctx.cfg.seed + 1,
-            device=ctx.device,
-            desc="warmup",
-            log=ctx.log,
-        )
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
-    return state
-
-
-def search_masks(ctx: Context) -> tuple[dict, dict]:
-    """Warmup, then IMP per task; returns the selected masks and every task's level records."""
-    s = ctx.cfg.search
-    settings = SearchSettings(
-        s.warmup_epochs, s.epochs_per_level, s.patience, s.alpha, s.min_density, s.strategy, s.force_density
-    )
-    start = time.time()
-    state = warmup_state(ctx)
-    names = prunable_names(dict(ctx.build_model().named_parameters()), s.include, s.exclude)
-    selected, levels = {}, {}
-    for t, spec in ctx.tasks.items():
-        lv, masks = search_task(
-            ctx.build_model,
-            state,
-            spec,
-            names,
-            ctx.settings(),
-            settings,
-            seed=ctx.cfg.seed,
-            device=ctx.device,
-            out_dir=paths.search_dir(ctx.run),
-            log=ctx.log,
-        )
-        pick = select_level(lv, s.force_density.get(t), spec.higher_is_better)
-        selected[t] = masks[pick]
-        levels[t] = {
-            "levels": [x.__dict__ for x in lv],
-            "selected": pick,
-            "epochs": sum(x.epochs for x in lv),
-        }
-    ctx.log(
-        {
-            "phase": "search_done",
-            "seconds": time.time() - start,
-            "epochs": {t: v["epochs"] for t, v in levels.items()},
-        }
-    )
-    return selected, levels
-
-
-def run_sparse(ctx: Context) -> dict:
-    """Sparse sharing: masks from IMP, all subnets trained jointly from the warmup weights."""
-    masks, levels = search_masks(ctx)
-    save_masks(masks, paths.masks(ctx.run))
-    model = ctx.build_model()
-    model.load_state_dict(warmup_state(ctx))
-    mech = SparseSharing(model, masks)
-    ckpt = paths.system_dir(ctx.run, "sparse")
-    ckpt.mkdir(parents=True, exist_ok=True)
-    res = train(
-        mech,
-        ctx.tasks,
-        ctx.settings(),
-        seed=ctx.cfg.seed,
-        device=ctx.device,
-        ckpt_dir=ckpt,
-        desc="sparse",
-        log=ctx.log,
-    )
-    mech.load_state_dict(res.best_state)
-    pruned = list(next(iter(masks.values())))
-    others = [n for n, _ in model.named_parameters() if n not in pruned]
-    params = union_count(list(masks.values())) + encoder_param_count(model, others)
-    return {
-        "params": params,
-        "tasks": _final_eval(ctx, mech, list(ctx.tasks)),
-        "search": {t: {**v, "density": density(masks[t])} for t, v in levels.items()},
-    }
+    return {"params": encoder_param_count(model), "tasks": final_eval(ctx, mech, list(ctx.tasks))}
 
 
 SYSTEM_RUNNERS = {"single": run_single, "hard": run_hard, "sparse": run_sparse}
