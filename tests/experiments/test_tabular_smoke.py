@@ -1,0 +1,62 @@
+"""pbfs_census on a slice of the real census-income data: every tabular system through the CLI."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sparseshare.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = [
+    "--set",
+    "data.limits={train: 2000, dev: 500, test: 500}",
+    "--set",
+    "train.epochs=2",
+    "--set",
+    "train.batch_size=256",
+    "--set",
+    "pbfs.frequency=2",
+    "--set",
+    "search.epochs_per_level=1",
+    "--set",
+    "search.alpha=0.4",
+    "--set",
+    "search.min_density=0.3",
+]
+
+
+@pytest.fixture(scope="module")
+def census_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "pbfs_census"
+    assert main(["run", str(ROOT / "configs/pbfs_census.yaml"), "--out", str(out), *SMALL]) == 0
+    return out
+
+
+def test_every_system_reports_every_metric(census_run):
+    res = json.loads((census_run / "results.json").read_text())
+    assert set(res["systems"]) == {"single", "shared_bottom", "mmoe", "cgc", "ple", "pbfs", "sparse"}
+    for sys in res["systems"].values():
+        for task in ("income", "marital"):
+            r = sys["tasks"][task]
+            assert r["metric"] == "auc" and 0 <= r["test"] <= 1
+            assert {"auc", "f1", "accuracy"} <= set(r["all"]["test"])
+    assert res["paper"]["values"]["pbfs"]["income"]["f1"] == pytest.approx(0.7466)
+
+
+def test_pbfs_pruned_on_schedule_to_the_target(census_run):
+    pb = json.loads((census_run / "results.json").read_text())["systems"]["pbfs"]["pbfs"]
+    assert pb["pools"] == [["income", "marital"]]  # two tasks: one pool
+    sparsities = sorted({h["sparsity"] for h in pb["history"]})
+    assert sparsities[0] >= 0.1 - 1e-6 and sparsities[-1] == pytest.approx(0.7, abs=0.01)
+    assert set(pb["best"]) == {"income", "marital"}
+
+
+def test_sparse_sharing_searched_the_shared_bottom(census_run):
+    res = json.loads((census_run / "results.json").read_text())
+    search = res["systems"]["sparse"]["search"]
+    for task in ("income", "marital"):
+        levels = search[task]["levels"]
+        assert len(levels) >= 3 and levels[-1]["density"] <= 0.3
+    assert set(res["overlap"]["pairwise"]) == {"income|marital"}
+    assert "| PBFS |" in (census_run / "results.md").read_text()
