@@ -13,11 +13,16 @@ from sparseshare.errors import SparseshareError
 def _cmd_run(args) -> None:
     from sparseshare.experiments.config import load_config
     from sparseshare.experiments.report import results_table
+    from sparseshare.experiments.run_dir import finished_results
     from sparseshare.experiments.runner import run_experiment
 
     cfg = load_config(args.config, args.set or [])
     out = Path(args.out) if args.out else Path("runs") / cfg.name
-    results = run_experiment(cfg, out)
+    results = finished_results(cfg, out)
+    if results is not None:  # never rerun or overwrite a finished run: show it
+        print(f"{out}: this run is finished (choose another --out to run it again)", file=sys.stderr)
+    else:
+        results = run_experiment(cfg, out)
     print(f"\n{cfg.name} -> {out}\n")
     print(results_table(results))
 

@@ -55,13 +55,14 @@ def test_unknown_names_list_valid_ones(tmp_path):
 
 def test_tabular_datasets_validate_tasks_and_systems(tmp_path):
     cfg = load_config(_write(tmp_path, "name: x\ndata:\n  dataset: census\n  tasks: [income, marital]\n"))
-    assert cfg.systems == ["single", "shared_bottom", "mmoe", "cgc", "ple", "pbfs", "sparse"]
+    assert cfg.systems == ["single", "shared_bottom", "cross_stitch", "mmoe", "cgc", "ple", "pbfs", "sparse"]
     with pytest.raises(ConfigError, match=r"unknown task\(s\) \['ner'\] for 'census'"):
         load_config(_write(tmp_path, "name: x\ndata:\n  dataset: census\n  tasks: [ner]\n"))
     with pytest.raises(ConfigError, match=r"unknown system\(s\) \['mmoe'\] for 'conll2003'"):
         load_config(_write(tmp_path, "name: x\nsystems: [mmoe]\n"))
     with pytest.raises(ConfigError, match=r"pbfs.target_sparsity': no value for task\(s\) \['marital'\]"):
-        text = "name: x\ndata: {dataset: census, tasks: [income, marital]}\npbfs: {target_sparsity: {income: 0.5}}\n"
+        text = "name: x\ndata: {dataset: census, tasks: [income, marital]}\n"
+        text += "pbfs: {target_sparsity: {income: 0.5}}\n"
         load_config(_write(tmp_path, text))
 
 

@@ -59,11 +59,16 @@ def test_search_levels_masks_and_figures(smoke_run):
     assert "Sparse sharing" in (smoke_run / "results.md").read_text()
 
 
-def test_finished_run_refused_and_report_masks_commands(smoke_run, capsys):
-    before = (smoke_run / "results.json").read_text()
-    assert main(["run", str(ROOT / "configs/smoke.yaml"), "--out", str(smoke_run)]) == 2
-    assert "finished" in capsys.readouterr().err
-    assert (smoke_run / "results.json").read_text() == before
+def test_finished_run_shown_not_rerun_and_report_masks_commands(smoke_run, capsys):
+    before = {p: p.stat().st_mtime_ns for p in smoke_run.rglob("*") if p.is_file()}
+    # the same command again prints the finished run's table and touches nothing
+    assert main(["run", str(ROOT / "configs/smoke.yaml"), "--out", str(smoke_run)]) == 0
+    out, err = capsys.readouterr()
+    assert "finished" in err and "| Sparse sharing |" in out
+    # another config into the same directory is refused
+    assert main(["run", str(ROOT / "configs/smoke.yaml"), "--out", str(smoke_run), "--set", "seed=7"]) == 2
+    assert "different config" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in smoke_run.rglob("*") if p.is_file()} == before
     assert main(["report", str(smoke_run)]) == 0
     assert "| Hard sharing |" in capsys.readouterr().out
     assert main(["masks", str(smoke_run)]) == 0

@@ -35,7 +35,16 @@ def census_run(tmp_path_factory):
 
 def test_every_system_reports_every_metric(census_run):
     res = json.loads((census_run / "results.json").read_text())
-    assert set(res["systems"]) == {"single", "shared_bottom", "mmoe", "cgc", "ple", "pbfs", "sparse"}
+    assert set(res["systems"]) == {
+        "single",
+        "shared_bottom",
+        "cross_stitch",
+        "mmoe",
+        "cgc",
+        "ple",
+        "pbfs",
+        "sparse",
+    }
     for sys in res["systems"].values():
         for task in ("income", "marital"):
             r = sys["tasks"][task]

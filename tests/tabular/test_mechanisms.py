@@ -7,12 +7,16 @@ import torch
 
 from tests.tabular.toy import build, toy_batch
 
-MECHANISMS = ["shared_bottom", "mmoe", "cgc", "ple", "pbfs"]
+MECHANISMS = ["shared_bottom", "cross_stitch", "mmoe", "cgc", "ple", "pbfs"]
 
 # task -> (parameter prefixes its loss must reach, prefixes it must not touch); together they cover
 # every parameter, so a new parameter cannot go unchecked.
 ROUTES = {
     "shared_bottom": {"a": (["bottom.", "towers.a."], ["towers.b."])},
+    # every column reaches every task through the units; only the towers stay apart
+    "cross_stitch": {
+        "a": (["columns.a.", "columns.b.", "columns.c.", "stitch.", "towers.a."], ["towers.b.", "towers.c."])
+    },  # fmt: skip
     "mmoe": {"a": (["experts.", "gates.a.", "towers.a."], ["gates.b.", "towers.b."])},
     "cgc": {
         "a": (

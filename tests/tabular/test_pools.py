@@ -74,5 +74,18 @@ def test_correlation_matrix_is_pearson_on_rows_labelled_for_both():
     assert m[0, 2] == pytest.approx(-1.0) and m[2, 0] == m[0, 2]
     _, disjoint = correlation_matrix({"x": np.r_[a[:5], [np.nan] * 5], "y": np.r_[[np.nan] * 5, a[:5]]})
     assert np.isnan(disjoint[0, 1])
-    with pytest.raises(ValueError, match="undefined"):
+    with pytest.raises(ValueError, match="undefined for every pair"):
         shared_pools(["x", "y"], disjoint, 0.1)
+
+
+def test_pairs_without_shared_rows_are_skipped():
+    # two subjects' grades: tasks of one subject never label the other's rows (as the Student data)
+    t = ["p1", "p2", "p3", "m1", "m2"]
+    coor = np.full((5, 5), np.nan)
+    np.fill_diagonal(coor, 1.0)
+    for (a, b), r in {("p1", "p2"): 0.87, ("p1", "p3"): 0.83, ("p2", "p3"): 0.92, ("m1", "m2"): 0.84}.items():
+        coor[t.index(a), t.index(b)] = coor[t.index(b), t.index(a)] = r
+    # Algorithm 1 pools pairs of similar correlation, related or not: at 0.1 every pair is within reach
+    assert shared_pools(t, coor, 0.1) == [t]
+    # at 0.02: (m1, m2) = 0.84 joins the pool of (p1, p3) = 0.83; undefined pairs never count in SMF
+    assert shared_pools(t, coor, 0.02) == [["p1", "p2"], ["p1", "p3", "m1", "m2"], ["p2", "p3"]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from sparseshare.data.tabular import TabularBatch
+from sparseshare.sharing.cross_stitch import cross_stitch
 from sparseshare.sharing.mmoe import mmoe
 from sparseshare.sharing.pbfs import pbfs
 from sparseshare.sharing.ple import cgc, ple
@@ -31,6 +32,8 @@ def build(name: str, seed: int = 0):
     torch.manual_seed(seed)
     if name == "shared_bottom":
         return shared_bottom(F, KINDS, bottom=(8, 8), tower=(8,)), KINDS
+    if name == "cross_stitch":
+        return cross_stitch(F, KINDS3, bottom=(8, 8), tower=(8,)), KINDS3
     if name == "mmoe":
         return mmoe(F, KINDS, num_experts=3, expert_hidden=(8,), tower=(8,)), KINDS
     if name == "cgc":

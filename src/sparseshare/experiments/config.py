@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -23,7 +24,7 @@ DATASET_TASKS: dict[str, tuple[str, ...] | None] = {
 }
 DATASETS = tuple(DATASET_TASKS)
 SEQUENCE_SYSTEMS = ("single", "hard", "sparse")
-TABULAR_SYSTEMS = ("single", "shared_bottom", "mmoe", "cgc", "ple", "pbfs", "sparse")
+TABULAR_SYSTEMS = ("single", "shared_bottom", "cross_stitch", "mmoe", "cgc", "ple", "pbfs", "sparse")
 SYSTEMS = tuple(dict.fromkeys(SEQUENCE_SYSTEMS + TABULAR_SYSTEMS))
 
 
@@ -191,6 +192,8 @@ class PaperConfig:
     source: str = ""
     metrics: dict[str, list[str]] = field(default_factory=dict)  # task -> metrics to report
     values: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    # sweeps: point name ("axis=label,...") -> system -> task -> metric
+    points: dict[str, dict[str, dict[str, dict[str, float]]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -206,6 +209,8 @@ class ExperimentConfig:
     tabular: TabularModelConfig = field(default_factory=TabularModelConfig)
     pbfs: PBFSConfig = field(default_factory=PBFSConfig)
     paper: PaperConfig = field(default_factory=PaperConfig)
+    # a grid of runs of this config: axis -> point label -> {dotted key: value}; the axes' product is run
+    sweep: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def check(self, where: str) -> None:
         valid = SEQUENCE_SYSTEMS if self.data.sequence else TABULAR_SYSTEMS

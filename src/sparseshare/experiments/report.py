@@ -53,8 +53,10 @@ def paper_table(results: dict) -> str:
 
 def results_table(results: dict) -> str:
     """Markdown table: one row per system, test (and dev) primary metric per task, Δ vs single, # Params;
-    with the paper's numbers beside ours when the config gives them."""
-    if results.get("paper"):
+    with the paper's numbers beside ours when the config gives them. A sweep: one row per point."""
+    if "sweep" in results:
+        return sweep_table(results)
+    if results.get("paper", {}).get("values"):
         return paper_table(results) + "\n\n" + primary_table(results)
     return primary_table(results)
 
@@ -94,6 +96,86 @@ def primary_table(results: dict) -> str:
         out += f"\n\nSelected subnet density (kept): {dens}. Overlap Ratio (Eq. 4): all {ov:.3f}"
         out += f"; pairwise {pair}." if pair else "."
     return out
+
+
+def _sweep_metrics(results: dict) -> dict[str, list[str]]:
+    """task -> the metrics to show: the paper's for the task, else the task's primary metric."""
+    first = next(iter(results["sweep"]["points"][0]["systems"].values()))["tasks"]
+    wanted = results.get("paper", {}).get("metrics", {})
+    return {t: wanted.get(t) or [r["metric"]] for t, r in first.items()}
+
+
+def sweep_table(results: dict) -> str:
+    """One row per (point, system): each task's test metrics, ours / paper, # Params."""
+    metrics = _sweep_metrics(results)
+    axes = list(results["sweep"]["axes"])
+    head = axes + ["System"] + [f"{t} test {m} (ours / paper)" for t in metrics for m in metrics[t]]
+    head += ["# Params"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for pt in results["sweep"]["points"]:
+        for name, sys in pt["systems"].items():
+            ref = pt.get("paper", {}).get(name, {})
+            cells = [pt["labels"][a] for a in axes] + [SYSTEM_LABELS.get(name, name)]
+            for t, ms in metrics.items():
+                for m in ms:
+                    ours = sys["tasks"][t]["all"]["test"].get(m)
+                    cells.append(f"{_fmt(m, ours)} / {_fmt(m, ref.get(t, {}).get(m))}")
+            cells.append(f"{sys['params'] / 1000:.1f}k")
+            rows.append("| " + " | ".join(cells) + " |")
+    note = "Percent for accuracy, F1 and AUC; raw values for MSE/MAE. '-': not in the paper."
+    src = results.get("paper", {}).get("source")
+    return "\n".join(rows) + f"\n\n{note}" + (f" Paper: {src}." if src else "")
+
+
+def plot_sweep(results: dict, out: Path) -> Path | None:
+    """Each task's test metric along the last axis; one line per system and other-axis point (dashed:
+    the paper's numbers where it gives them)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    axes = list(results["sweep"]["axes"])
+    x_axis = axes[-1]
+    labels = results["sweep"]["axes"][x_axis]
+    try:
+        xs_of = {lab: float(lab) for lab in labels}
+    except ValueError:
+        xs_of = {lab: i for i, lab in enumerate(labels)}
+    panels = [(t, m) for t, ms in _sweep_metrics(results).items() for m in ms]
+    fig, grid = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
+    for ax, (task, metric) in zip(grid[0], panels):
+        lines: dict[str, tuple[list, list, list]] = {}
+        for pt in results["sweep"]["points"]:
+            rest = ",".join(f"{a}={pt['labels'][a]}" for a in axes[:-1])
+            for name, sys in pt["systems"].items():
+                key = f"{name} {rest}".strip()
+                xs, ours, paper = lines.setdefault(key, ([], [], []))
+                xs.append(xs_of[pt["labels"][x_axis]])
+                ours.append(sys["tasks"][task]["all"]["test"].get(metric))
+                paper.append(pt.get("paper", {}).get(name, {}).get(task, {}).get(metric))
+        for key, (xs, ours, paper) in lines.items():
+            (line,) = ax.plot(xs, ours, "o-", ms=4, label=key)
+            if any(v is not None for v in paper):
+                px = [x for x, v in zip(xs, paper) if v is not None]
+                ax.plot(
+                    px,
+                    [v for v in paper if v is not None],
+                    "x--",
+                    color=line.get_color(),
+                    label=f"{key} (paper)",
+                )
+        if not all(isinstance(v, float) for v in xs_of.values()):
+            ax.set_xticks(list(xs_of.values()), labels)
+        ax.set_xlabel(x_axis)
+        ax.set_ylabel(f"test {metric}")
+        ax.set_title(task)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out / "sweep.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def plot_search(results: dict, out: Path) -> Path | None:
@@ -168,6 +250,9 @@ def write_report(run: Path, results: dict) -> str:
     paths.results_md(run).write_text(text)
     figs = paths.figures(run)
     figs.mkdir(exist_ok=True)
+    if "sweep" in results:
+        plot_sweep(results, figs)
+        return table
     plot_search(results, figs)
     plot_overlap(results, figs)
     return table

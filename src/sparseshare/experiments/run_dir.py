@@ -13,11 +13,26 @@ from sparseshare.experiments.config import ExperimentConfig
 from sparseshare.experiments.schema import to_dict
 
 
+def _config_text(cfg: ExperimentConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def finished_results(cfg: ExperimentConfig, out: Path) -> dict | None:
+    """The results of ``out`` if it is a finished run of ``cfg``; None if unfinished or absent.
+
+    A finished run of a different config is an error: its results are not this config's."""
+    if not paths.results_json(out).exists():
+        return None
+    if not paths.config(out).exists() or paths.config(out).read_text() != _config_text(cfg):
+        raise RunError(f"{out}: holds a finished run of a different config; choose another --out")
+    return json.loads(paths.results_json(out).read_text())
+
+
 def open_run(cfg: ExperimentConfig, out: Path) -> Path:
     """Create ``out`` for ``cfg`` or resume it; a finished run or a different config is refused."""
     if paths.results_json(out).exists():
         raise RunError(f"{out}: this run is finished (results.json exists); choose another --out")
-    text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    text = _config_text(cfg)
     if paths.config(out).exists():
         if paths.config(out).read_text() != text:
             raise RunError(

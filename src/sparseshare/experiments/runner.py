@@ -19,6 +19,8 @@ from sparseshare.masks.mask import density, overlap_matrix, overlap_ratio
 
 def run_experiment(cfg: ExperimentConfig, out: Path) -> dict:
     """Run (or resume) every configured system and write results.json, results.md and figures."""
+    if cfg.sweep:
+        return _run_sweep(cfg, out)
     run = open_run(cfg, out)
     start = time.time()
     if cfg.data.sequence:
@@ -49,13 +51,33 @@ def run_experiment(cfg: ExperimentConfig, out: Path) -> dict:
         masks = load_masks(paths.masks(run))
         results["masks"] = {t: {"density": density(m)} for t, m in masks.items()}
         results["overlap"] = {"all": overlap_ratio(list(masks.values())), "pairwise": overlap_matrix(masks)}
-    results["meta"] = {
+    results["meta"] = _meta(cfg, str(ctx.device), start)
+    write_report(run, results)
+    write_json_atomic(results, paths.results_json(run))  # last: marks the run finished
+    return results
+
+
+def _meta(cfg: ExperimentConfig, device: str, start: float) -> dict:
+    return {
         "seed": cfg.seed,
-        "device": str(ctx.device),
+        "device": device,
         "torch": torch.__version__,
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
         "wall_seconds_this_invocation": round(time.time() - start, 1),
     }
+
+
+def _run_sweep(cfg: ExperimentConfig, out: Path) -> dict:
+    """A grid of runs (experiments/sweep.py); the points are validated before anything runs."""
+    from sparseshare.experiments.sweep import run_sweep, sweep_points
+
+    sweep_points(cfg)
+    run = open_run(cfg, out)
+    start = time.time()
+    results = {"experiment": cfg.name, "sweep": run_sweep(cfg, run, run_experiment)}
+    if cfg.paper.source or cfg.paper.metrics:
+        results["paper"] = {"source": cfg.paper.source, "metrics": cfg.paper.metrics}
+    results["meta"] = _meta(cfg, cfg.device, start)
     write_report(run, results)
-    write_json_atomic(results, paths.results_json(run))  # last: marks the run finished
+    write_json_atomic(results, paths.results_json(run))
     return results

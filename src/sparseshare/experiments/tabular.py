@@ -1,4 +1,6 @@
-"""Tabular and recommendation experiments (PBFS paper): single, shared-bottom, MMoE, CGC, PLE, PBFS, sparse.
+"""Tabular and recommendation experiments (PBFS paper): every system of its Tables 2-9, plus sparse sharing.
+
+Systems: single, shared-bottom, cross-stitch, MMoE, CGC, PLE, PBFS, sparse.
 
 All systems share the data, trainer, metrics and reports. Joint-loss systems (Eq. 10) take one batch of
 all tasks per step; sparse sharing samples a task per step over its IMP subnets of the shared-bottom
@@ -21,6 +23,7 @@ from sparseshare.experiments.config import ExperimentConfig
 from sparseshare.experiments.run_dir import MetricsLog
 from sparseshare.experiments.sequence import resolve_device
 from sparseshare.experiments.systems import final_eval, run_sparse
+from sparseshare.sharing.cross_stitch import cross_stitch
 from sparseshare.sharing.mmoe import mmoe
 from sparseshare.sharing.pbfs import PBFSPruner, pbfs
 from sparseshare.sharing.ple import cgc, ple
@@ -161,6 +164,8 @@ def _builder(ctx: TabularContext, name: str):
     torch.manual_seed(ctx.cfg.seed)
     if name == "shared_bottom":
         return shared_bottom(f, kinds, m.bottom, m.tower, m.dropout)
+    if name == "cross_stitch":
+        return cross_stitch(f, kinds, m.bottom, m.tower, m.dropout)
     if name == "mmoe":
         return mmoe(f, kinds, num_experts=m.num_experts, expert_hidden=m.mmoe_expert, tower=m.tower)
     if name == "cgc":
@@ -184,7 +189,8 @@ def _builder(ctx: TabularContext, name: str):
 
 
 def run_baseline(name: str):
-    """Shared-bottom (Caruana 1997), MMoE (Ma et al. 2018), CGC and PLE (Tang et al. 2020)."""
+    """Shared-bottom (Caruana 1997), cross-stitch (Misra et al. 2016), MMoE (Ma et al. 2018), CGC and PLE
+    (Tang et al. 2020)."""
 
     def runner(ctx: TabularContext) -> dict:
         mech = _builder(ctx, name)
@@ -270,6 +276,7 @@ def run_pbfs(ctx: TabularContext) -> dict:
 SYSTEM_RUNNERS = {
     "single": run_single,
     "shared_bottom": run_baseline("shared_bottom"),
+    "cross_stitch": run_baseline("cross_stitch"),
     "mmoe": run_baseline("mmoe"),
     "cgc": run_baseline("cgc"),
     "ple": run_baseline("ple"),

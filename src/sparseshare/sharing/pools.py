@@ -5,6 +5,10 @@ mean factor satisfies |SMF_s - COOR<i,j>| < alpha (strict), adding both tasks to
 SMF_s; otherwise it opens a new pool with SMF = COOR<i,j>. SMF_s (Eq. 5) is the mean correlation over
 all C(A_s, 2) pairs of the pool's A_s tasks (for A_s = 2, the pair's correlation). A task can belong
 to several pools; two tasks always give one pool.
+
+A pair whose correlation is undefined (NaN: the two tasks never label the same rows, as the two subjects
+of the Student data) is skipped, and left out of SMF means: there is no relatedness to pool it on. If
+every pair is undefined there is nothing to pool, which is an error.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ def correlation_matrix(y: Mapping[str, np.ndarray]) -> tuple[list[str], np.ndarr
 def shared_mean_factor(members: Sequence[int], coor: np.ndarray) -> float:
     """SMF_s, Eq. 5: mean of COOR over all pairs of the pool's tasks."""
     pairs = list(itertools.combinations(sorted(members), 2))
-    return float(np.mean([coor[i, j] for i, j in pairs]))
+    return float(np.nanmean([coor[i, j] for i, j in pairs]))
 
 
 def shared_pools(tasks: Sequence[str], coor: np.ndarray, alpha: float) -> list[list[str]]:
@@ -49,14 +53,18 @@ def shared_pools(tasks: Sequence[str], coor: np.ndarray, alpha: float) -> list[l
         raise ValueError(f"correlation matrix has shape {coor.shape}, expected ({m}, {m})")
     if m < 2:
         raise ValueError("shared pools need at least two tasks")
-    if not np.isfinite(coor).all():
-        bad = [(tasks[i], tasks[j]) for i, j in zip(*np.nonzero(~np.isfinite(coor))) if i < j]
-        raise ValueError(f"correlation undefined for task pairs {bad}; give them a value or separate them")
-    if not np.allclose(coor, coor.T):
+    if np.isinf(coor).any():
+        raise ValueError("correlation matrix holds infinite values")
+    defined = [(i, j) for i, j in itertools.combinations(range(m), 2) if np.isfinite(coor[i, j])]
+    if not defined:
+        raise ValueError(
+            f"correlation undefined for every pair of {list(tasks)}: no task shares rows with another"
+        )
+    if not np.allclose(coor, coor.T, equal_nan=True):
         raise ValueError("correlation matrix must be symmetric")
     pools: list[set[int]] = []
     smf: list[float] = []
-    for i, j in itertools.combinations(range(m), 2):
+    for i, j in defined:
         r = coor[i, j]
         for s in range(len(pools)):
             if abs(smf[s] - r) < alpha:

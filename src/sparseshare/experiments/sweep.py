@@ -1,0 +1,121 @@
+"""Sweeps: one config, a grid of its variants (PBFS Figure 4, Tables 7-9, Figures 5-8).
+
+A config's ``sweep`` maps each axis to its points, each point to the config keys it sets::
+
+    sweep:
+      units: {"32": {tabular.pbfs_expert: [32, 32]}, "64": {tabular.pbfs_expert: [64, 64]}}
+      sparsity: {"0.1": {pbfs.initial_sparsity: 0.0, pbfs.target_sparsity: 0.1}, ...}
+
+The product of the axes is run, each point as an ordinary run in ``points/<axis=label,...>/`` (resumable
+and never overwritten, like any run); the sweep's results.json collects every point's systems and the
+paper's numbers for it (``paper.points``), and its report plots each task's metric along the last axis.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from sparseshare import paths
+from sparseshare.errors import ConfigError
+from sparseshare.experiments.config import ExperimentConfig
+from sparseshare.experiments.schema import from_dict, set_key, to_dict
+
+
+@dataclass
+class Point:
+    name: str  # "axis=label,axis=label"
+    labels: dict[str, str]
+    overrides: dict[str, object]
+    cfg: ExperimentConfig
+
+
+def point_name(labels: dict[str, str]) -> str:
+    return ",".join(f"{a}={lab}" for a, lab in labels.items())
+
+
+def sweep_points(cfg: ExperimentConfig) -> list[Point]:
+    """Every point of the grid as a validated config; a bad key or value fails naming it."""
+    base = to_dict(cfg)
+    base["sweep"] = {}
+    base["paper"] = {"source": cfg.paper.source, "metrics": cfg.paper.metrics, "values": {}, "points": {}}
+    for axis, pts in cfg.sweep.items():
+        if not pts:
+            raise ConfigError(f"'sweep.{axis}': an axis needs at least one point")
+        for label in pts:
+            if not label or any(c in str(label) for c in "/=,\\") or str(label).startswith("."):
+                raise ConfigError(f"'sweep.{axis}.{label}': a point label cannot be empty or hold / = , \\")
+    points = []
+    for combo in itertools.product(*[[(a, lab) for lab in pts] for a, pts in cfg.sweep.items()]):
+        labels = {a: str(lab) for a, lab in combo}
+        name = point_name(labels)
+        raw = copy.deepcopy(base)
+        overrides = {}
+        for axis, label in combo:
+            for key, value in cfg.sweep[axis][label].items():
+                where = f"sweep.{axis}.{label}.{key}"
+                if key.split(".")[0] in ("sweep", "paper", "name"):
+                    raise ConfigError(f"'{where}': a sweep cannot set '{key.split('.')[0]}'")
+                try:
+                    set_key(raw, key, value)
+                except ConfigError as e:
+                    raise ConfigError(f"'{where}': {e}") from None
+                overrides[key] = value
+        raw["name"] = f"{cfg.name}[{name}]"
+        raw["paper"]["values"] = cfg.paper.points.get(name, {})
+        try:
+            sub = from_dict(ExperimentConfig, raw)
+        except ConfigError as e:
+            raise ConfigError(f"{_culprit(cfg, base, combo)}: {e}") from None
+        points.append(Point(name, labels, overrides, sub))
+    unknown = sorted(set(cfg.paper.points) - {p.name for p in points})
+    if unknown:
+        raise ConfigError(
+            f"'paper.points': unknown point(s) {unknown}; points are named like '{points[0].name}'"
+        )
+    return points
+
+
+def _culprit(cfg: ExperimentConfig, base: dict, combo) -> str:
+    """Name the first sweep key that is invalid on its own, else the point (an invalid combination)."""
+    for axis, label in combo:
+        for key, value in cfg.sweep[axis][label].items():
+            alone = copy.deepcopy(base)
+            set_key(alone, key, value)
+            try:
+                from_dict(ExperimentConfig, alone)
+            except ConfigError:
+                return f"'sweep.{axis}.{label}.{key}'"
+    return f"'sweep' point {point_name({a: str(lab) for a, lab in combo})}"
+
+
+def point_dir(run: Path, point: Point) -> Path:
+    return run / "points" / point.name
+
+
+def run_sweep(cfg: ExperimentConfig, run: Path, run_one) -> dict:
+    """Run every point (``run_one(sub_cfg, dir)``) and collect a compact summary of each."""
+    summary = []
+    for p in sweep_points(cfg):
+        d = point_dir(run, p)
+        done = paths.results_json(d)
+        res = json.loads(done.read_text()) if done.exists() else run_one(p.cfg, d)
+        entry = {
+            "point": p.name,
+            "labels": p.labels,
+            "overrides": p.overrides,
+            "systems": {s: {"params": r["params"], "tasks": r["tasks"]} for s, r in res["systems"].items()},
+        }
+        for key in ("masks", "overlap"):
+            if key in res:
+                entry[key] = res[key]
+        for s, r in res["systems"].items():  # PBFS: the sparsity each task ended with
+            if "pbfs" in r:
+                entry["systems"][s]["sparsity"] = r["pbfs"]["sparsity"]
+        if p.cfg.paper.values:
+            entry["paper"] = p.cfg.paper.values
+        summary.append(entry)
+    return {"axes": {a: list(pts) for a, pts in cfg.sweep.items()}, "points": summary}

@@ -1,0 +1,137 @@
+"""Sweep configs (PBFS Figure 4, Tables 7-9, Figures 5-8): validation, smoke runs, resume, reports."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sparseshare.cli import main
+from sparseshare.errors import ConfigError
+from sparseshare.experiments.config import load_config
+from sparseshare.experiments.sweep import sweep_points
+
+ROOT = Path(__file__).resolve().parents[2]
+SWEEPS = {
+    "pbfs_synthetic": 4,
+    "pbfs_units": 5,
+    "pbfs_sparsity": 18,
+    "pbfs_pools": 2,
+    "pbfs_sparsity_movielens": 9,
+    "pbfs_sparsity_student": 9,
+    "pbfs_sparsity_synthetic": 9,
+}
+FAST = ["--set", "train.epochs=2", "--set", "pbfs.frequency=5"]
+
+
+@pytest.mark.parametrize("name,n", SWEEPS.items())
+def test_every_sweep_config_validates_every_point(name, n):
+    cfg = load_config(ROOT / "configs" / f"{name}.yaml")
+    points = sweep_points(cfg)
+    assert len(points) == n
+    for p in points:  # each point is a whole, valid config; the paper's numbers land on real points
+        assert p.cfg.sweep == {} and p.cfg.name == f"{name}[{p.name}]"
+    if cfg.paper.points:
+        assert set(cfg.paper.points) <= {p.name for p in points}
+
+
+def test_sparsity_points_prune_from_s_minus_a_tenth_to_s():
+    cfg = load_config(ROOT / "configs/pbfs_sparsity.yaml")
+    for p in sweep_points(cfg):
+        s = float(p.labels["sparsity"])
+        assert p.cfg.pbfs.target_sparsity == pytest.approx(s)
+        assert p.cfg.pbfs.initial_sparsity == pytest.approx(s - 0.1)
+        assert p.cfg.tabular.pbfs_expert == [int(p.labels["units"])] * 2
+
+
+@pytest.mark.parametrize(
+    "override,needle",
+    [
+        ("sweep.units.8={tabular.nope: 3}", "sweep.units.8"),
+        ("sweep.units.8={train.epochs: many}", "train.epochs"),
+        ("sweep.units.8={paper.source: x}", "cannot set 'paper'"),
+        ("paper.points={units=9: {pbfs: {}}}", "unknown point"),
+    ],
+)
+def test_bad_sweeps_fail_naming_the_key(override, needle, tmp_path, capsys):
+    argv = ["run", str(ROOT / "configs/pbfs_units.yaml"), "--out", str(tmp_path / "r"), "--set", override]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err
+    assert not (tmp_path / "r").exists()  # validated before anything runs
+
+
+def test_load_rejects_a_point_label_with_a_separator():
+    cfg = load_config(ROOT / "configs/pbfs_units.yaml", ["sweep.units={'a=b': {tabular.tower: [4]}}"])
+    with pytest.raises(ConfigError, match="sweep.units.a=b"):
+        sweep_points(cfg)
+
+
+@pytest.fixture(scope="module")
+def synthetic_sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "syn"
+    argv = ["run", str(ROOT / "configs/pbfs_synthetic.yaml"), "--out", str(out), *FAST]
+    argv += ["--set", "data.sizes=[1500, 400, 400]", "--set", "train.batch_size=128"]
+    assert main(argv) == 0
+    return out, argv
+
+
+def test_synthetic_sweep_runs_every_point_and_system(synthetic_sweep):
+    out, _ = synthetic_sweep
+    res = json.loads((out / "results.json").read_text())
+    pts = res["sweep"]["points"]
+    assert [p["labels"]["correlation"] for p in pts] == ["0.2", "0.5", "0.8", "1.0"]
+    for p in pts:
+        assert set(p["systems"]) == {"single", "shared_bottom", "mmoe", "pbfs"}
+        for t in ("t1", "t2"):
+            mse = p["systems"]["pbfs"]["tasks"][t]["all"]["test"]["mse"]
+            assert 0 < mse < 10
+        assert p["paper"]["pbfs"]["t1"]["mse"] == pytest.approx(0.01009)
+        assert (out / "points" / p["point"] / "results.json").exists()
+    md = (out / "results.md").read_text()
+    assert "| 0.5 | PBFS |" in md and "/ 0.0101" in md
+    assert (out / "figures" / "sweep.png").stat().st_size > 1000
+
+
+def test_a_sweep_resumes_from_its_finished_points(synthetic_sweep, capsys):
+    out, argv = synthetic_sweep
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "points").rglob("results.json")}
+    (out / "results.json").unlink()  # as if killed after the last point, before the summary
+    assert main(argv) == 0
+    assert {p: p.stat().st_mtime_ns for p in (out / "points").rglob("results.json")} == stamps
+    assert "| 1.0 | PBFS |" in capsys.readouterr().out
+    assert main(["report", str(out)]) == 0  # a sweep's report redraws from results.json
+
+
+def test_pbfs_pools_sweep_gives_one_and_three_pools_per_subject(tmp_path):
+    out = tmp_path / "pools"
+    assert main(["run", str(ROOT / "configs/pbfs_pools.yaml"), "--out", str(out), *FAST]) == 0
+    res = json.loads((out / "results.json").read_text())
+    pools = {}
+    for p in res["sweep"]["points"]:
+        detail = json.loads((out / "points" / p["point"] / "results.json").read_text())
+        pools[p["labels"]["pools"]] = detail["systems"]["pbfs"]["pbfs"]["pools"]
+    assert len(pools["1"]) == 1 and len(pools["1"][0]) == 6
+    assert len(pools["3"]) == 6 and all(len({t[:3] for t in pool}) == 1 for pool in pools["3"])
+
+
+def test_census_sparsity_sweep_on_a_slice(tmp_path):
+    out = tmp_path / "sp"
+    grid = (
+        "sweep.sparsity={'0.2': {pbfs.initial_sparsity: 0.1, pbfs.target_sparsity: 0.2},"
+        " '0.9': {pbfs.initial_sparsity: 0.8, pbfs.target_sparsity: 0.9}}"
+    )
+    argv = ["run", str(ROOT / "configs/pbfs_sparsity.yaml"), "--out", str(out), *FAST, "--set", grid]
+    argv += ["--set", "data.limits={train: 1500, dev: 400, test: 400}", "--set", "train.batch_size=128"]
+    argv += ["--set", "paper.points={}"]  # the paper's points name the whole grid
+    assert main(argv) == 0
+    res = json.loads((out / "results.json").read_text())
+    got = {p["point"]: p["systems"]["pbfs"]["sparsity"] for p in res["sweep"]["points"]}
+    assert set(got) == {
+        "units=32,sparsity=0.2",
+        "units=32,sparsity=0.9",
+        "units=64,sparsity=0.2",
+        "units=64,sparsity=0.9",
+    }
+    for name, sparsity in got.items():
+        target = float(name.split("sparsity=")[1])  # the best subnet lies on the schedule's path
+        assert all(target - 0.1 - 1e-6 <= s <= target + 0.02 for s in sparsity.values()), sparsity
