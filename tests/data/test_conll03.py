@@ -41,7 +41,7 @@ def test_limits_take_the_first_sentences(tmp_path):
     assert list(data) == ["ner"]
     assert [len(data["ner"][s]) for s in ("train", "dev", "test")] == [1, 1, 0]
     assert data["ner"]["train"][0][0][0] == "EU"
-    with pytest.raises(ConfigError, match=r"unknown CoNLL-2003 task/split \['valid'\]"):
+    with pytest.raises(ConfigError, match=r"unknown split\(s\) \['valid'\] in sentence limits"):
         conll03_tasks(tmp_path, limits={"valid": 10})
     with pytest.raises(ConfigError, match=r"\['srl'\]"):
         conll03_tasks(tmp_path, tasks=["srl"])

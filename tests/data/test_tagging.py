@@ -2,7 +2,7 @@ import itertools
 
 import pytest
 
-from sparseshare.data.tagging import convert_tags, detect_iob1, invalid_tag
+from sparseshare.data.tagging import broken_span, convert_tags, detect_iob1, detect_scheme, invalid_tag
 
 # hand-checked: a 2-token PER, a 1-token LOC directly followed by a 3-token LOC, a 1-token ORG
 BIO2 = ["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-LOC", "I-LOC", "O", "B-ORG"]
@@ -61,3 +61,45 @@ def test_detect_and_reject():
     assert invalid_tag(["O", "B-X", "PER"], "bio2") == 2
     assert invalid_tag(["O", "B-", "I-X"], "iob1") == 1
     assert invalid_tag(["S-X", "E-X"], "bioes") is None
+
+
+def _all_sequences(n: int, prefixes: str, types=("A", "B")):
+    tokens = ["O"] + [f"{p}-{t}" for t in types for p in prefixes]
+    return (list(seq) for seq in itertools.product(tokens, repeat=n))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_broken_span_is_exactly_what_fails_to_round_trip(n):
+    """A sequence passes broken_span iff it survives the trip through the other schemes unchanged."""
+    valid = {"bio2": 0, "bioes": 0}
+    for scheme, prefixes in (("bio2", "BI"), ("bioes", "BIES")):
+        for tags in _all_sequences(n, prefixes):
+            round_trip = convert_tags(convert_tags(tags, scheme, "iob1"), "iob1", scheme)
+            assert (broken_span(tags, scheme) is None) == (round_trip == tags), tags
+            valid[scheme] += broken_span(tags, scheme) is None
+    # valid BIO2 and valid BIOES sequences are the same spans written twice: equal counts
+    assert valid["bio2"] == valid["bioes"] == {1: 3, 2: 11, 3: 41, 4: 153}[n]
+
+
+def test_broken_span_positions_and_reasons():
+    assert broken_span(["O", "I-A"], "bio2") == (1, "I-A does not continue a A span")
+    assert broken_span(["B-A", "I-B"], "bio2") == (1, "I-B does not continue a B span")
+    assert broken_span(["B-A", "O"], "bioes") == (0, "B-A is not followed by I-A or E-A")
+    assert broken_span(["B-A", "I-A"], "bioes") == (1, "I-A ends the sentence inside a span")
+    assert broken_span(["S-A", "E-A"], "bioes") == (1, "E-A does not continue a A span")
+    assert broken_span(["I-A", "B-A", "O"], "iob1") is None  # IOB1 has no span rule
+
+
+def test_detect_scheme_over_a_whole_file():
+    for n in (1, 2, 3):
+        for bio2 in _valid_bio2(n):
+            has_span = any(t != "O" for t in bio2)
+            assert detect_scheme([bio2]) == "bio2"
+            assert detect_scheme([["O"], convert_tags(bio2, "bio2", "iob1")]) == (
+                "iob1" if has_span else "bio2"
+            )
+            # BIOES marks every span's end (E- or S-), so any span gives it away
+            assert detect_scheme([convert_tags(bio2, "bio2", "bioes")]) == ("bioes" if has_span else "bio2")
+    # one IOB1 sentence decides for the file, even after BIO2-looking ones
+    assert detect_scheme([["B-A", "I-A"], ["O", "I-A"]]) == "iob1"
+    assert detect_scheme([]) == "bio2"

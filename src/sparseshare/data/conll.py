@@ -19,7 +19,11 @@ _SEP = re.compile(r"[ \t]+")
 _BLANK = " \t\r\f\v"
 
 
-def _decode(path: Path) -> str:
+def read_text(path: str | Path) -> str:
+    """The file's text (UTF-8, an optional BOM dropped); a missing file or a bad byte names file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, None, "no such file")
     raw = path.read_bytes()
     try:
         return raw.decode("utf-8-sig")
@@ -29,13 +33,20 @@ def _decode(path: Path) -> str:
 
 
 def read_rows(
-    path: str | Path, min_columns: int | None = None, comments: bool = False
+    path: str | Path,
+    min_columns: int | None = None,
+    comments: bool = False,
+    sep: str | None = None,
+    ragged: bool = False,
 ) -> list[NumberedSentence]:
-    """Like :func:`read_columns`, each row paired with its line number, for errors raised later."""
+    """Like :func:`read_columns`, each row paired with its line number, for errors raised later.
+
+    ``sep`` splits columns on that exact string instead of runs of spaces/tabs (e.g. ``"\\t"`` where
+    words hold spaces). ``ragged`` asks for the same column count only within a sentence, not the whole
+    file (CoNLL-2012 has one column per predicate of the sentence); ``min_columns`` then holds per sentence.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, None, "no such file")
-    text = _decode(path)
+    text = read_text(path)
     if not text.strip(_BLANK + "\n"):
         raise DataError(path, None, "empty file")
     sentences: list[NumberedSentence] = []
@@ -45,12 +56,17 @@ def read_rows(
     for lineno, line in enumerate(text.split("\n"), start=1):
         if comments and line.startswith("#"):
             continue
-        line = line.strip(_BLANK)
-        fields = _SEP.split(line) if line else []
+        if sep is None:
+            line = line.strip(_BLANK)
+            fields = _SEP.split(line) if line else []
+        else:
+            line = line.rstrip("\r")
+            fields = line.split(sep) if line.strip(_BLANK) else []
         if not fields or fields[0] == "-DOCSTART-":  # a blank line, or a document separator
             if current:
                 sentences.append(current)
                 current = []
+                width = None if ragged else width
             continue
         if width is None:
             width = len(fields)

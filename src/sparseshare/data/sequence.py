@@ -5,16 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from sparseshare.data.conll import read_rows
-from sparseshare.data.tagging import convert_tags, detect_iob1, invalid_tag
-from sparseshare.errors import ConfigError, DataError
+from sparseshare.data.readers import Example, conll2003_tasks
+from sparseshare.errors import DataError
 
 PAD, UNK = "<pad>", "<unk>"
-Example = tuple[list[str], list[str]]  # (words, tags)
 
 
 class Vocab:
@@ -183,56 +180,5 @@ class SequenceData:
             yield Batch(words, chars, mask, tags, idx)
 
 
-CONLL03_COLUMNS = {"pos": 1, "chunk": 2, "ner": 3}
-CONLL03_SPLITS = {"train": "train.txt", "dev": "valid.txt", "test": "test.txt"}
-CONLL03_TARGET = {"pos": None, "chunk": "bio2", "ner": "bioes"}  # the paper: BIO2 chunking, BIOES NER
-
-
-def _conll03_file(path: Path, tasks: Iterable[str], limit: int | None) -> dict[str, list[Example]]:
-    sents = read_rows(path, min_columns=4)
-    first_line, first = sents[0][0]
-    if len(first) != 4:
-        raise DataError(path, first_line, f"expected 4 columns (word POS chunk NER), found {len(first)}")
-    kept = sents if limit is None else sents[:limit]
-    words = [[row[0] for _, row in s] for s in kept]
-    out = {}
-    for task in tasks:
-        col, target = CONLL03_COLUMNS[task], CONLL03_TARGET[task]
-        seqs = [[row[col] for _, row in s] for s in sents]
-        if target is not None:
-            for s, tags in zip(sents, seqs):
-                bad = invalid_tag(tags, "bio2")
-                if bad is not None:
-                    raise DataError(
-                        path, s[bad][0], f"{task} tag '{tags[bad]}' is not O, B-<type> or I-<type>"
-                    )
-            # the original release is IOB1, some copies BIO2: decide over the whole file, before any limit
-            src = "iob1" if any(detect_iob1(tags) for tags in seqs) else "bio2"
-            seqs = [convert_tags(tags, src, target) for tags in seqs[: len(kept)]]
-        out[task] = list(zip(words, seqs[: len(kept)]))
-    return out
-
-
-def conll03_tasks(
-    root: str | Path, tasks: Iterable[str] = ("pos", "chunk", "ner"), limits: dict[str, int] | None = None
-) -> dict[str, dict[str, list[Example]]]:
-    """CoNLL-2003 English as tasks over the same sentences: task -> split (train/dev/test) -> examples.
-
-    NER becomes BIOES and chunking BIO2 (the paper), POS is unchanged. ``limits`` keeps the first N
-    sentences of a split (deterministic small runs).
-    """
-    tasks, limits = tuple(tasks), dict(limits or {})
-    unknown = [t for t in tasks if t not in CONLL03_COLUMNS] + [s for s in limits if s not in CONLL03_SPLITS]
-    if unknown:
-        raise ConfigError(
-            f"unknown CoNLL-2003 task/split {unknown}; tasks: {list(CONLL03_COLUMNS)}, "
-            f"splits: {list(CONLL03_SPLITS)}"
-        )
-    if any(n < 0 for n in limits.values()):
-        raise ConfigError(f"sentence limits must be >= 0, got {limits}")
-    out: dict[str, dict[str, list[Example]]] = {t: {} for t in tasks}
-    for split, fname in CONLL03_SPLITS.items():
-        per_task = _conll03_file(Path(root) / fname, tasks, limits.get(split))
-        for t in tasks:
-            out[t][split] = per_task[t]
-    return out
+# the older name, kept for callers; the reader lives in readers.py with the other corpora
+conll03_tasks = conll2003_tasks

@@ -98,3 +98,38 @@ def convert_tags(tags: list[str], src: str, dst: str) -> list[str]:
         raise ValueError(f"tag {bad + 1} '{tags[bad]}' is not a valid {src} tag")
     bio2 = {"iob1": _iob1_to_bio2, "bioes": _bioes_to_bio2}.get(src, list)(tags)
     return {"iob1": _bio2_to_iob1, "bioes": _bio2_to_bioes}.get(dst, list)(bio2)
+
+
+def detect_scheme(sentences: list[list[str]]) -> str:
+    """The scheme of a file's tag sequences (decide over the whole file, not per sentence).
+
+    ``bioes`` if any tag has an E- or S- prefix, else ``iob1`` if some span starts with I-, else ``bio2``.
+    A file without spans reads as bio2, which every scheme agrees with.
+    """
+    if any(t[:2] in ("E-", "S-") for tags in sentences for t in tags):
+        return "bioes"
+    return "iob1" if any(detect_iob1(tags) for tags in sentences) else "bio2"
+
+
+def broken_span(tags: list[str], scheme: str) -> tuple[int, str] | None:
+    """(position, why) of the first tag that breaks ``scheme``'s span rules, else None.
+
+    Tags must already pass :func:`invalid_tag`. BIO2: I-X continues a B-X or I-X. BIOES: I-X and E-X
+    continue a B-X or I-X, and a B-X or I-X is followed by I-X or E-X. IOB1 has no rule beyond prefixes
+    (a B-X after O is read as a span start, as the CoNLL evaluation script does).
+    """
+    s = _scheme(scheme)
+    if s == "iob1":
+        return None
+    prev = ("O", "")
+    for i, tag in enumerate(tags):
+        p, label = _split(tag)
+        open_span = prev[0] in ("B", "I")
+        if p in ("I", "E") and not (open_span and prev[1] == label):
+            return i, f"{tag} does not continue a {label} span"
+        if s == "bioes" and open_span and not (p in ("I", "E") and prev[1] == label):
+            return i - 1, f"{tags[i - 1]} is not followed by I-{prev[1]} or E-{prev[1]}"
+        prev = (p, label)
+    if s == "bioes" and prev[0] in ("B", "I"):
+        return len(tags) - 1, f"{tags[-1]} ends the sentence inside a span"
+    return None
