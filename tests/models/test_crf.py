@@ -34,7 +34,9 @@ def test_log_partition_and_viterbi_match_brute_force():
     best = crf.viterbi(em, mask)
     for i, n in enumerate(lengths.tolist()):
         scores = _brute(crf, em[i], n)
-        assert logz[i].item() == pytest.approx(torch.logsumexp(torch.stack(list(scores.values())), 0).item(), abs=1e-4)
+        assert logz[i].item() == pytest.approx(
+            torch.logsumexp(torch.stack(list(scores.values())), 0).item(), abs=1e-4
+        )
         assert tuple(best[i]) == max(scores, key=lambda s: scores[s].item())
         assert len(best[i]) == n
 

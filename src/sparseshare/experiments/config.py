@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from sparseshare.data.corpora import CORPUS_TASKS
+from sparseshare.data.sources import SOURCES
 from sparseshare.errors import ConfigError
 from sparseshare.experiments.schema import from_dict, set_key
 from sparseshare.pruning.prunable import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
@@ -15,7 +17,8 @@ from sparseshare.pruning.prunable import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 SEQ_TASKS = ("pos", "chunk", "ner")
 # dataset -> its task names (None: named by the config, for a user's own table)
 DATASET_TASKS: dict[str, tuple[str, ...] | None] = {
-    "conll2003": SEQ_TASKS,
+    **CORPUS_TASKS,  # sequence corpora: conll2003, conll2000, ptb, ontonotes, columns
+    "mixed": ("pos", "chunk", "ner", "position"),  # each task from its own corpus (data.sources)
     "census": ("income", "marital"),
     "movielens": ("rating", "age"),
     "student": tuple(f"{s}_G{i}" for s in ("por", "mat") for i in (1, 2, 3)),
@@ -23,7 +26,9 @@ DATASET_TASKS: dict[str, tuple[str, ...] | None] = {
     "table": None,
 }
 DATASETS = tuple(DATASET_TASKS)
-SEQUENCE_SYSTEMS = ("single", "hard", "sparse")
+SEQUENCE_DATASETS = (*CORPUS_TASKS, "mixed")
+TAG_SCHEMES = ("auto", "iob1", "bio2", "iob2", "bioes")
+SEQUENCE_SYSTEMS = ("single", "hard", "cross_stitch", "hierarchical", "sparse")  # Table 3 order
 TABULAR_SYSTEMS = ("single", "shared_bottom", "cross_stitch", "mmoe", "cgc", "ple", "pbfs", "sparse")
 SYSTEMS = tuple(dict.fromkeys(SEQUENCE_SYSTEMS + TABULAR_SYSTEMS))
 
@@ -43,6 +48,37 @@ class TableConfig:
 
 
 @dataclass
+class ColumnsConfig:
+    """A user's own column files (the 'columns' corpus): file names relative to its folder
+    (``data.data_dir`` or ``data.paths.columns``) or absolute; 0-based column indexes."""
+
+    train: str
+    test: str
+    tags: dict[str, int]  # task (pos/chunk/ner) -> its tag column
+    dev: str | None = None  # none: data.dev_size training sentences become dev
+    word: int = 0
+    sep: str | None = None  # null: runs of spaces or tabs; e.g. "\t" where words hold spaces
+    schemes: dict[str, str] = field(default_factory=dict)  # span task -> its scheme in the files (auto)
+
+    def check(self, where: str) -> None:
+        bad = [t for t in self.tags if t not in ("pos", "chunk", "ner")]
+        if bad or not self.tags:
+            raise ConfigError(f"'{where}.tags': unknown task(s) {bad}; valid: ['pos', 'chunk', 'ner']")
+        bad = [t for t in self.schemes if t not in self.tags]
+        if bad:
+            raise ConfigError(f"'{where}.schemes': task(s) {bad} have no column in '{where}.tags'")
+        for t, scheme in self.schemes.items():
+            if scheme.lower() not in TAG_SCHEMES:
+                raise ConfigError(
+                    f"'{where}.schemes.{t}': unknown scheme '{scheme}'; valid: {list(TAG_SCHEMES)}"
+                )
+        if self.word < 0 or any(c < 0 for c in self.tags.values()):
+            raise ConfigError(f"'{where}': column indexes must be >= 0")
+        if self.sep == "":
+            raise ConfigError(f"'{where}.sep' must not be empty (null: spaces or tabs)")
+
+
+@dataclass
 class DataConfig:
     dataset: str = "conll2003"
     tasks: list[str] = field(default_factory=lambda: list(SEQ_TASKS))
@@ -54,10 +90,68 @@ class DataConfig:
     correlation: float = 0.5  # synthetic: the cosine p of the two tasks' weight vectors
     sizes: list[int] = field(default_factory=lambda: [100_000, 10_000, 10_000])  # synthetic train/dev/test
     table: TableConfig | None = None
+    # sequence corpora; Exp3 of the sparse-sharing paper: dataset mixed, sources {pos: ptb, chunk: conll2000,
+    # ner: conll2003}, paths {ptb: ..., conll2000: ...}
+    sources: dict[str, str] = field(default_factory=dict)  # dataset 'mixed': task -> corpus
+    paths: dict[str, str] = field(default_factory=dict)  # corpus -> its folder (else data_dir, or the cache)
+    columns: ColumnsConfig | None = None  # the 'columns' corpus
+    dev_size: int = 1000  # corpora without a dev set (conll2000, columns without dev): sentences carved
+    dev_seed: int = 0  # ... drawn with this seed, fixed apart from the experiment seed
+    ptb_split: str = "auto"  # PTB file ranges: wsj (sections 0-18/19-21/22-24), sample, auto
 
     @property
     def sequence(self) -> bool:
-        return self.dataset == "conll2003"
+        return self.dataset in SEQUENCE_DATASETS
+
+    def task_sources(self) -> dict[str, str]:
+        """Sequence datasets: task -> the corpus it is read from."""
+        return dict(self.sources) if self.dataset == "mixed" else {t: self.dataset for t in self.tasks}
+
+    def _check_sequence(self, where: str) -> None:
+        if self.dataset == "mixed":
+            missing = [t for t in self.tasks if t not in self.sources]
+            extra = [t for t in self.sources if t not in self.tasks]
+            if missing or extra:
+                why = [f"no corpus for task(s) {missing}"] * bool(missing)
+                why += [f"task(s) {extra} not in '{where}.tasks'"] * bool(extra)
+                raise ConfigError(f"'{where}.sources': {'; '.join(why)}")
+            if self.data_dir is not None:
+                raise ConfigError(f"'{where}.data_dir' is ambiguous for dataset 'mixed'; use '{where}.paths'")
+        elif self.sources:
+            raise ConfigError(f"'{where}.sources' is only for dataset 'mixed', not '{self.dataset}'")
+        for task, corpus in self.task_sources().items():
+            if corpus not in CORPUS_TASKS:
+                raise ConfigError(
+                    f"'{where}.sources.{task}': unknown corpus '{corpus}'; valid: {list(CORPUS_TASKS)}"
+                )
+            if task not in CORPUS_TASKS[corpus]:
+                raise ConfigError(
+                    f"'{where}.sources.{task}': corpus '{corpus}' has no task '{task}'; "
+                    f"its tasks: {list(CORPUS_TASKS[corpus])}"
+                )
+        used = set(self.task_sources().values())
+        bad = [c for c in self.paths if c not in used]
+        if bad:
+            raise ConfigError(f"'{where}.paths': corpus(es) {bad} not used; used: {sorted(used)}")
+        if self.data_dir is not None and self.dataset in self.paths:
+            raise ConfigError(f"'{where}.data_dir' and '{where}.paths.{self.dataset}' both name a folder")
+        for corpus in sorted(used - set(SOURCES) - {"columns"}):
+            if corpus not in self.paths and (self.dataset == "mixed" or self.data_dir is None):
+                key = f"paths.{corpus}" if self.dataset == "mixed" else "data_dir"
+                raise ConfigError(f"'{where}.{key}' is required: corpus '{corpus}' has no download source")
+        if "columns" in used:
+            if self.columns is None:
+                raise ConfigError(f"'{where}.columns' is required for the 'columns' corpus")
+            bad = [t for t, c in self.task_sources().items() if c == "columns" and t != "position"]
+            bad = [t for t in bad if t not in self.columns.tags]
+            if bad:
+                raise ConfigError(f"'{where}.columns.tags': no column for task(s) {bad}")
+        if self.dev_size < 1:
+            raise ConfigError(f"'{where}.dev_size' must be >= 1, got {self.dev_size}")
+        if self.ptb_split not in ("auto", "wsj", "sample"):
+            raise ConfigError(
+                f"'{where}.ptb_split': unknown rule '{self.ptb_split}'; valid: ['auto', 'wsj', 'sample']"
+            )
 
     def check(self, where: str) -> None:
         if self.dataset not in DATASETS:
@@ -75,17 +169,41 @@ class DataConfig:
         bad = [k for k in self.limits if k not in ("train", "dev", "test")]
         if bad:
             raise ConfigError(f"'{where}.limits': unknown split(s) {bad}; valid: ['dev', 'test', 'train']")
+        if self.sequence:
+            self._check_sequence(where)
 
 
 @dataclass
 class ModelConfig:
+    """The sequence tagger; defaults are Table 2 of the sparse-sharing paper."""
+
     word_dim: int = 100
     char_dim: int = 30
     char_filters: int = 30
     char_width: int = 3
     hidden: int = 200
-    layers: int = 1
-    dropout: float = 0.5
+    layers: int = 1  # BiLSTM layers (the hierarchical system always has at least 2)
+    dropout: float = 0.5  # after the embeddings and before the output layer
+    decoder: str = "linear"  # 'linear' (Exp1/Exp2) or 'crf' (Exp3)
+    word_dropout: float = 0.0  # probability of replacing a training word by <unk>
+    # hierarchical system: task -> 1-based BiLSTM layer its decoder reads; empty = POS 1, the others 2
+    hierarchy: dict[str, int] = field(default_factory=dict)
+
+    def check(self, where: str) -> None:
+        from sparseshare.models.decoders import DECODERS
+
+        if self.decoder not in DECODERS:
+            raise ConfigError(
+                f"'{where}.decoder': unknown decoder '{self.decoder}'; valid: {sorted(DECODERS)}"
+            )
+        for key in ("dropout", "word_dropout"):
+            if not 0 <= getattr(self, key) < 1:
+                raise ConfigError(f"'{where}.{key}' must be in [0, 1), got {getattr(self, key)}")
+        if self.layers < 1:
+            raise ConfigError(f"'{where}.layers' must be >= 1, got {self.layers}")
+        bad = {t: v for t, v in self.hierarchy.items() if v < 1}
+        if bad:
+            raise ConfigError(f"'{where}.hierarchy': layers are numbered from 1, got {bad}")
 
 
 @dataclass

@@ -1,10 +1,13 @@
-"""Task-specific output layers for sequence labelling."""
+"""Task-specific output layers for sequence labelling: linear (Exp1/Exp2) or CRF (Exp3), by name."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from sparseshare.errors import ConfigError
+from sparseshare.models.crf import CRFDecoder
 
 
 class LinearDecoder(nn.Module):
@@ -26,3 +29,15 @@ class LinearDecoder(nn.Module):
         pred = logits.argmax(-1).cpu()
         lengths = mask.sum(1).cpu().tolist()
         return [pred[i, :n].tolist() for i, n in enumerate(lengths)]
+
+
+DECODERS: dict[str, type[nn.Module]] = {"linear": LinearDecoder, "crf": CRFDecoder}
+
+
+def build_decoder(name: str, in_dim: int, n_tags: int) -> nn.Module:
+    """The named decoder (``forward``, ``loss``, ``decode``); an unknown name lists the valid ones."""
+    try:
+        cls = DECODERS[name]
+    except KeyError:
+        raise ConfigError(f"unknown decoder '{name}'; valid: {sorted(DECODERS)}") from None
+    return cls(in_dim, n_tags)

@@ -1,8 +1,11 @@
 """The sequence-labelling base network of the sparse-sharing paper (Ma and Hovy 2016 CNN-BiLSTM).
 
 Char-CNN word features (Table 2: 30 filters, width 3) concatenated with word embeddings, dropout,
-a BiLSTM (hidden 200), dropout, then one decoder per task. The encoder is the base network E whose
-weight matrices are pruned; embeddings and decoders are excluded from pruning and from `# Params`.
+a 1- or 2-layer BiLSTM (hidden 200), dropout, then one decoder per task (linear, or a CRF as in
+Exp3). Optional word dropout replaces training words by <unk>. The encoder is the base network E
+whose weight matrices are pruned; embeddings and decoders are excluded from pruning and `# Params`.
+The helpers ``embed_words``, ``bilstm`` and ``split_layers`` let the soft and hierarchical sharing
+baselines build their networks out of this one (the paper: "used as building block").
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from sparseshare.models.decoders import LinearDecoder
+from sparseshare.models.decoders import build_decoder
+
+UNK_ID = 1  # word and char vocabularies reserve 0 = <pad>, 1 = <unk> (sparseshare.data.sequence)
 
 
 class CharCNN(nn.Module):
@@ -35,6 +40,57 @@ class CharCNN(nn.Module):
         return h.reshape(b, t, self.filters)
 
 
+def drop_words(words: torch.Tensor, p: float) -> torch.Tensor:
+    """Word dropout: each non-padding word id becomes <unk> with probability ``p``; padding (0) stays."""
+    if p <= 0:
+        return words
+    hit = (torch.rand(words.shape, device=words.device) < p) & (words != 0)
+    return words.masked_fill(hit, UNK_ID)
+
+
+def embed_words(
+    word_embed: nn.Embedding,
+    char_cnn: CharCNN | None,
+    words: torch.Tensor,
+    chars: torch.Tensor,
+    word_dropout: float = 0.0,
+) -> torch.Tensor:
+    """Word embedding (after word dropout, if any) concatenated with char-CNN features: the BiLSTM input."""
+    x = word_embed(drop_words(words, word_dropout))
+    if char_cnn is not None:
+        x = torch.cat([x, char_cnn(chars)], dim=-1)
+    return x
+
+
+def bilstm(lstm: nn.LSTM, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Run ``lstm`` over the unpadded part of each sentence; padding positions come out as zeros."""
+    lengths = mask.sum(1).cpu()
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    out, _ = lstm(packed)
+    out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+    return out
+
+
+@torch.no_grad()
+def split_layers(lstm: nn.LSTM) -> list[nn.LSTM]:
+    """A stacked LSTM as one single-layer LSTM per layer with the same weights (same outputs, run in turn)."""
+    width = lstm.hidden_size * (2 if lstm.bidirectional else 1)
+    ref = lstm.weight_ih_l0
+    out = []
+    for layer in range(lstm.num_layers):
+        one = nn.LSTM(
+            lstm.input_size if layer == 0 else width,
+            lstm.hidden_size,
+            bias=lstm.bias,
+            batch_first=lstm.batch_first,
+            bidirectional=lstm.bidirectional,
+        ).to(device=ref.device, dtype=ref.dtype)
+        for name, p in one.named_parameters():
+            p.copy_(getattr(lstm, name.replace("_l0", f"_l{layer}")))
+        out.append(one)
+    return out
+
+
 class TaggerEncoder(nn.Module):
     """Word + char-CNN features -> BiLSTM states; the shared base network."""
 
@@ -51,8 +107,11 @@ class TaggerEncoder(nn.Module):
         dropout: float = 0.5,
         embeddings: torch.Tensor | None = None,
         freeze_embeddings: bool = False,
+        word_dropout: float = 0.0,
     ):
         super().__init__()
+        if not 0 <= word_dropout < 1:
+            raise ValueError(f"word_dropout must be in [0, 1), got {word_dropout}")
         self.word_embed = nn.Embedding(n_words, word_dim, padding_idx=0)
         if embeddings is not None:
             if tuple(embeddings.shape) != (n_words, word_dim):
@@ -63,20 +122,15 @@ class TaggerEncoder(nn.Module):
         self.word_embed.weight.requires_grad_(not freeze_embeddings)
         self.char_cnn = CharCNN(n_chars, char_dim, char_filters, char_width) if char_filters > 0 else None
         self.drop = nn.Dropout(dropout)
+        self.word_dropout = word_dropout
         in_dim = word_dim + (char_filters if self.char_cnn is not None else 0)
         self.lstm = nn.LSTM(in_dim, hidden, num_layers=layers, bidirectional=True, batch_first=True)
         self.out_dim = 2 * hidden
 
     def forward(self, words: torch.Tensor, chars: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = self.word_embed(words)
-        if self.char_cnn is not None:
-            x = torch.cat([x, self.char_cnn(chars)], dim=-1)
-        x = self.drop(x)
-        lengths = mask.sum(1).cpu()
-        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=words.shape[1])
-        return self.drop(out)
+        p = self.word_dropout if self.training else 0.0
+        x = self.drop(embed_words(self.word_embed, self.char_cnn, words, chars, p))
+        return self.drop(bilstm(self.lstm, x, mask))
 
 
 class MultiTaskTagger(nn.Module):
@@ -121,9 +175,21 @@ def build_tagger(
     layers: int = 1,
     dropout: float = 0.5,
     embeddings: torch.Tensor | None = None,
+    decoder: str = "linear",
+    word_dropout: float = 0.0,
 ) -> MultiTaskTagger:
-    """The paper's tagger with one linear decoder per task."""
+    """The paper's tagger (defaults: Table 2) with one ``decoder`` ('linear' or 'crf') per task."""
     enc = TaggerEncoder(
-        n_words, n_chars, word_dim, char_dim, char_filters, char_width, hidden, layers, dropout, embeddings
+        n_words,
+        n_chars,
+        word_dim,
+        char_dim,
+        char_filters,
+        char_width,
+        hidden,
+        layers,
+        dropout,
+        embeddings,
+        word_dropout=word_dropout,
     )
-    return MultiTaskTagger(enc, {t: LinearDecoder(enc.out_dim, k) for t, k in n_tags.items()})
+    return MultiTaskTagger(enc, {t: build_decoder(decoder, enc.out_dim, k) for t, k in n_tags.items()})
