@@ -28,7 +28,7 @@ DATASET_TASKS: dict[str, tuple[str, ...] | None] = {
 DATASETS = tuple(DATASET_TASKS)
 SEQUENCE_DATASETS = (*CORPUS_TASKS, "mixed")
 TAG_SCHEMES = ("auto", "iob1", "bio2", "iob2", "bioes")
-SEQUENCE_SYSTEMS = ("single", "hard", "cross_stitch", "hierarchical", "sparse")  # Table 3 order
+SEQUENCE_SYSTEMS = ("single", "single_subnet", "hard", "cross_stitch", "hierarchical", "sparse")  # Table 3
 TABULAR_SYSTEMS = ("single", "shared_bottom", "cross_stitch", "mmoe", "cgc", "ple", "pbfs", "sparse")
 SYSTEMS = tuple(dict.fromkeys(SEQUENCE_SYSTEMS + TABULAR_SYSTEMS))
 
@@ -269,6 +269,10 @@ class TabularModelConfig:
     mmoe_expert: list[int] = field(default_factory=lambda: [4])  # MMoE: 8 experts of 4 units
     ple_expert: list[int] = field(default_factory=lambda: [16])  # CGC/PLE: one layer of 16 units
     pbfs_expert: list[int] = field(default_factory=lambda: [32, 32])  # PBFS: census 2 x 32
+    # cross-stitch (Section 4.2-4.3): columns of two 32-unit layers (a unit after each: "two cross-sharing
+    # units"), task layers of 32
+    cross_stitch: list[int] = field(default_factory=lambda: [32, 32])
+    cross_stitch_tower: list[int] = field(default_factory=lambda: [32])
     num_experts: int = 8  # MMoE
     num_specific: int = 1  # CGC/PLE/PBFS task-specific experts per task
     num_shared: int = 1  # CGC/PLE shared experts; PBFS shared experts per pool

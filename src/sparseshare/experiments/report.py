@@ -99,27 +99,63 @@ def primary_table(results: dict) -> str:
 
 
 def _sweep_metrics(results: dict) -> dict[str, list[str]]:
-    """task -> the metrics to show: the paper's for the task, else the task's primary metric."""
-    first = next(iter(results["sweep"]["points"][0]["systems"].values()))["tasks"]
+    """task -> the metrics to show: the paper's for the task, else the task's primary metric.
+
+    Points may differ in their tasks (a sweep over task pairs, say): every task of any point is shown."""
     wanted = results.get("paper", {}).get("metrics", {})
-    return {t: wanted.get(t) or [r["metric"]] for t, r in first.items()}
+    out: dict[str, list[str]] = {}
+    for pt in results["sweep"]["points"]:
+        for sys in pt["systems"].values():
+            for t, r in sys["tasks"].items():
+                out.setdefault(t, wanted.get(t) or [r["metric"]])
+    return out
+
+
+def _avg_test(sys: dict) -> float:
+    return sum(r["test"] for r in sys["tasks"].values()) / len(sys["tasks"])
 
 
 def sweep_table(results: dict) -> str:
-    """One row per (point, system): each task's test metrics, ours / paper, # Params."""
+    """One row per (point, system): each task's test metrics, ours / paper, # Params; where every task
+    is scored higher-is-better, their average; for sparse sharing, the masks' Overlap Ratio (Eq. 4) and,
+    at points that also ran hard sharing, the gain in average test score over it (Table 7's Δ(S²−HS)).
+    The paper's OR and gain, where it gives them, are read from ``paper.points[point].sparse.avg``
+    (``overlap``, ``gain``) and printed after ours."""
     metrics = _sweep_metrics(results)
+    points = results["sweep"]["points"]
     axes = list(results["sweep"]["axes"])
+    average = not any(m in ERROR_METRICS for ms in metrics.values() for m in ms)
+    overlap = any("overlap" in pt for pt in points)
+    gain = average and any({"sparse", "hard"} <= set(pt["systems"]) for pt in points)
     head = axes + ["System"] + [f"{t} test {m} (ours / paper)" for t in metrics for m in metrics[t]]
-    head += ["# Params"]
+    head += (["Avg test"] if average else []) + (["OR (all)"] if overlap else [])
+    head += (["Δ avg vs hard"] if gain else []) + ["# Params"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for pt in results["sweep"]["points"]:
+    for pt in points:
         for name, sys in pt["systems"].items():
             ref = pt.get("paper", {}).get(name, {})
             cells = [pt["labels"][a] for a in axes] + [SYSTEM_LABELS.get(name, name)]
             for t, ms in metrics.items():
                 for m in ms:
+                    if t not in sys["tasks"]:
+                        cells.append("")
+                        continue
                     ours = sys["tasks"][t]["all"]["test"].get(m)
                     cells.append(f"{_fmt(m, ours)} / {_fmt(m, ref.get(t, {}).get(m))}")
+            ref_avg = ref.get("avg", {})
+            if average:
+                cells.append(_fmt("", _avg_test(sys)))
+            if overlap:
+                cell = f"{pt['overlap']['all']:.3f}" if name == "sparse" and "overlap" in pt else ""
+                paper_or = ref_avg.get("overlap")
+                cells.append(cell + (f" / {paper_or:.2f}" if cell and paper_or is not None else ""))
+            if gain:
+                cell = ""
+                if name == "sparse" and "hard" in pt["systems"]:
+                    cell = f"{100 * (_avg_test(sys) - _avg_test(pt['systems']['hard'])):+.2f}"
+                    if ref_avg.get("gain") is not None:
+                        cell += f" / {100 * ref_avg['gain']:+.2f}"
+                cells.append(cell)
             cells.append(f"{sys['params'] / 1000:.1f}k")
             rows.append("| " + " | ".join(cells) + " |")
     note = "Percent for accuracy, F1 and AUC; raw values for MSE/MAE. '-': not in the paper."
@@ -149,6 +185,8 @@ def plot_sweep(results: dict, out: Path) -> Path | None:
         for pt in results["sweep"]["points"]:
             rest = ",".join(f"{a}={pt['labels'][a]}" for a in axes[:-1])
             for name, sys in pt["systems"].items():
+                if task not in sys["tasks"]:
+                    continue
                 key = f"{name} {rest}".strip()
                 xs, ours, paper = lines.setdefault(key, ([], [], []))
                 xs.append(xs_of[pt["labels"][x_axis]])

@@ -165,7 +165,7 @@ def _builder(ctx: TabularContext, name: str):
     if name == "shared_bottom":
         return shared_bottom(f, kinds, m.bottom, m.tower, m.dropout)
     if name == "cross_stitch":
-        return cross_stitch(f, kinds, m.bottom, m.tower, m.dropout)
+        return cross_stitch(f, kinds, m.cross_stitch, m.cross_stitch_tower, m.dropout)
     if name == "mmoe":
         return mmoe(f, kinds, num_experts=m.num_experts, expert_hidden=m.mmoe_expert, tower=m.tower)
     if name == "cgc":
