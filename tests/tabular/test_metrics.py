@@ -20,6 +20,7 @@ def test_binary_metrics():
     s = score("binary", y, p)
     assert s["accuracy"] == pytest.approx(3 / 5)  # 0.4 -> 0 and 0.6 -> 1 are wrong; NaN row skipped
     assert s["f1"] == pytest.approx(2 * (2 / 3) * (2 / 3) / (4 / 3))
+    assert s["f1_macro"] == pytest.approx((2 / 3 + 1 / 2) / 2)  # class 0: 1 TP, 1 FP, 1 FN -> 0.5
     assert s["auc"] == pytest.approx(5 / 6)  # pairs (pos, neg) ranked right: 5 of 6
     assert math.isnan(score("binary", np.ones(3), np.ones(3) / 2)["auc"])
 
