@@ -13,6 +13,8 @@ def _optimizers():
     return {
         "sgd_plain": lambda p: torch.optim.SGD(p, lr=0.1),
         "sgd_momentum": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=1e-3),
+        "sgd_dampened": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.5, dampening=0.2),
+        "sgd_nesterov": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True),
         "adam": lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=1e-3),
     }
 
