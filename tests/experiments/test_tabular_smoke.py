@@ -69,3 +69,38 @@ def test_sparse_sharing_searched_the_shared_bottom(census_run):
         assert len(levels) >= 3 and levels[-1]["density"] <= 0.3
     assert set(res["overlap"]["pairwise"]) == {"income|marital"}
     assert "| PBFS |" in (census_run / "results.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "name,tasks,extra",
+    [
+        (
+            "pbfs_movielens",
+            {"rating": "auc", "age": "mse"},
+            ["data.limits={train: 3000, dev: 500, test: 500}"],
+        ),
+        ("pbfs_student", {f"{s}_G{i}": "mse" for s in ("por", "mat") for i in (1, 2, 3)}, []),
+    ],
+)
+def test_movielens_and_student_run_every_system(name, tasks, extra, tmp_path):
+    out = tmp_path / name
+    sets = [*SMALL[2:]] + [a for e in extra for a in ("--set", e)]
+    sets += ["--set", "train.batch_size=64", "--set", "search.warmup_epochs=1"]
+    assert main(["run", str(ROOT / f"configs/{name}.yaml"), "--out", str(out), *sets]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert list(res["systems"]) == [
+        "single",
+        "shared_bottom",
+        "cross_stitch",
+        "mmoe",
+        "cgc",
+        "ple",
+        "pbfs",
+        "sparse",
+    ]
+    for sys in res["systems"].values():
+        assert {t: r["metric"] for t, r in sys["tasks"].items()} == tasks
+        assert sys["params"] > 0
+    pools = res["systems"]["pbfs"]["pbfs"]["pools"]
+    assert len(pools) == 1 and sorted(pools[0]) == sorted(tasks)  # 2 tasks; student: pool_alpha 0.1
+    assert set(res["paper"]["values"]) >= {"pbfs"}
