@@ -135,3 +135,22 @@ def test_census_sparsity_sweep_on_a_slice(tmp_path):
     for name, sparsity in got.items():
         target = float(name.split("sparsity=")[1])  # the best subnet lies on the schedule's path
         assert all(target - 0.1 - 1e-6 <= s <= target + 0.02 for s in sparsity.values()), sparsity
+
+
+def test_a_seed_axis_adds_mean_and_sd_over_seeds(tmp_path, capsys):
+    out = tmp_path / "seeds"
+    seeds = "sweep={seed: {'1': {seed: 1}, '2': {seed: 2}}}"
+    argv = ["run", str(ROOT / "configs/pbfs_student.yaml"), "--out", str(out), *FAST, "--set", seeds]
+    argv += ["--set", "systems=[shared_bottom, pbfs]"]
+    assert main(argv) == 0
+    res = json.loads((out / "results.json").read_text())
+    pts = res["sweep"]["points"]
+    assert [p["point"] for p in pts] == ["seed=1", "seed=2"]
+    assert pts[0]["paper"]["pbfs"]["por_G1"]["mse"] == pytest.approx(0.0005)  # the config's own numbers
+    a, b = (p["systems"]["pbfs"]["tasks"]["mat_G3"]["test"] for p in pts)
+    assert a != b  # two seeds, two different runs
+    md = (out / "results.md").read_text()
+    assert "Over seeds:" in md
+    row = next(line for line in md.split("Over seeds:")[1].splitlines() if line.startswith("| PBFS | 2 |"))
+    mean = f"{(a + b) / 2:.4f}"
+    assert mean in row and "/ 0.0019" in row

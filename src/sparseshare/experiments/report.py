@@ -55,7 +55,8 @@ def results_table(results: dict) -> str:
     """Markdown table: one row per system, test (and dev) primary metric per task, Δ vs single, # Params;
     with the paper's numbers beside ours when the config gives them. A sweep: one row per point."""
     if "sweep" in results:
-        return sweep_table(results)
+        seeds = seed_table(results)
+        return sweep_table(results) + (f"\n\nOver seeds:\n\n{seeds}" if seeds else "")
     if results.get("paper", {}).get("values"):
         return paper_table(results) + "\n\n" + primary_table(results)
     return primary_table(results)
@@ -161,6 +162,40 @@ def sweep_table(results: dict) -> str:
     note = "Percent for accuracy, F1 and AUC; raw values for MSE/MAE. '-': not in the paper."
     src = results.get("paper", {}).get("source")
     return "\n".join(rows) + f"\n\n{note}" + (f" Paper: {src}." if src else "")
+
+
+def seed_table(results: dict) -> str | None:
+    """Mean ± sample standard deviation over the ``seed`` axis, per point of the other axes and system."""
+    axes = list(results["sweep"]["axes"])
+    if "seed" not in axes or len(results["sweep"]["axes"]["seed"]) < 2:
+        return None
+    import statistics
+
+    rest = [a for a in axes if a != "seed"]
+    metrics = _sweep_metrics(results)
+    groups: dict[tuple, dict[str, list]] = {}
+    for pt in results["sweep"]["points"]:
+        key = tuple(pt["labels"][a] for a in rest)
+        for name, sys in pt["systems"].items():
+            groups.setdefault(key, {}).setdefault(name, []).append((sys, pt.get("paper", {}).get(name, {})))
+    head = rest + ["System", "n"] + [f"{t} test {m} (mean ± sd / paper)" for t in metrics for m in metrics[t]]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key, systems in groups.items():
+        for name, runs in systems.items():
+            cells = [*key, SYSTEM_LABELS.get(name, name), str(len(runs))]
+            for t, ms in metrics.items():
+                for m in ms:
+                    vals = [s["tasks"][t]["all"]["test"][m] for s, _ in runs if t in s["tasks"]]
+                    if not vals:
+                        cells.append("")
+                        continue
+                    scale = 1 if m in ERROR_METRICS else 100
+                    sd = statistics.stdev(vals) * scale if len(vals) > 1 else 0.0
+                    digits = 4 if m in ERROR_METRICS else 2
+                    paper = runs[0][1].get(t, {}).get(m)
+                    cells.append(f"{_fmt(m, statistics.mean(vals))} ± {sd:.{digits}f} / {_fmt(m, paper)}")
+            rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
 
 
 def plot_sweep(results: dict, out: Path) -> Path | None:

@@ -9,6 +9,11 @@ A config's ``sweep`` maps each axis to its points, each point to the config keys
 The product of the axes is run, each point as an ordinary run in ``points/<axis=label,...>/`` (resumable
 and never overwritten, like any run); the sweep's results.json collects every point's systems and the
 paper's numbers for it (``paper.points``), and its report plots each task's metric along the last axis.
+
+Points that differ only in ``search.force_density`` (the sparsity sweep, the paper's Figure 4) have the
+same IMP search: a point starts from a copy of the first finished such point's ``search/`` folder
+(warmup weights, every level's mask and dev score), which it reads back instead of searching again.
+The search is deterministic, so the result equals an independent run of the point.
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from sparseshare import paths
 from sparseshare.errors import ConfigError
 from sparseshare.experiments.config import ExperimentConfig
+from sparseshare.experiments.run_dir import MetricsLog
 from sparseshare.experiments.schema import from_dict, set_key, to_dict
 
 
@@ -65,7 +72,8 @@ def sweep_points(cfg: ExperimentConfig) -> list[Point]:
                     raise ConfigError(f"'{where}': {e}") from None
                 overrides[key] = value
         raw["name"] = f"{cfg.name}[{name}]"
-        raw["paper"]["values"] = cfg.paper.points.get(name, {})
+        # the paper's numbers for this point, else the config's own (a sweep over seeds, say)
+        raw["paper"]["values"] = cfg.paper.points.get(name) or cfg.paper.values
         try:
             sub = from_dict(ExperimentConfig, raw)
         except ConfigError as e:
@@ -96,13 +104,42 @@ def point_dir(run: Path, point: Point) -> Path:
     return run / "points" / point.name
 
 
+def search_key(cfg: ExperimentConfig) -> str:
+    """What a run's IMP search depends on: its config less the name, the paper's numbers, the systems
+    and the forced densities (which only choose among the levels the search found)."""
+    raw = to_dict(cfg)
+    for key in ("name", "paper", "sweep", "systems"):
+        raw.pop(key)
+    raw["search"].pop("force_density")
+    return json.dumps(raw, sort_keys=True)
+
+
+def _reuse_search(src: Path, point: Path) -> None:
+    """Start an unstarted point from a copy of a finished point's search folder (atomic: copy, rename)."""
+    dst = paths.search_dir(point)
+    if dst.exists() or paths.config(point).exists():
+        return  # the point's own (resumed) search
+    point.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    tmp.replace(dst)
+    MetricsLog(point)({"phase": "search_reused", "from": str(src)})
+
+
 def run_sweep(cfg: ExperimentConfig, run: Path, run_one) -> dict:
     """Run every point (``run_one(sub_cfg, dir)``) and collect a compact summary of each."""
     summary = []
+    searched: dict[str, Path] = {}  # search key -> a finished point's search folder
     for p in sweep_points(cfg):
         d = point_dir(run, p)
         done = paths.results_json(d)
+        key = search_key(p.cfg)
+        if not done.exists() and key in searched:
+            _reuse_search(searched[key], d)
         res = json.loads(done.read_text()) if done.exists() else run_one(p.cfg, d)
+        if paths.search_dir(d).exists():
+            searched.setdefault(key, paths.search_dir(d))
         entry = {
             "point": p.name,
             "labels": p.labels,
