@@ -144,6 +144,41 @@ def weighted_loss(
     return torch.stack(terms).sum()
 
 
+class TaskTowers:
+    """Task-facing methods of a tabular multi-task model, all from its ``forward_all`` and ``towers``.
+
+    A model mixes this in (``class M(TaskTowers, nn.Module)``), sets ``_tasks`` and ``towers`` and defines
+    ``forward_all(batch, tasks) -> {task: output}``, computing what tasks share once.
+    """
+
+    @property
+    def tasks(self) -> list[str]:
+        return self._tasks
+
+    def forward(self, batch, task: str) -> torch.Tensor:
+        return self.forward_all(batch, [task])[task]
+
+    def loss(self, batch, task: str) -> torch.Tensor:
+        return self.task_loss(self(batch, task), batch, task)
+
+    def task_loss(self, out: torch.Tensor, batch, task: str) -> torch.Tensor:
+        """Loss of ``task`` from an output computed elsewhere (e.g. under a sparse-sharing mask)."""
+        return self.towers[task].loss(out, batch.y[task])
+
+    def task_predict(self, out: torch.Tensor, task: str) -> torch.Tensor:
+        return self.towers[task].predict(out)
+
+    def joint_loss(self, batch, weights: Mapping[str, float]) -> torch.Tensor:
+        """PBFS Eq. 10, Σ w_t L_t, with what the tasks share computed once."""
+        return weighted_loss(self.towers, self.forward_all(batch, list(weights)), batch.y, weights)
+
+    def predict(self, batch, task: str) -> torch.Tensor:
+        return self.task_predict(self(batch, task), task)
+
+    def step(self, optimizer: torch.optim.Optimizer, task: str | None = None) -> None:
+        optimizer.step()
+
+
 class PBFSNet(nn.Module):
     """The dense PBFS base network (Entropy 2022, Eq. 1-3, 7-9); masks are applied by ``sharing.pbfs``.
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from sparseshare.models.mlp import MLP, check_tasks, towers, weighted_loss
+from sparseshare.models.mlp import MLP, TaskTowers, check_tasks, towers
 
 
 def stitch_init(n_tasks: int, self_weight: float = 0.9) -> torch.Tensor:
@@ -32,7 +32,7 @@ def stitch_init(n_tasks: int, self_weight: float = 0.9) -> torch.Tensor:
     return a
 
 
-class CrossStitch(nn.Module):
+class CrossStitch(TaskTowers, nn.Module):
     """``forward(batch, task)`` returns the task's logits (binary) or values (regression), shape ``[B]``."""
 
     def __init__(
@@ -61,10 +61,6 @@ class CrossStitch(nn.Module):
         self.stitch = nn.ParameterList(nn.Parameter(stitch_init(n, self_weight)) for _ in bottom)
         self.towers = towers(bottom[-1], kinds, tower, dropout, activation)
 
-    @property
-    def tasks(self) -> list[str]:
-        return self._tasks
-
     def column_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """The last stitched activations of every column, ``[T, B, h]`` in task order."""
         h = x.unsqueeze(0).expand(len(self._tasks), *x.shape)
@@ -76,28 +72,6 @@ class CrossStitch(nn.Module):
     def forward_all(self, batch, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         h = self.column_outputs(batch.x)
         return {t: self.towers[t](h[self._tasks.index(t)]) for t in (tasks or self._tasks)}
-
-    def forward(self, batch, task: str) -> torch.Tensor:
-        return self.forward_all(batch, [task])[task]
-
-    def loss(self, batch, task: str) -> torch.Tensor:
-        return self.task_loss(self(batch, task), batch, task)
-
-    def task_loss(self, out: torch.Tensor, batch, task: str) -> torch.Tensor:
-        return self.towers[task].loss(out, batch.y[task])
-
-    def task_predict(self, out: torch.Tensor, task: str) -> torch.Tensor:
-        return self.towers[task].predict(out)
-
-    def joint_loss(self, batch, weights: Mapping[str, float]) -> torch.Tensor:
-        """PBFS Eq. 10, Σ w_t L_t, all columns computed once."""
-        return weighted_loss(self.towers, self.forward_all(batch, list(weights)), batch.y, weights)
-
-    def predict(self, batch, task: str) -> torch.Tensor:
-        return self.towers[task].predict(self(batch, task))
-
-    def step(self, optimizer: torch.optim.Optimizer, task: str | None = None) -> None:
-        optimizer.step()
 
     def shared_parameter_names(self) -> list[str]:
         """The cross-stitch units: the only parameters every task's columns meet in."""

@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from sparseshare.models.mlp import MLP, Gate, check_tasks, towers, weighted_loss
+from sparseshare.models.mlp import MLP, Gate, TaskTowers, check_tasks, towers
 
 
-class MMoE(nn.Module):
+class MMoE(TaskTowers, nn.Module):
     """``forward(batch, task)`` returns the task's logits (binary) or values (regression), shape ``[B]``."""
 
     def __init__(
@@ -39,31 +39,11 @@ class MMoE(nn.Module):
         self.gates = nn.ModuleDict({t: Gate(in_dim, num_experts) for t in self._tasks})
         self.towers = towers(expert_hidden[-1], kinds, tower, dropout, activation)
 
-    @property
-    def tasks(self) -> list[str]:
-        return self._tasks
-
     def forward_all(self, batch, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """Every requested task's output, the experts computed once."""
         x = batch.x
         outs = [e(x) for e in self.experts]
         return {t: self.towers[t](self.gates[t](x, outs)) for t in (tasks or self._tasks)}
-
-    def forward(self, batch, task: str) -> torch.Tensor:
-        return self.forward_all(batch, [task])[task]
-
-    def loss(self, batch, task: str) -> torch.Tensor:
-        return self.towers[task].loss(self(batch, task), batch.y[task])
-
-    def joint_loss(self, batch, weights: Mapping[str, float]) -> torch.Tensor:
-        """PBFS Eq. 10, Σ w_t L_t, with one pass through the experts."""
-        return weighted_loss(self.towers, self.forward_all(batch, list(weights)), batch.y, weights)
-
-    def predict(self, batch, task: str) -> torch.Tensor:
-        return self.towers[task].predict(self(batch, task))
-
-    def step(self, optimizer: torch.optim.Optimizer, task: str | None = None) -> None:
-        optimizer.step()
 
     def shared_parameter_names(self) -> list[str]:
         return [f"experts.{n}" for n, _ in self.experts.named_parameters()]

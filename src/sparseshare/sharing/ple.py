@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from sparseshare.models.mlp import MLP, Gate, check_tasks, towers, weighted_loss
+from sparseshare.models.mlp import MLP, Gate, TaskTowers, check_tasks, towers
 
 
 class ExtractionLevel(nn.Module):
@@ -58,7 +58,7 @@ class ExtractionLevel(nn.Module):
         return out, self.shared_gate(shared_in, everything)
 
 
-class PLE(nn.Module):
+class PLE(TaskTowers, nn.Module):
     """``forward(batch, task)`` returns the task's logits (binary) or values (regression), shape ``[B]``."""
 
     def __init__(
@@ -89,10 +89,6 @@ class PLE(nn.Module):
         )
         self.towers = towers(expert_hidden[-1], kinds, tower, dropout, activation)
 
-    @property
-    def tasks(self) -> list[str]:
-        return self._tasks
-
     def forward_all(self, batch, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """Every requested task's output; each expert is computed once."""
         tasks = list(tasks or self._tasks)
@@ -102,22 +98,6 @@ class PLE(nn.Module):
         for level in self.levels:
             inputs, shared_in = level(inputs, shared_in, tasks)
         return {t: self.towers[t](inputs[t]) for t in tasks}
-
-    def forward(self, batch, task: str) -> torch.Tensor:
-        return self.forward_all(batch, [task])[task]
-
-    def loss(self, batch, task: str) -> torch.Tensor:
-        return self.towers[task].loss(self(batch, task), batch.y[task])
-
-    def joint_loss(self, batch, weights: Mapping[str, float]) -> torch.Tensor:
-        """PBFS Eq. 10, Σ w_t L_t, with one pass through the extraction levels."""
-        return weighted_loss(self.towers, self.forward_all(batch, list(weights)), batch.y, weights)
-
-    def predict(self, batch, task: str) -> torch.Tensor:
-        return self.towers[task].predict(self(batch, task))
-
-    def step(self, optimizer: torch.optim.Optimizer, task: str | None = None) -> None:
-        optimizer.step()
 
     def shared_parameter_names(self) -> list[str]:
         """Shared experts and shared gates of every level."""

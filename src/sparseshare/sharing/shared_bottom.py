@@ -11,10 +11,10 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from sparseshare.models.mlp import MLP, check_tasks, towers, weighted_loss
+from sparseshare.models.mlp import MLP, TaskTowers, check_tasks, towers
 
 
-class SharedBottom(nn.Module):
+class SharedBottom(TaskTowers, nn.Module):
     """``forward(batch, task)`` returns the task's logits (binary) or values (regression), shape ``[B]``."""
 
     def __init__(
@@ -32,37 +32,10 @@ class SharedBottom(nn.Module):
         self.bottom = MLP(in_dim, bottom, dropout, activation)
         self.towers = towers(self.bottom.out_dim, kinds, tower, dropout, activation)
 
-    @property
-    def tasks(self) -> list[str]:
-        return self._tasks
-
     def forward_all(self, batch, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """Every requested task's output, the bottom computed once."""
         h = self.bottom(batch.x)
         return {t: self.towers[t](h) for t in (tasks or self._tasks)}
-
-    def forward(self, batch, task: str) -> torch.Tensor:
-        return self.forward_all(batch, [task])[task]
-
-    def loss(self, batch, task: str) -> torch.Tensor:
-        return self.task_loss(self(batch, task), batch, task)
-
-    def task_loss(self, out: torch.Tensor, batch, task: str) -> torch.Tensor:
-        """Loss of ``task`` from an output computed elsewhere (e.g. under a sparse-sharing mask)."""
-        return self.towers[task].loss(out, batch.y[task])
-
-    def task_predict(self, out: torch.Tensor, task: str) -> torch.Tensor:
-        return self.towers[task].predict(out)
-
-    def joint_loss(self, batch, weights: Mapping[str, float]) -> torch.Tensor:
-        """PBFS Eq. 10, Σ w_t L_t, with one pass through the bottom."""
-        return weighted_loss(self.towers, self.forward_all(batch, list(weights)), batch.y, weights)
-
-    def predict(self, batch, task: str) -> torch.Tensor:
-        return self.towers[task].predict(self(batch, task))
-
-    def step(self, optimizer: torch.optim.Optimizer, task: str | None = None) -> None:
-        optimizer.step()
 
     def shared_parameter_names(self) -> list[str]:
         return [f"bottom.{n}" for n, _ in self.bottom.named_parameters()]
