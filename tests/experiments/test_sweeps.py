@@ -154,3 +154,20 @@ def test_a_seed_axis_adds_mean_and_sd_over_seeds(tmp_path, capsys):
     row = next(line for line in md.split("Over seeds:")[1].splitlines() if line.startswith("| PBFS | 2 |"))
     mean = f"{(a + b) / 2:.4f}"
     assert mean in row and "/ 0.0019" in row
+
+
+def test_census_units_sweep_on_a_slice(tmp_path):
+    out = tmp_path / "units"
+    argv = ["run", str(ROOT / "configs/pbfs_units.yaml"), "--out", str(out), *FAST]
+    argv += [
+        "--set",
+        "sweep.units={'8': {tabular.pbfs_expert: [8, 8]}, '64': {tabular.pbfs_expert: [64, 64]}}",
+    ]
+    argv += ["--set", "data.limits={train: 1500, dev: 400, test: 400}", "--set", "train.batch_size=128"]
+    argv += ["--set", "paper.points={units=8: {pbfs: {income: {f1_macro: 0.7179}}}}"]
+    assert main(argv) == 0
+    pts = json.loads((out / "results.json").read_text())["sweep"]["points"]
+    params = {p["labels"]["units"]: p["systems"]["pbfs"]["params"] for p in pts}
+    assert params["64"] > 4 * params["8"]  # wider experts: (at least) quadratically more weights
+    assert pts[0]["paper"]["pbfs"]["income"]["f1_macro"] == pytest.approx(0.7179)
+    assert "| 8 | PBFS |" in (out / "results.md").read_text()
