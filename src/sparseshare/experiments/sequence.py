@@ -17,7 +17,7 @@ from sparseshare import paths
 from sparseshare.errors import ConfigError
 from sparseshare.experiments.config import DataConfig, ExperimentConfig
 from sparseshare.experiments.run_dir import MetricsLog
-from sparseshare.experiments.systems import final_eval, run_sparse
+from sparseshare.experiments.systems import final_eval, run_single_subnet, run_sparse
 from sparseshare.models.tagger import build_tagger
 from sparseshare.sharing.cross_stitch_tagger import CrossStitchSharing
 from sparseshare.sharing.hard import HardSharing
@@ -239,6 +239,7 @@ def run_hierarchical(ctx: Context) -> dict:
 
 SYSTEM_RUNNERS = {
     "single": run_single,
+    "single_subnet": run_single_subnet,
     "hard": run_hard,
     "cross_stitch": run_cross_stitch,
     "hierarchical": run_hierarchical,

@@ -110,6 +110,44 @@ def search_masks(ctx) -> tuple[dict, dict]:
     return selected, levels
 
 
+def run_single_subnet(ctx) -> dict:
+    """Single task on its own subnet (Sun et al. 2020, Table 3 "Single task (subnet)"): each task is
+    trained alone, under the mask the IMP search selected for it, to tell the benefit of pruning from
+    that of sharing ("Where does the benefit come from?").
+
+    The same search as sparse sharing (``search_masks``: read back from disk when already done). As in
+    the lottery-ticket protocol the search follows, each subnet starts from the rewind point of its
+    mask: the multi-task warmup weights θ^(w) (θ^(0), the random initialisation, when
+    'search.warmup_epochs' is 0). `# Params` sums each task's kept weights and unpruned encoder
+    parameters (biases, ...): one subnet per task, nothing shared.
+    """
+    masks, levels = search_masks(ctx)
+    state = warmup_state(ctx)
+    settings = ctx.settings()
+    settings.joint = False
+    result, params = {}, 0
+    for t, spec in ctx.tasks.items():
+        model = ctx.build_model()
+        model.load_state_dict(state)  # the other tasks' heads ride along untrained: only t is run
+        mech = SparseSharing(model, {u: masks[t] for u in model.tasks})
+        res = train(
+            mech,
+            {t: spec},
+            settings,
+            seed=ctx.cfg.seed,
+            device=ctx.device,
+            ckpt_dir=paths.system_dir(ctx.run, "single_subnet", t),
+            desc=f"single_subnet {t}",
+            log=ctx.log,
+        )
+        mech.load_state_dict(res.best_state)
+        result.update(final_eval(ctx, mech, [t]))
+        others = [n for n, _ in model.named_parameters() if n not in masks[t]]
+        params += union_count([masks[t]]) + ctx.count_params(model, others)
+    densities = {t: {"selected": v["selected"], "density": density(masks[t])} for t, v in levels.items()}
+    return {"params": params, "tasks": result, "subnets": densities}
+
+
 def run_sparse(ctx) -> dict:
     """Sparse sharing: masks from IMP, all subnets trained jointly (task sampling) from θ^(w)."""
     masks, levels = search_masks(ctx)

@@ -1,0 +1,208 @@
+"""The sparse-sharing paper's sequence experiments (configs/exp1_conll03, exp3_crf, negative_transfer,
+task_pairs, sparsity_sweep, mtw_ablation) run through the CLI on tiny slices of the real data."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from sparseshare.cli import main
+from sparseshare.experiments.config import load_config
+from sparseshare.experiments.sequence import load_context
+from sparseshare.experiments.sweep import sweep_points
+from sparseshare.masks import load_masks
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared" / "data"
+# a tiny tagger, one epoch, three IMP levels (densities 1, 0.5, 0.25)
+TINY = {
+    "data.limits": "{train: 60, dev: 20, test: 20}",
+    "data.embeddings": "null",
+    "model.word_dim": 16,
+    "model.char_dim": 8,
+    "model.char_filters": 8,
+    "model.hidden": 16,
+    "train.epochs": 1,
+    "train.patience": 1,
+    "train.batch_size": 16,
+    "search.warmup_epochs": 1,
+    "search.epochs_per_level": 1,
+    "search.patience": 1,
+    "search.alpha": 0.5,
+    "search.min_density": 0.25,
+}
+SWEEP_CONFIGS = {"task_pairs": 3, "sparsity_sweep": 7, "mtw_ablation": 2}
+
+
+def _run(name: str, out: Path, **extra) -> dict:
+    sets = {**TINY, **extra}
+    argv = ["run", str(ROOT / "configs" / f"{name}.yaml"), "--out", str(out)]
+    for key, value in sets.items():
+        argv += ["--set", f"{key}={value}"]
+    assert main(argv) == 0
+    return json.loads((out / "results.json").read_text())
+
+
+def _phases(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def exp1(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "exp1"
+    return out, _run("exp1_conll03", out)
+
+
+def test_exp1_runs_the_six_systems_of_table_3(exp1):
+    out, res = exp1
+    order = ["single", "single_subnet", "hard", "cross_stitch", "hierarchical", "sparse"]
+    assert list(res["systems"]) == order
+    for sys in res["systems"].values():
+        assert list(sys["tasks"]) == ["pos", "ner", "chunk"]
+        for task, metric in (("pos", "accuracy"), ("ner", "f1"), ("chunk", "f1")):
+            r = sys["tasks"][task]
+            assert r["metric"] == metric and 0 <= r["test"] <= 1
+    params = {n: s["params"] for n, s in res["systems"].items()}
+    assert params["single"] == 3 * params["hard"]
+    assert params["sparse"] <= params["hard"] < params["hierarchical"]
+    assert params["cross_stitch"] > 2 * params["hard"]
+    md = (out / "results.md").read_text()  # the paper's numbers beside ours, every row
+    assert "| Single task (subnet) |" in md and "/ 95.11 |" in md and "/ 90.35 |" in md
+    assert res["paper"]["values"]["sparse"]["chunk"]["f1"] == pytest.approx(0.9155)
+
+
+def test_single_subnet_params_are_each_tasks_kept_weights(exp1):
+    out, res = exp1
+    masks = load_masks(out / "masks.safetensors")
+    prunable = sum(m.numel() for m in next(iter(masks.values())).values())
+    unpruned = res["systems"]["hard"]["params"] - prunable  # biases, ...
+    kept = {t: sum(int(m.sum()) for m in mk.values()) for t, mk in masks.items()}
+    assert res["systems"]["single_subnet"]["params"] == sum(kept.values()) + 3 * unpruned
+    union = sum(int(torch.stack([masks[t][n] for t in masks]).any(0).sum()) for n in masks["pos"])
+    assert res["systems"]["sparse"]["params"] == union + unpruned
+    subnets = res["systems"]["single_subnet"]["subnets"]
+    for t in masks:
+        assert subnets[t]["density"] == pytest.approx(res["masks"][t]["density"])
+        assert subnets[t]["selected"] == res["systems"]["sparse"]["search"][t]["selected"]
+
+
+def test_single_subnet_steps_stay_inside_the_tasks_mask(exp1):
+    out, _ = exp1
+    masks = load_masks(out / "masks.safetensors")
+    start = torch.load(out / "search" / "warmup.pt", weights_only=True)  # the rewind point
+    for t, mask in masks.items():
+        best = torch.load(out / "systems" / "single_subnet" / t / "best.pt", weights_only=False)
+        moved = 0
+        for n, m in mask.items():
+            w = best[f"model.{n}"].cpu()
+            assert torch.equal(w[~m], start[n][~m]), f"{t}: {n} changed outside the mask"
+            moved += int((w[m] != start[n][m]).sum())
+        assert moved > 0  # and it did train inside it
+
+
+def test_one_search_serves_single_subnet_and_sparse(exp1):
+    out, res = exp1
+    records = _phases(out)
+    assert sum(r["phase"] == "warmup" for r in records) == 1  # one warmup epoch, once
+    for t in ("pos", "ner", "chunk"):
+        levels = res["systems"]["sparse"]["search"][t]["levels"]
+        assert [lv["density"] for lv in levels] == pytest.approx([1.0, 0.5, 0.25], abs=1e-3)
+        searched = [r for r in records if r["phase"] == "search" and r["task"] == t]
+        assert len(searched) == len(levels)  # not searched again for the second system
+
+
+@pytest.mark.skipif(not (SHARED / "ptb_sample").is_dir(), reason="../shared/data absent")
+def test_exp3_mixes_three_corpora_with_crf_decoders(tmp_path):
+    out = tmp_path / "exp3"
+    paths = f"{{ptb: {SHARED / 'ptb_sample'}, conll2000: {SHARED / 'conll2000'}}}"
+    res = _run("exp3_crf", out, **{"data.paths": paths, "data.dev_size": 20})
+    assert list(res["systems"]) == ["single", "hard", "sparse"]
+    for sys in res["systems"].values():
+        assert set(sys["tasks"]) == {"pos", "ner", "chunk"}
+    state = torch.load(out / "systems" / "hard" / "best.pt", weights_only=False)
+    assert {f"model.heads.{t}.crf.transitions" for t in ("pos", "ner", "chunk")} <= set(state)
+    cfg = load_config(out / "config.yaml")
+    assert cfg.data.task_sources() == {"pos": "ptb", "chunk": "conll2000", "ner": "conll2003"}
+    md = (out / "results.md").read_text()
+    assert "| Meta-MTL-LSTM† |" in md and "/ 97.57 |" in md  # other papers' rows, then ours
+    assert 0 < res["overlap"]["all"] <= 1
+
+
+def test_negative_transfer_pairs_ner_with_position_prediction(tmp_path):
+    out = tmp_path / "neg"
+    res = _run("negative_transfer", out)
+    assert list(res["systems"]) == ["single", "hard", "sparse"]
+    for sys in res["systems"].values():
+        assert sys["tasks"]["position"]["metric"] == "accuracy" and sys["tasks"]["ner"]["metric"] == "f1"
+    assert set(res["overlap"]["pairwise"]) == {"ner|position"}
+    cfg = load_config(ROOT / "configs/negative_transfer.yaml")
+    assert (cfg.model.hidden, cfg.model.layers, cfg.model.word_dim, cfg.data.embeddings) == (50, 1, 50, None)
+    assert "/ 61.62 |" in (out / "results.md").read_text()  # hard sharing's NER in Table 6
+
+
+@pytest.mark.parametrize("name,n", SWEEP_CONFIGS.items())
+def test_sweep_configs_validate_every_point(name, n):
+    points = sweep_points(load_config(ROOT / "configs" / f"{name}.yaml"))
+    assert len(points) == n
+
+
+def test_sparsity_sweep_forces_one_density_on_every_task():
+    for p in sweep_points(load_config(ROOT / "configs/sparsity_sweep.yaml")):
+        d = float(p.labels["density"])
+        assert p.cfg.search.force_density == {"pos": d, "ner": d, "chunk": d}
+
+
+def test_task_pairs_sweep_shows_overlap_and_gain_per_pair(tmp_path):
+    out = tmp_path / "pairs"
+    res = _run("task_pairs", out)
+    pts = {p["labels"]["pair"]: p for p in res["sweep"]["points"]}
+    assert list(pts) == ["pos+ner", "ner+chunk", "pos+chunk"]
+    for label, p in pts.items():
+        assert set(p["systems"]) == {"hard", "sparse"}
+        assert set(p["systems"]["sparse"]["tasks"]) == set(label.split("+"))
+        assert 0 < p["overlap"]["all"] <= 1
+    md = (out / "results.md").read_text()
+    assert "OR (all)" in md and "Δ avg vs hard" in md
+    row = next(line for line in md.splitlines() if line.startswith("| pos+chunk | Sparse sharing |"))
+    avg = {s: sum(r["test"] for r in v["tasks"].values()) / 2 for s, v in pts["pos+chunk"]["systems"].items()}
+    assert f"{100 * (avg['sparse'] - avg['hard']):+.2f} / +0.05" in row
+    assert f"{pts['pos+chunk']['overlap']['all']:.3f} / 0.50" in row
+
+
+def test_sparsity_sweep_searches_once_and_orders_overlap(tmp_path):
+    out = tmp_path / "sparsity"
+    grid = "{'1.0': {search.force_density: {pos: 1.0, ner: 1.0, chunk: 1.0}}, "
+    grid += "'0.25': {search.force_density: {pos: 0.25, ner: 0.25, chunk: 0.25}}}"
+    res = _run("sparsity_sweep", out, **{"sweep.density": grid})
+    pts = {p["labels"]["density"]: p for p in res["sweep"]["points"]}
+    assert pts["1.0"]["overlap"]["all"] == 1.0  # all-ones masks: hard sharing
+    assert all(v["density"] == 1.0 for v in pts["1.0"]["masks"].values())
+    assert all(v["density"] == pytest.approx(0.25, abs=1e-3) for v in pts["0.25"]["masks"].values())
+    assert pts["0.25"]["overlap"]["all"] < 1
+    first, second = (out / "points" / f"density={d}" for d in ("1.0", "0.25"))
+    assert any(r["phase"] == "search" for r in _phases(first))
+    reused = _phases(second)
+    assert not any(r["phase"] in ("search", "warmup") for r in reused)
+    assert any(r["phase"] == "search_reused" for r in reused)
+    for t in ("pos", "ner", "chunk"):
+        f = Path("search") / f"{t}.jsonl"
+        assert (first / f).read_text() == (second / f).read_text()
+    assert (out / "figures" / "sweep.png").stat().st_size > 1000
+
+
+def test_mtw_ablation_without_warmup_rewinds_to_the_random_init(tmp_path):
+    out = tmp_path / "mtw"
+    axis = "{mtw: {search.warmup_epochs: 1}, none: {search.warmup_epochs: 0}}"
+    res = _run("mtw_ablation", out, **{"sweep.warmup": axis})
+    assert [p["labels"]["warmup"] for p in res["sweep"]["points"]] == ["mtw", "none"]
+    with_mtw, without = (out / "points" / f"warmup={w}" for w in ("mtw", "none"))
+    assert not any(r["phase"] == "warmup" for r in _phases(without))
+    cfg = load_config(without / "config.yaml")
+    init = load_context(cfg, tmp_path).build_model().state_dict()  # θ^(0), the seeded initialisation
+    rewind = torch.load(without / "search" / "warmup.pt", weights_only=True)
+    assert set(rewind) == set(init) and all(torch.equal(rewind[k], init[k]) for k in init)
+    warmed = torch.load(with_mtw / "search" / "warmup.pt", weights_only=True)
+    assert not torch.equal(warmed["encoder.lstm.weight_ih_l0"], init["encoder.lstm.weight_ih_l0"])
+    md = (out / "results.md").read_text()
+    assert "/ 95.36 |" in md and "/ 95.56 |" in md  # Table 8, with and without MTW
