@@ -198,9 +198,24 @@ def seed_table(results: dict) -> str | None:
     return "\n".join(rows)
 
 
+AVERAGE, OVERLAP = "average over tasks", "mask overlap (all tasks)"
+
+
+def _panel_value(pt: dict, name: str, sys: dict, task: str, metric: str) -> float | None:
+    """What a sweep panel plots for one system at one point (None: nothing to plot)."""
+    if task == AVERAGE:
+        return sum(r["test"] for r in sys["tasks"].values()) / len(sys["tasks"])
+    if task == OVERLAP:
+        return pt["overlap"]["all"] if name == "sparse" and "overlap" in pt else None
+    if task not in sys["tasks"]:
+        return None
+    return sys["tasks"][task]["all"]["test"].get(metric)
+
+
 def plot_sweep(results: dict, out: Path) -> Path | None:
     """Each task's test metric along the last axis; one line per system and other-axis point (dashed:
-    the paper's numbers where it gives them)."""
+    the paper's numbers where it gives them); where the tasks' scores can be averaged, their average,
+    and for sparse sharing the masks' Overlap Ratio (as the sparse-sharing paper's Figure 4)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -213,19 +228,25 @@ def plot_sweep(results: dict, out: Path) -> Path | None:
         xs_of = {lab: float(lab) for lab in labels}
     except ValueError:
         xs_of = {lab: i for i, lab in enumerate(labels)}
-    panels = [(t, m) for t, ms in _sweep_metrics(results).items() for m in ms]
+    metrics = _sweep_metrics(results)
+    panels = [(t, m) for t, ms in metrics.items() for m in ms]
+    if not any(m in ERROR_METRICS for ms in metrics.values() for m in ms):
+        panels.append((AVERAGE, "score"))  # the sparse-sharing paper's Figure 4: average and OR
+    if any("overlap" in pt for pt in results["sweep"]["points"]):
+        panels.append((OVERLAP, "Overlap Ratio"))
     fig, grid = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
     for ax, (task, metric) in zip(grid[0], panels):
         lines: dict[str, tuple[list, list, list]] = {}
         for pt in results["sweep"]["points"]:
             rest = ",".join(f"{a}={pt['labels'][a]}" for a in axes[:-1])
             for name, sys in pt["systems"].items():
-                if task not in sys["tasks"]:
+                value = _panel_value(pt, name, sys, task, metric)
+                if value is None:
                     continue
                 key = f"{name} {rest}".strip()
                 xs, ours, paper = lines.setdefault(key, ([], [], []))
                 xs.append(xs_of[pt["labels"][x_axis]])
-                ours.append(sys["tasks"][task]["all"]["test"].get(metric))
+                ours.append(value)
                 paper.append(pt.get("paper", {}).get(name, {}).get(task, {}).get(metric))
         for key, (xs, ours, paper) in lines.items():
             (line,) = ax.plot(xs, ours, "o-", ms=4, label=key)
@@ -241,7 +262,7 @@ def plot_sweep(results: dict, out: Path) -> Path | None:
         if not all(isinstance(v, float) for v in xs_of.values()):
             ax.set_xticks(list(xs_of.values()), labels)
         ax.set_xlabel(x_axis)
-        ax.set_ylabel(f"test {metric}")
+        ax.set_ylabel(metric if task == OVERLAP else f"test {metric}")
         ax.set_title(task)
         ax.legend(fontsize=7)
     fig.tight_layout()
