@@ -4,9 +4,7 @@ After ``optimizer.step()``, every entry outside the mask is put back as it was, 
 for each per-element optimizer state tensor (momentum buffer, Adam moments): a masked step never
 changes anything outside the subnet, whatever the optimizer (the authors' code leaks here).
 Plain SGD (no momentum, no weight decay) needs no restore: its update -lr * grad is exactly zero
-where the masked forward gave zero gradient. SGD with momentum (not Nesterov) gets a masked update of
-its own for the masked tensors, with the kernels of torch's SGD so the subnet's values are the same
-bits, and no snapshot: the optimizer steps the other parameters as usual.
+where the masked forward gave zero gradient.
 """
 
 from __future__ import annotations
@@ -20,13 +18,6 @@ def is_stateless(optimizer: torch.optim.Optimizer) -> bool:
     """True for plain SGD, whose update cannot move a weight that received zero gradient."""
     return type(optimizer) is torch.optim.SGD and all(
         g.get("momentum", 0) == 0 and g.get("weight_decay", 0) == 0 for g in optimizer.param_groups
-    )
-
-
-def _masked_momentum_sgd(optimizer: torch.optim.SGD) -> bool:
-    return type(optimizer) is torch.optim.SGD and all(
-        g.get("momentum", 0) > 0 and not g.get("nesterov") and not g.get("maximize")
-        for g in optimizer.param_groups
     )
 
 
@@ -46,29 +37,6 @@ class MaskedStep:
             buf = self._buffers[key] = torch.empty_like(like)
         return buf
 
-    @staticmethod
-    def _momentum_step(optimizer, params, mask) -> None:
-        """torch.optim.SGD's single-tensor update (momentum, dampening, weight decay) inside the mask only."""
-        group_of = {p: g for g in optimizer.param_groups for p in g["params"]}
-        held = {}
-        for name, m in mask.items():
-            p = params[name]
-            if p.grad is None:
-                continue
-            g = group_of[p]
-            d_p = p.grad if g["weight_decay"] == 0 else p.grad.add(p, alpha=g["weight_decay"])
-            state = optimizer.state[p]
-            buf = state.get("momentum_buffer")
-            if buf is None:  # as torch: buf = d_p (here inside the mask; zero outside)
-                buf = state["momentum_buffer"] = torch.where(m, d_p, 0)
-            else:
-                torch.where(m, buf.mul(g["momentum"]).add_(d_p, alpha=1 - g["dampening"]), buf, out=buf)
-            p.add_(torch.where(m, buf, 0), alpha=-g["lr"])
-            held[p], p.grad = p.grad, None  # the optimizer skips parameters without a gradient
-        optimizer.step()
-        for p, grad in held.items():
-            p.grad = grad
-
     @torch.no_grad()
     def __call__(
         self,
@@ -78,9 +46,6 @@ class MaskedStep:
     ) -> None:
         if is_stateless(optimizer):
             optimizer.step()
-            return
-        if _masked_momentum_sgd(optimizer):
-            self._momentum_step(optimizer, params, mask)
             return
         pairs = []  # (live tensor, snapshot buffer, mask)
         for name, m in mask.items():
