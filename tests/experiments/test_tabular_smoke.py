@@ -8,6 +8,7 @@ import pytest
 from sparseshare.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
+SYSTEMS = ["single", "shared_bottom", "cross_stitch", "mmoe", "cgc", "ple", "pbfs", "sparse"]
 SMALL = [
     "--set",
     "data.limits={train: 2000, dev: 500, test: 500}",
@@ -35,16 +36,7 @@ def census_run(tmp_path_factory):
 
 def test_every_system_reports_every_metric(census_run):
     res = json.loads((census_run / "results.json").read_text())
-    assert set(res["systems"]) == {
-        "single",
-        "shared_bottom",
-        "cross_stitch",
-        "mmoe",
-        "cgc",
-        "ple",
-        "pbfs",
-        "sparse",
-    }
+    assert list(res["systems"]) == SYSTEMS
     for sys in res["systems"].values():
         for task in ("income", "marital"):
             r = sys["tasks"][task]
@@ -88,16 +80,7 @@ def test_movielens_and_student_run_every_system(name, tasks, extra, tmp_path):
     sets += ["--set", "train.batch_size=64", "--set", "search.warmup_epochs=1"]
     assert main(["run", str(ROOT / f"configs/{name}.yaml"), "--out", str(out), *sets]) == 0
     res = json.loads((out / "results.json").read_text())
-    assert list(res["systems"]) == [
-        "single",
-        "shared_bottom",
-        "cross_stitch",
-        "mmoe",
-        "cgc",
-        "ple",
-        "pbfs",
-        "sparse",
-    ]
+    assert list(res["systems"]) == SYSTEMS
     for sys in res["systems"].values():
         assert {t: r["metric"] for t, r in sys["tasks"].items()} == tasks
         assert sys["params"] > 0

@@ -133,7 +133,33 @@ class TaggerEncoder(nn.Module):
         return self.drop(bilstm(self.lstm, x, mask))
 
 
-class MultiTaskTagger(nn.Module):
+class TagHeads:
+    """Task-facing methods of a tagger with a decoder per task in ``heads``; ``forward(batch, task)``
+    gives the task's emissions. Mixed into the tagger and the tagger mechanisms:
+    ``class M(TagHeads, nn.Module)``."""
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.heads)
+
+    def loss(self, batch, task: str) -> torch.Tensor:
+        return self.task_loss(self(batch, task), batch, task)
+
+    def task_loss(self, out: torch.Tensor, batch, task: str) -> torch.Tensor:
+        """Loss of ``task`` given an output ``out`` (mechanisms compute ``out`` their own way)."""
+        return self.heads[task].loss(out, batch.tags, batch.mask)
+
+    def decode(self, batch, task: str) -> list[list[int]]:
+        return self.task_decode(self(batch, task), batch, task)
+
+    def task_decode(self, out: torch.Tensor, batch, task: str) -> list[list[int]]:
+        return self.heads[task].decode(out, batch.mask)
+
+    def step(self, optimizer: torch.optim.Optimizer, task: str | None = None) -> None:
+        optimizer.step()
+
+
+class MultiTaskTagger(TagHeads, nn.Module):
     """One encoder + one decoder per task: ``forward(batch, task) -> logits [B, T, n_tags(task)]``."""
 
     def __init__(self, encoder: nn.Module, heads: Mapping[str, nn.Module]):
@@ -141,23 +167,9 @@ class MultiTaskTagger(nn.Module):
         self.encoder = encoder
         self.heads = nn.ModuleDict(dict(heads))
 
-    @property
-    def tasks(self) -> list[str]:
-        return list(self.heads)
-
     def forward(self, batch, task: str) -> torch.Tensor:
         h = self.encoder(batch.words, batch.chars, batch.mask)
         return self.heads[task](h)
-
-    def loss(self, batch, task: str) -> torch.Tensor:
-        return self.task_loss(self(batch, task), batch, task)
-
-    def task_loss(self, out: torch.Tensor, batch, task: str) -> torch.Tensor:
-        """Loss of ``task`` given this model's output ``out`` (mechanisms compute ``out`` their own way)."""
-        return self.heads[task].loss(out, batch.tags, batch.mask)
-
-    def task_decode(self, out: torch.Tensor, batch, task: str) -> list[list[int]]:
-        return self.heads[task].decode(out, batch.mask)
 
     def shared_parameter_names(self) -> list[str]:
         return [f"encoder.{n}" for n, _ in self.encoder.named_parameters()]

@@ -26,7 +26,7 @@ import copy
 import torch
 from torch import nn
 
-from sparseshare.models.tagger import CharCNN, bilstm, embed_words, split_layers
+from sparseshare.models.tagger import CharCNN, TagHeads, bilstm, embed_words, split_layers
 from sparseshare.sharing.cross_stitch import stitch_init
 
 
@@ -69,7 +69,7 @@ class CrossStitchEncoder(nn.Module):
         return self.drop(h)
 
 
-class CrossStitchSharing(nn.Module):
+class CrossStitchSharing(TagHeads, nn.Module):
     """Cross-stitch soft sharing made from a base ``MultiTaskTagger``; a step is a plain optimizer step.
 
     The base model's input layer and decoders are taken over (not copied); its BiLSTM is copied into
@@ -87,28 +87,9 @@ class CrossStitchSharing(nn.Module):
         self.heads = model.heads
         self._index = {t: i for i, t in enumerate(model.tasks)}
 
-    @property
-    def tasks(self) -> list[str]:
-        return list(self.heads)
-
     def forward(self, batch, task: str) -> torch.Tensor:
         h = self.encoder(batch.words, batch.chars, batch.mask)
         return self.heads[task](h[self._index[task]])
-
-    def loss(self, batch, task: str) -> torch.Tensor:
-        return self.task_loss(self(batch, task), batch, task)
-
-    def task_loss(self, out: torch.Tensor, batch, task: str) -> torch.Tensor:
-        return self.heads[task].loss(out, batch.tags, batch.mask)
-
-    def decode(self, batch, task: str) -> list[list[int]]:
-        return self.task_decode(self(batch, task), batch, task)
-
-    def task_decode(self, out: torch.Tensor, batch, task: str) -> list[list[int]]:
-        return self.heads[task].decode(out, batch.mask)
-
-    def step(self, optimizer: torch.optim.Optimizer, task: str | None = None) -> None:
-        optimizer.step()
 
     def shared_parameter_names(self) -> list[str]:
         """What every task's column meets in: the input layer and the cross-stitch units."""

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from sparseshare.models.tagger import CharCNN, bilstm, embed_words, split_layers
+from sparseshare.models.tagger import CharCNN, TagHeads, bilstm, embed_words, split_layers
 
 DEFAULT_LEVELS: dict[str, int] = {"pos": 1, "chunk": 2, "ner": 2, "position": 2}
 
@@ -55,7 +55,7 @@ class HierarchicalEncoder(nn.Module):
         return self.drop(x)
 
 
-class HierarchicalSharing(nn.Module):
+class HierarchicalSharing(TagHeads, nn.Module):
     """Task t's decoder on BiLSTM layer ``levels[t]``; a step is a plain optimizer step.
 
     ``levels`` maps task -> 1-based layer, over ``DEFAULT_LEVELS``; a task named in neither goes to
@@ -80,28 +80,9 @@ class HierarchicalSharing(nn.Module):
         )
         self.heads = model.heads
 
-    @property
-    def tasks(self) -> list[str]:
-        return list(self.heads)
-
     def forward(self, batch, task: str) -> torch.Tensor:
         h = self.encoder(batch.words, batch.chars, batch.mask, depth=self.levels[task])
         return self.heads[task](h)
-
-    def loss(self, batch, task: str) -> torch.Tensor:
-        return self.task_loss(self(batch, task), batch, task)
-
-    def task_loss(self, out: torch.Tensor, batch, task: str) -> torch.Tensor:
-        return self.heads[task].loss(out, batch.tags, batch.mask)
-
-    def decode(self, batch, task: str) -> list[list[int]]:
-        return self.task_decode(self(batch, task), batch, task)
-
-    def task_decode(self, out: torch.Tensor, batch, task: str) -> list[list[int]]:
-        return self.heads[task].decode(out, batch.mask)
-
-    def step(self, optimizer: torch.optim.Optimizer, task: str | None = None) -> None:
-        optimizer.step()
 
     def shared_parameter_names(self) -> list[str]:
         """Encoder parameters that two or more tasks train: the input layer and the layers below them."""
