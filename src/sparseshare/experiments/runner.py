@@ -77,7 +77,9 @@ def _run_sweep(cfg: ExperimentConfig, out: Path) -> dict:
     results = {"experiment": cfg.name, "sweep": run_sweep(cfg, run, run_experiment)}
     if cfg.paper.source or cfg.paper.metrics:
         results["paper"] = {"source": cfg.paper.source, "metrics": cfg.paper.metrics}
-    results["meta"] = _meta(cfg, cfg.device, start)
+    from sparseshare.experiments.sequence import resolve_device
+
+    results["meta"] = _meta(cfg, str(resolve_device(cfg.device)), start)
     write_report(run, results)
     write_json_atomic(results, paths.results_json(run))
     return results
