@@ -8,7 +8,10 @@ A config's ``sweep`` maps each axis to its points, each point to the config keys
 
 The product of the axes is run, each point as an ordinary run in ``points/<axis=label,...>/`` (resumable
 and never overwritten, like any run); the sweep's results.json collects every point's systems and the
-paper's numbers for it (``paper.points``), and its report plots each task's metric along the last axis.
+paper's numbers for it (``paper.points``, else the config's ``paper.values``), and its report plots each
+task's metric along the last axis. An axis named ``seed`` is a repeat: the report adds the mean and
+standard deviation over it, e.g. ``sparseshare run configs/pbfs_census.yaml --set 'sweep={seed: {"1":
+{seed: 1}, "2": {seed: 2}, "3": {seed: 3}}}'``.
 
 Points that differ only in ``search.force_density`` (the sparsity sweep, the paper's Figure 4) have the
 same IMP search: a point starts from a copy of the first finished such point's ``search/`` folder
@@ -134,12 +137,12 @@ def run_sweep(cfg: ExperimentConfig, run: Path, run_one) -> dict:
     for p in sweep_points(cfg):
         d = point_dir(run, p)
         done = paths.results_json(d)
-        key = search_key(p.cfg)
-        if not done.exists() and key in searched:
-            _reuse_search(searched[key], d)
+        search = search_key(p.cfg)
+        if not done.exists() and search in searched:
+            _reuse_search(searched[search], d)
         res = json.loads(done.read_text()) if done.exists() else run_one(p.cfg, d)
         if paths.search_dir(d).exists():
-            searched.setdefault(key, paths.search_dir(d))
+            searched.setdefault(search, paths.search_dir(d))
         entry = {
             "point": p.name,
             "labels": p.labels,
