@@ -204,7 +204,7 @@ AVERAGE, OVERLAP = "average over tasks", "mask overlap (all tasks)"
 def _panel_value(pt: dict, name: str, sys: dict, task: str, metric: str) -> float | None:
     """What a sweep panel plots for one system at one point (None: nothing to plot)."""
     if task == AVERAGE:
-        return sum(r["test"] for r in sys["tasks"].values()) / len(sys["tasks"])
+        return _avg_test(sys)
     if task == OVERLAP:
         return pt["overlap"]["all"] if name == "sparse" and "overlap" in pt else None
     if task not in sys["tasks"]:
