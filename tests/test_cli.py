@@ -29,6 +29,13 @@ def test_bad_override_is_one_line(tmp_path, capsys):
     assert "train.epochs" in err
 
 
+def test_jobs_below_one_is_one_line(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: c\n")
+    err = _one_line_error(capsys, ["run", str(cfg), "--jobs", "0", "--out", str(tmp_path / "r")])
+    assert "--jobs" in err and not (tmp_path / "r").exists()
+
+
 def test_missing_config_and_run_dirs(tmp_path, capsys):
     assert "no such config" in _one_line_error(capsys, ["run", str(tmp_path / "none.yaml")])
     assert "results.json" in _one_line_error(capsys, ["report", str(tmp_path)])

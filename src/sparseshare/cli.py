@@ -11,18 +11,21 @@ from sparseshare.errors import SparseshareError
 
 
 def _cmd_run(args) -> None:
+    from sparseshare.errors import ConfigError
     from sparseshare.experiments.config import load_config
     from sparseshare.experiments.report import results_table
     from sparseshare.experiments.run_dir import finished_results
     from sparseshare.experiments.runner import run_experiment
 
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
     cfg = load_config(args.config, args.set or [])
     out = Path(args.out) if args.out else Path("runs") / cfg.name
     results = finished_results(cfg, out)
     if results is not None:  # never rerun or overwrite a finished run: show it
         print(f"{out}: this run is finished (choose another --out to run it again)", file=sys.stderr)
     else:
-        results = run_experiment(cfg, out)
+        results = run_experiment(cfg, out, args.jobs)
     print(f"\n{cfg.name} -> {out}\n")
     print(results_table(results))
 
@@ -80,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("config")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     r.add_argument("--out", help="run directory (default runs/<name>)")
+    r.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="train up to N systems at once in worker processes, the torch threads shared out "
+        "(default 1); a run resumes with any N",
+    )
     r.set_defaults(fn=_cmd_run)
     rep = sub.add_parser("report", help="print a finished run's table and redraw its figures")
     rep.add_argument("run_dir")

@@ -17,6 +17,9 @@ class DataError(SparseshareError):
         super().__init__(f"{where}: {fault}")
         self.path, self.line, self.fault = path, line, fault
 
+    def __reduce__(self):  # picklable, so that it crosses from a worker process (run --jobs)
+        return type(self), (self.path, self.line, self.fault)
+
 
 class RunError(SparseshareError):
     """A run directory is missing, incomplete, or would be overwritten."""

@@ -74,3 +74,12 @@ def test_missing_file_and_unwritable_cells(tmp_path):
         read_columns(tmp_path / "none.txt")
     with pytest.raises(ValueError, match="whitespace"):
         write_columns(tmp_path / "o.txt", [[["New York", "NNP"]]])
+
+
+def test_data_errors_survive_pickling():  # raised in a worker process of `run --jobs`
+    import pickle
+
+    from sparseshare.errors import DataError
+
+    e = pickle.loads(pickle.dumps(DataError("train.txt", 4, "expected 4 columns, found 3")))
+    assert str(e) == "train.txt:4: expected 4 columns, found 3" and e.line == 4

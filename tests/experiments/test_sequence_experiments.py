@@ -2,6 +2,7 @@
 task_pairs, sparsity_sweep, mtw_ablation) run through the CLI on tiny slices of the real data."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -35,9 +36,9 @@ TINY = {
 SWEEP_CONFIGS = {"task_pairs": 3, "sparsity_sweep": 7, "mtw_ablation": 2}
 
 
-def _run(name: str, out: Path, **extra) -> dict:
+def _run(name: str, out: Path, *flags: str, **extra) -> dict:
     sets = {**TINY, **extra}
-    argv = ["run", str(ROOT / "configs" / f"{name}.yaml"), "--out", str(out)]
+    argv = ["run", str(ROOT / "configs" / f"{name}.yaml"), "--out", str(out), *flags]
     for key, value in sets.items():
         argv += ["--set", f"{key}={value}"]
     assert main(argv) == 0
@@ -110,6 +111,30 @@ def test_one_search_serves_single_subnet_and_sparse(exp1):
         assert [lv["density"] for lv in levels] == pytest.approx([1.0, 0.5, 0.25], abs=1e-3)
         searched = [r for r in records if r["phase"] == "search" and r["task"] == t]
         assert len(searched) == len(levels)  # not searched again for the second system
+
+
+def test_jobs_train_systems_side_by_side_to_the_sequential_results(exp1, tmp_path):
+    out, res = exp1
+    par_out = tmp_path / "par"
+    par = _run("exp1_conll03", par_out, "--jobs", "2")
+    for name, sys in res["systems"].items():  # one torch thread per worker, as the sequential run
+        assert par["systems"][name]["params"] == sys["params"]
+        for t, r in sys["tasks"].items():
+            assert (par["systems"][name]["tasks"][t]["dev"], par["systems"][name]["tasks"][t]["test"]) == (
+                r["dev"],
+                r["test"],
+            ), f"{name} {t}"
+    seq_masks, par_masks = load_masks(out / "masks.safetensors"), load_masks(par_out / "masks.safetensors")
+    assert all(torch.equal(par_masks[t][n], m) for t in seq_masks for n, m in seq_masks[t].items())
+    records = _phases(par_out)
+    jobs = {r["unit"]: r for r in records if r["phase"] == "job"}
+    assert set(jobs) == {"search", *res["systems"]}  # every unit ran in a worker process, once
+    pids = {r["pid"] for r in jobs.values()}
+    assert len(pids) >= 2 and os.getpid() not in pids
+    assert all(jobs[u]["start"] >= jobs["search"]["end"] for u in ("single_subnet", "sparse"))
+    assert sum(r["phase"] == "warmup" for r in records) == 1
+    assert "2 job(s) of 1 torch thread(s)" in par["meta"]["machine"]
+    assert _run("exp1_conll03", par_out, "--jobs", "2") == par  # finished: shown, nothing rerun
 
 
 @pytest.mark.skipif(not (SHARED / "ptb_sample").is_dir(), reason="../shared/data absent")

@@ -86,7 +86,8 @@ def test_predict_writes_a_tag_column(smoke_run, tmp_path, capsys):
     assert all(r[2] == "O" or r[2][:2] in ("B-", "I-", "E-", "S-") for r in rows)
 
 
-def test_malformed_data_file_stops_with_one_line(tmp_path, capsys):
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_malformed_data_file_stops_with_one_line(tmp_path, capsys, jobs):
     d = tmp_path / "data"
     d.mkdir()
     good = "EU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\n"
@@ -95,7 +96,7 @@ def test_malformed_data_file_stops_with_one_line(tmp_path, capsys):
     (d / "test.txt").write_text(good)
     out = tmp_path / "run"
     argv = ["run", str(ROOT / "configs/smoke.yaml"), "--out", str(out), "--set", f"data.data_dir={d}"]
-    assert main(argv) == 2
+    assert main([*argv, "--jobs", jobs]) == 2  # with --jobs, raised in a worker, reported the same
     err = capsys.readouterr().err.strip()
     assert err == f"sparseshare: error: {d / 'train.txt'}:4: expected 4 columns, found 3"
     assert not (out / "results.json").exists()

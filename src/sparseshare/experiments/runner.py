@@ -13,33 +13,34 @@ from sparseshare import paths
 from sparseshare.experiments.config import ExperimentConfig
 from sparseshare.experiments.report import write_report
 from sparseshare.experiments.run_dir import open_run, write_json_atomic
+from sparseshare.experiments.sequence import resolve_device
 from sparseshare.masks.io import load_masks
 from sparseshare.masks.mask import density, overlap_matrix, overlap_ratio
 
 
-def run_experiment(cfg: ExperimentConfig, out: Path) -> dict:
-    """Run (or resume) every configured system and write results.json, results.md and figures."""
+def run_experiment(cfg: ExperimentConfig, out: Path, jobs: int = 1) -> dict:
+    """Run (or resume) every configured system and write results.json, results.md and figures.
+
+    ``jobs`` > 1 trains independent systems side by side in worker processes (experiments/parallel.py);
+    the files they leave are those of a sequential run, which then only assembles them.
+    """
     if cfg.sweep:
-        return _run_sweep(cfg, out)
+        return _run_sweep(cfg, out, jobs)
     run = open_run(cfg, out)
     start = time.time()
-    if cfg.data.sequence:
-        from sparseshare.experiments.sequence import SYSTEM_RUNNERS, load_context
-    else:
-        from sparseshare.experiments.tabular import SYSTEM_RUNNERS
-        from sparseshare.experiments.tabular import load_tabular_context as load_context
-    ctx = load_context(cfg, run)
+    if jobs > 1:
+        from sparseshare.experiments.parallel import run_parallel
+
+        run_parallel(cfg, run, jobs)
+    ctx = None
     systems = {}
     for name in cfg.systems:
         done = paths.system_result(run, name)
         if done.exists():
             systems[name] = json.loads(done.read_text())
             continue
-        t0 = time.time()
-        res = SYSTEM_RUNNERS[name](ctx)
-        res["seconds"] = round(time.time() - t0, 1)
-        write_json_atomic(res, done)
-        systems[name] = res
+        ctx = ctx or experiment_kind(cfg)[1](cfg, run)
+        systems[name] = run_system(ctx, name)
     results = {"experiment": cfg.name, "systems": systems}
     if cfg.paper.values or cfg.paper.metrics:
         results["paper"] = {
@@ -51,35 +52,55 @@ def run_experiment(cfg: ExperimentConfig, out: Path) -> dict:
         masks = load_masks(paths.masks(run))
         results["masks"] = {t: {"density": density(m)} for t, m in masks.items()}
         results["overlap"] = {"all": overlap_ratio(list(masks.values())), "pairwise": overlap_matrix(masks)}
-    results["meta"] = _meta(cfg, str(ctx.device), start)
+    results["meta"] = _meta(cfg, str(resolve_device(cfg.device)), start, jobs)
     write_report(run, results)
     write_json_atomic(results, paths.results_json(run))  # last: marks the run finished
     return results
 
 
-def _meta(cfg: ExperimentConfig, device: str, start: float) -> dict:
+def experiment_kind(cfg: ExperimentConfig):
+    """(system name -> runner, context loader) for the config's kind of data: sequence or tabular."""
+    if cfg.data.sequence:
+        from sparseshare.experiments.sequence import SYSTEM_RUNNERS, load_context
+    else:
+        from sparseshare.experiments.tabular import SYSTEM_RUNNERS
+        from sparseshare.experiments.tabular import load_tabular_context as load_context
+    return SYSTEM_RUNNERS, load_context
+
+
+def run_system(ctx, name: str) -> dict:
+    """Train and evaluate one system; its result file marks it finished."""
+    t0 = time.time()
+    res = experiment_kind(ctx.cfg)[0][name](ctx)
+    res["seconds"] = round(time.time() - t0, 1)
+    write_json_atomic(res, paths.system_result(ctx.run, name))
+    return res
+
+
+def _meta(cfg: ExperimentConfig, device: str, start: float, jobs: int = 1) -> dict:
+    from sparseshare.experiments.parallel import worker_threads
+
+    threads = torch.get_num_threads() if jobs == 1 else worker_threads(jobs)
     return {
         "seed": cfg.seed,
         "device": device,
         "torch": torch.__version__,
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+        "machine": f"{platform.machine()}, {jobs} job(s) of {threads} torch thread(s)",
         "wall_seconds_this_invocation": round(time.time() - start, 1),
     }
 
 
-def _run_sweep(cfg: ExperimentConfig, out: Path) -> dict:
+def _run_sweep(cfg: ExperimentConfig, out: Path, jobs: int) -> dict:
     """A grid of runs (experiments/sweep.py); the points are validated before anything runs."""
     from sparseshare.experiments.sweep import run_sweep, sweep_points
 
     sweep_points(cfg)
     run = open_run(cfg, out)
     start = time.time()
-    results = {"experiment": cfg.name, "sweep": run_sweep(cfg, run, run_experiment)}
+    results = {"experiment": cfg.name, "sweep": run_sweep(cfg, run, lambda c, d: run_experiment(c, d, jobs))}
     if cfg.paper.source or cfg.paper.metrics:
         results["paper"] = {"source": cfg.paper.source, "metrics": cfg.paper.metrics}
-    from sparseshare.experiments.sequence import resolve_device
-
-    results["meta"] = _meta(cfg, str(resolve_device(cfg.device)), start)
+    results["meta"] = _meta(cfg, str(resolve_device(cfg.device)), start, jobs)
     write_report(run, results)
     write_json_atomic(results, paths.results_json(run))
     return results
