@@ -214,6 +214,16 @@ def test_sparsity_sweep_searches_once_and_orders_overlap(tmp_path):
         f = Path("search") / f"{t}.jsonl"
         assert (first / f).read_text() == (second / f).read_text()
     assert (out / "figures" / "sweep.png").stat().st_size > 1000
+    # --jobs 2: the points' units side by side; the second point still waits for the first's search
+    par = _run("sparsity_sweep", tmp_path / "par", "--jobs", "2", **{"sweep.density": grid})
+    assert [p["systems"] for p in par["sweep"]["points"]] == [p["systems"] for p in res["sweep"]["points"]]
+    first, second = (tmp_path / "par" / "points" / f"density={d}" for d in ("1.0", "0.25"))
+    reused = _phases(second)
+    assert not any(r["phase"] in ("search", "warmup") for r in reused)
+    assert any(r["phase"] == "search_reused" for r in reused)
+    jobs = [r for d in (first, second) for r in _phases(d) if r["phase"] == "job"]
+    assert len(jobs) == 2 * (1 + len(res["sweep"]["points"][0]["systems"]))
+    assert len({r["pid"] for r in jobs}) >= 2
 
 
 def test_mtw_ablation_without_warmup_rewinds_to_the_random_init(tmp_path):

@@ -3,14 +3,17 @@
 The systems of an experiment are independent trainings on the same data, each seeded from the config,
 so they can run at the same time on different cores. The IMP search (multi-task warmup, then every
 task's levels; experiments/systems.py ``search_masks``) is a unit of its own that the systems built on
-its masks (``single_subnet``, ``sparse``) wait for. Units start in the config's order, the search
-first; a worker process (``spawn``: a fresh interpreter, no forked OpenMP state) reads the data and runs
-one unit with ``worker_threads(jobs)`` torch threads, and logs a ``job`` record (unit, pid, start and
-end time) to metrics.jsonl when it is done.
+its masks (``single_subnet``, ``sparse``) wait for. A sweep's units are those of all its points: a
+point whose search equals an earlier point's (experiments/sweep.py ``search_key``) waits for that
+search and starts from a copy of it, as in a sequential sweep.
 
-A worker leaves exactly the files a sequential run leaves (the system's result.json and checkpoints,
-the search levels), so the parent assembles results.json as before, a parallel run equals a sequential
-one run with the same number of threads, and a killed run resumes with or without ``--jobs``.
+Up to N units run at once, each in a worker process (``spawn``: a fresh interpreter, no forked OpenMP
+state) that reads the data and runs the unit with ``worker_threads(N)`` torch threads, then logs a
+``job`` record (unit, pid, start and end time) to the run's metrics.jsonl. When a worker is free it
+takes the first unit, in the config's order (the search first, a sweep's points in order), whose search
+is done. A worker leaves exactly the files a sequential run leaves (the system's result.json and
+checkpoints, the search levels), so the caller assembles results.json as before, a parallel run equals
+a sequential one with the same number of threads, and a killed run resumes with or without ``--jobs``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -31,15 +36,39 @@ SEARCH = "search"  # the IMP search, a unit before the systems that use its mask
 NEEDS_SEARCH = ("single_subnet", "sparse")
 
 
+@dataclass(eq=False)
+class Unit:
+    run: Path
+    raw: dict  # the run's config as a dict (pickled to the worker)
+    name: str  # a system, or SEARCH
+    after: Unit | None = None  # the search this unit waits for
+    prepare: Callable[[], None] | None = None  # done here, in the parent, just before it starts
+
+
 def worker_threads(jobs: int) -> int:
     """Torch threads per worker: this process's threads (the cores, or OMP_NUM_THREADS) shared out."""
     return max(1, torch.get_num_threads() // jobs)
 
 
-def pending_units(cfg: ExperimentConfig, run: Path) -> list[str]:
-    """The unfinished systems of ``run`` in config order, preceded by the search if one needs it."""
-    todo = [s for s in cfg.systems if not paths.system_result(run, s).exists()]
-    return ([SEARCH] if any(s in NEEDS_SEARCH for s in todo) else []) + todo
+def experiment_units(cfg: ExperimentConfig, run: Path, share: Unit | None = None) -> list[Unit]:
+    """The unfinished systems of ``run`` in config order, preceded by the search if one needs it.
+
+    ``share``: an earlier run's search unit with the same search; this run's search then waits for it
+    and starts from a copy of its folder (and only reads the levels back)."""
+    from sparseshare.experiments.sweep import reuse_search
+
+    raw = to_dict(cfg)
+    todo = [Unit(run, raw, s) for s in cfg.systems if not paths.system_result(run, s).exists()]
+    if not any(u.name in NEEDS_SEARCH for u in todo):
+        return todo
+    search = Unit(run, raw, SEARCH)
+    if share is not None:
+        search.after = share
+        search.prepare = lambda: reuse_search(paths.search_dir(share.run), run)
+    for u in todo:
+        if u.name in NEEDS_SEARCH:
+            u.after = search
+    return [search, *todo]
 
 
 def run_unit(raw: dict, run: str, unit: str, threads: int) -> str:
@@ -59,26 +88,36 @@ def run_unit(raw: dict, run: str, unit: str, threads: int) -> str:
     return unit
 
 
-def run_parallel(cfg: ExperimentConfig, run: Path, jobs: int) -> None:
-    """Run every pending unit of ``run`` in up to ``jobs`` processes; the first failure stops the rest
-    (units still queued are cancelled, running ones finish) and is raised here."""
-    units = pending_units(cfg, run)
+def run_units(units: list[Unit], jobs: int) -> None:
+    """Run ``units`` in up to ``jobs`` processes, each when its search is done; the first failure stops
+    the dispatch (running units finish) and is raised here."""
     if not units:
         return
-    raw, threads = to_dict(cfg), worker_threads(jobs)
-    waiting = [u for u in units if u in NEEDS_SEARCH]
+    queue, done = list(units), set()
+    threads = worker_threads(jobs)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(jobs, len(units)), mp_context=context) as pool:
-
-        def submit(unit: str):
-            return pool.submit(run_unit, raw, str(run), unit, threads)
-
-        running = {submit(u) for u in units if u not in waiting}
-        while running:
-            finished, running = wait(running, return_when=FIRST_COMPLETED)
+        running: dict = {}
+        while queue or running:
+            while len(running) < jobs:
+                unit = next((u for u in queue if u.after is None or u.after in done), None)
+                if unit is None:
+                    break
+                queue.remove(unit)
+                if unit.prepare is not None:
+                    unit.prepare()
+                running[pool.submit(run_unit, unit.raw, str(unit.run), unit.name, threads)] = unit
+            if not running:
+                raise RuntimeError(f"units wait for searches that are not among them: {queue}")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for f in finished:
+                unit = running.pop(f)
                 if f.exception() is not None:
-                    pool.shutdown(wait=True, cancel_futures=True)
+                    wait(running)
                     raise f.exception()
-                if f.result() == SEARCH:
-                    running |= {submit(u) for u in waiting}
+                done.add(unit)
+
+
+def run_parallel(cfg: ExperimentConfig, run: Path, jobs: int) -> None:
+    """Every unfinished system of the run ``run`` of ``cfg``, up to ``jobs`` at once."""
+    run_units(experiment_units(cfg, run), jobs)

@@ -97,6 +97,11 @@ def _run_sweep(cfg: ExperimentConfig, out: Path, jobs: int) -> dict:
     sweep_points(cfg)
     run = open_run(cfg, out)
     start = time.time()
+    if jobs > 1:  # every point's units at once; the points then only assemble their results
+        from sparseshare.experiments.parallel import run_units
+        from sparseshare.experiments.sweep import sweep_units
+
+        run_units(sweep_units(cfg, run), jobs)
     results = {"experiment": cfg.name, "sweep": run_sweep(cfg, run, lambda c, d: run_experiment(c, d, jobs))}
     if cfg.paper.source or cfg.paper.metrics:
         results["paper"] = {"source": cfg.paper.source, "metrics": cfg.paper.metrics}

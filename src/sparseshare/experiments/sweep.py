@@ -117,10 +117,10 @@ def search_key(cfg: ExperimentConfig) -> str:
     return json.dumps(raw, sort_keys=True)
 
 
-def _reuse_search(src: Path, point: Path) -> None:
-    """Start an unstarted point from a copy of a finished point's search folder (atomic: copy, rename)."""
+def reuse_search(src: Path, point: Path) -> None:
+    """Start a point without a search folder from a copy of a finished point's (atomic: copy, rename)."""
     dst = paths.search_dir(point)
-    if dst.exists() or paths.config(point).exists():
+    if dst.exists():
         return  # the point's own (resumed) search
     point.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + ".tmp")
@@ -128,6 +128,32 @@ def _reuse_search(src: Path, point: Path) -> None:
     shutil.copytree(src, tmp)
     tmp.replace(dst)
     MetricsLog(point)({"phase": "search_reused", "from": str(src)})
+
+
+def sweep_units(cfg: ExperimentConfig, run: Path) -> list:
+    """The units of every unfinished point, for ``run --jobs`` (experiments/parallel.py); each point's
+    run is opened. A point shares the search of the first point with its search key, as run_sweep."""
+    from sparseshare.experiments.parallel import SEARCH, experiment_units
+    from sparseshare.experiments.run_dir import open_run
+
+    units, searched = [], {}  # search key -> a finished point's search folder, or a search unit
+    for p in sweep_points(cfg):
+        d, key = point_dir(run, p), search_key(p.cfg)
+        if paths.results_json(d).exists():
+            if paths.search_dir(d).exists():
+                searched.setdefault(key, paths.search_dir(d))
+            continue
+        share = searched.get(key)
+        if isinstance(share, Path):
+            reuse_search(share, d)
+            share = None
+        open_run(p.cfg, d)
+        point_units = experiment_units(p.cfg, d, share)
+        searches = [u for u in point_units if u.name == SEARCH]
+        if searches:
+            searched.setdefault(key, searches[0])
+        units += point_units
+    return units
 
 
 def run_sweep(cfg: ExperimentConfig, run: Path, run_one) -> dict:
@@ -139,7 +165,7 @@ def run_sweep(cfg: ExperimentConfig, run: Path, run_one) -> dict:
         done = paths.results_json(d)
         search = search_key(p.cfg)
         if not done.exists() and search in searched:
-            _reuse_search(searched[search], d)
+            reuse_search(searched[search], d)
         res = json.loads(done.read_text()) if done.exists() else run_one(p.cfg, d)
         if paths.search_dir(d).exists():
             searched.setdefault(search, paths.search_dir(d))
