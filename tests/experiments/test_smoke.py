@@ -56,7 +56,12 @@ def test_search_levels_masks_and_figures(smoke_run):
         assert masks[task] and sel["density"] == pytest.approx(levels[sel["selected"]]["density"])
     assert (smoke_run / "figures" / "search_dev_vs_density.png").stat().st_size > 1000
     assert (smoke_run / "figures" / "overlap.png").stat().st_size > 1000
-    assert "Sparse sharing" in (smoke_run / "results.md").read_text()
+    md = (smoke_run / "results.md").read_text()
+    assert "Sparse sharing" in md
+    res = json.loads((smoke_run / "results.json").read_text())["systems"]["sparse"]["search"]
+    spent = ", ".join(f"{t} {v['epochs']} over {len(v['levels'])} levels" for t, v in res.items())
+    assert f"Epochs spent in the IMP search (after the warmup): {spent}." in md
+    assert all(v["epochs"] >= len(v["levels"]) for v in res.values())  # >= 1 epoch per level
 
 
 def test_finished_run_shown_not_rerun_and_report_masks_commands(smoke_run, capsys):

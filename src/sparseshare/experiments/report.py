@@ -96,6 +96,10 @@ def primary_table(results: dict) -> str:
         ov = results["overlap"]["all"]
         out += f"\n\nSelected subnet density (kept): {dens}. Overlap Ratio (Eq. 4): all {ov:.3f}"
         out += f"; pairwise {pair}." if pair else "."
+    search = next((r["search"] for r in results["systems"].values() if "search" in r), None)
+    if search:  # the cost of IMP: training epochs over all levels, per task (warmup not included)
+        spent = ", ".join(f"{t} {v['epochs']} over {len(v['levels'])} levels" for t, v in search.items())
+        out += f"\nEpochs spent in the IMP search (after the warmup): {spent}."
     return out
 
 
