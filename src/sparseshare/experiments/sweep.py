@@ -152,6 +152,8 @@ def sweep_units(cfg: ExperimentConfig, run: Path) -> list:
         searches = [u for u in point_units if u.name == SEARCH]
         if searches:
             searched.setdefault(key, searches[0])
+        elif paths.search_dir(d).exists():  # its systems that needed the search are done: complete
+            searched.setdefault(key, paths.search_dir(d))
         units += point_units
     return units
 
