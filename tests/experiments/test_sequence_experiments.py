@@ -3,6 +3,7 @@ task_pairs, sparsity_sweep, mtw_ablation) run through the CLI on tiny slices of 
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -241,3 +242,26 @@ def test_mtw_ablation_without_warmup_rewinds_to_the_random_init(tmp_path):
     assert not torch.equal(warmed["encoder.lstm.weight_ih_l0"], init["encoder.lstm.weight_ih_l0"])
     md = (out / "results.md").read_text()
     assert "/ 95.36 |" in md and "/ 95.56 |" in md  # Table 8, with and without MTW
+
+
+def test_jobs_resume_shares_a_finished_points_search(tmp_path):
+    out = tmp_path / "sweep"
+    sets = {
+        "systems": "[hard, sparse]",
+        "sweep.density": "{'1.0': {search.force_density: {pos: 1.0, ner: 1.0, chunk: 1.0}}, "
+        "'0.25': {search.force_density: {pos: 0.25, ner: 0.25, chunk: 0.25}}}",
+    }
+    res = _run("sparsity_sweep", out, "--jobs", "2", **sets)
+    first, second = (out / "points" / f"density={d}" for d in ("1.0", "0.25"))
+    # as if killed: the first point lost its hard system (its search is complete), the second never began
+    for f in (out / "results.json", first / "results.json"):
+        f.unlink()
+    shutil.rmtree(first / "systems" / "hard")
+    shutil.rmtree(second)
+    again = _run("sparsity_sweep", out, "--jobs", "2", **sets)
+    assert [p["systems"] for p in again["sweep"]["points"]] == [p["systems"] for p in res["sweep"]["points"]]
+    units = [r["unit"] for d in (first, second) for r in _phases(d) if r["phase"] == "job"]
+    assert units.count("search") == 2  # the first point searched; the second (resumed) read back a copy
+    reused = _phases(second)
+    assert not any(r["phase"] in ("search", "warmup") for r in reused)
+    assert any(r["phase"] == "search_reused" for r in reused)
