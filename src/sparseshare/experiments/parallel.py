@@ -9,7 +9,8 @@ search and starts from a copy of it, as in a sequential sweep.
 
 Up to N units run at once, each in a worker process (``spawn``: a fresh interpreter, no forked OpenMP
 state) that reads the data and runs the unit with ``worker_threads(N)`` torch threads, then logs a
-``job`` record (unit, pid, start and end time) to the run's metrics.jsonl. When a worker is free it
+``job`` record (unit, pid, start and end time) to the run's metrics.jsonl; on Linux a worker ends with
+the run's process, so a killed run leaves no worker writing on. When a worker is free it
 takes the first unit, in the config's order (the search first, a sweep's points in order), whose search
 is done. A worker leaves exactly the files a sequential run leaves (the system's result.json and
 checkpoints, the search levels), so the caller assembles results.json as before, a parallel run equals
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -71,6 +74,17 @@ def experiment_units(cfg: ExperimentConfig, run: Path, share: Unit | None = None
     return [search, *todo]
 
 
+def die_with_parent(parent: int) -> None:
+    """Worker initializer: on Linux, end this worker when the run's process dies (a killed run's workers
+    must not go on writing into a run directory that a restarted run resumes)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(1)
+
+
 def run_unit(raw: dict, run: str, unit: str, threads: int) -> str:
     """Worker: rebuild the config, read the data, run one unit (writing its files), name it back."""
     from sparseshare.experiments.runner import experiment_kind, run_system
@@ -96,7 +110,8 @@ def run_units(units: list[Unit], jobs: int) -> None:
     queue, done = list(units), set()
     threads = worker_threads(jobs)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(jobs, len(units)), mp_context=context) as pool:
+    workers = min(jobs, len(units))
+    with ProcessPoolExecutor(workers, context, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         running: dict = {}
         while queue or running:
             while len(running) < jobs:
