@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml | $(PY)
 run: $(STAMP)
 	$(VENV)/bin/sparseshare run configs/quickstart.yaml
 
+# pytest exits 5 when it collects no tests; make fails on that as on any nonzero status, so
+# never mask pytest's status here (no `|| true`, no `-` prefix).
 test: $(STAMP)
 	$(PY) -m pytest -q
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sparseshare.data.sequence import SequenceData
 from sparseshare.models.tagger import build_tagger
 
 
@@ -84,8 +85,14 @@ class ToyData:
                 for i in range(n)
             ]
 
-    def num_sentences(self, split):
+    def num_examples(self, split):
         return len(self.splits[split])
+
+    @property
+    def labels(self):
+        return self.tag_vocab.itos
+
+    targets = staticmethod(SequenceData.targets)
 
     def batches(self, split, batch_size, shuffle=False, generator=None):
         full = self._batches[split]

@@ -1,9 +1,16 @@
+import argparse
 import subprocess
 import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import pytest
 
-from sparseshare.cli import main
+import sparseshare
+from sparseshare import cli, config_files
+from sparseshare.cli import build_parser, main
+
+CONFIGS = Path(__file__).resolve().parents[1] / "src" / "sparseshare" / "configs"
 
 
 def _one_line_error(capsys, argv) -> str:
@@ -56,10 +63,93 @@ def test_finished_run_is_never_overwritten(tmp_path, capsys):
 def test_console_entry_point_help():
     out = subprocess.run([sys.executable, "-m", "sparseshare.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
-    for cmd in ("run", "report", "masks", "predict"):
+    for cmd in ("run", "report", "masks", "predict", "config"):
         assert cmd in out.stdout
 
 
 @pytest.mark.parametrize("argv", [["predict", "nowhere", "f.txt", "--task", "ner"]])
 def test_predict_on_missing_run(argv, capsys):
     assert "not a run directory" in _one_line_error(capsys, argv)
+
+
+def test_version(capsys, monkeypatch):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out == f"sparseshare {version('sparseshare')}\n"
+
+    def not_installed(name):
+        raise PackageNotFoundError(name)
+
+    monkeypatch.setattr(cli, "version", not_installed)
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out == f"sparseshare {sparseshare.__version__}\n"
+
+
+def _positionals_without_help(parser: argparse.ArgumentParser, prog: str = "sparseshare") -> list[str]:
+    """Every positional, in every (nested) subcommand, whose help text is empty; subcommands count too."""
+    missing = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not helps.get(name):
+                    missing.append(f"{prog} {name}")
+                missing += _positionals_without_help(sub, f"{prog} {name}")
+        elif not action.option_strings and not (action.help or "").strip():
+            missing.append(f"{prog} {action.metavar or action.dest}")
+    return missing
+
+
+def test_every_positional_has_help():
+    assert _positionals_without_help(build_parser()) == []
+    # the walk itself finds a positional without help, also one in a nested subcommand
+    p = argparse.ArgumentParser(prog="x")
+    inner = p.add_subparsers().add_parser("a", help="a").add_subparsers().add_parser("b", help="b")
+    inner.add_argument("thing")
+    assert _positionals_without_help(p, "x") == ["x a b thing"]
+
+
+def test_config_list_shows_every_packaged_config(capsys):
+    assert main(["config", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = [line.split()[0] for line in lines]
+    assert names == sorted(p.stem for p in CONFIGS.glob("*.yaml"))
+    assert {"quickstart", "smoke"} <= set(names)
+    for name, line in zip(names, lines):
+        first = (CONFIGS / f"{name}.yaml").read_text().splitlines()[0]
+        assert line[len(name) :].strip() == (first.lstrip("#").strip() if first.startswith("#") else "")
+    assert any(line.split(None, 1)[1].startswith("What `make run` runs") for line in lines)
+
+
+@pytest.mark.parametrize("suffix", ["", ".yaml"])
+def test_config_show_prints_the_exact_file(capsys, suffix):
+    for path in sorted(CONFIGS.glob("*.yaml")):
+        assert main(["config", "show", path.stem + suffix]) == 0
+        assert capsys.readouterr().out == path.read_text()
+
+
+def test_config_show_unknown_name_is_one_line(capsys):
+    err = _one_line_error(capsys, ["config", "show", "x"])
+    assert err.startswith("sparseshare: error: unknown config 'x'; available: ")
+    assert err.split("available: ")[1].split(", ") == sorted(p.stem for p in CONFIGS.glob("*.yaml"))
+
+
+def test_run_resolves_packaged_names(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    smoke = CONFIGS / "smoke.yaml"
+    assert config_files.resolve("smoke") == smoke
+    assert config_files.resolve("smoke.yaml") == smoke
+    for not_a_name in ("nowhere", "sub/smoke.yaml", "./smoke"):  # unknown, or a path: left as given
+        assert config_files.resolve(not_a_name) == Path(not_a_name)
+    (tmp_path / "smoke.yaml").write_text("name: mine\n")  # a file of that name wins
+    assert config_files.resolve("smoke.yaml") == Path("smoke.yaml")
+    assert config_files.resolve("smoke") == smoke
+
+
+def test_run_handler_loads_the_packaged_config(tmp_path, capsys):
+    # a bad override stops the run in load_config, whose error names the file it read
+    err = _one_line_error(capsys, ["run", "smoke", "--set", "model.hiden=3", "--out", str(tmp_path / "r")])
+    assert f"{CONFIGS / 'smoke.yaml'}:" in err and "model.hiden" in err
+    assert not (tmp_path / "r").exists()

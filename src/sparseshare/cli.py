@@ -1,12 +1,14 @@
-"""Command line: ``sparseshare run|report|masks|predict``. User errors print one line, exit code 2."""
+"""Command line: ``sparseshare run|report|masks|predict|export|config``; user errors: one line, exit 2."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from sparseshare import config_files
 from sparseshare.errors import SparseshareError
 
 
@@ -19,7 +21,7 @@ def _cmd_run(args) -> None:
 
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
-    cfg = load_config(args.config, args.set or [])
+    cfg = load_config(config_files.resolve(args.config), args.set or [])
     out = Path(args.out) if args.out else Path("runs") / cfg.name
     results = finished_results(cfg, out)
     if results is not None:  # never rerun or overwrite a finished run: show it
@@ -64,23 +66,61 @@ def _cmd_masks(args) -> None:
 
 
 def _cmd_predict(args) -> None:
-    from sparseshare.experiments.predict import predict_file
+    from sparseshare.experiments.predict import predict_run
 
-    n = predict_file(
-        Path(args.run_dir),
-        args.task,
-        Path(args.file),
-        Path(args.output) if args.output else None,
-        system=args.system,
+    out = Path(args.output) if args.output else None
+    print(predict_run(Path(args.run_dir), Path(args.file), out, args.system, args.task), file=sys.stderr)
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1024:,.1f} KB"
+
+
+def _cmd_export(args) -> None:
+    from sparseshare.experiments.predict import export_run
+
+    out, sizes = export_run(
+        Path(args.run_dir), args.task, Path(args.output) if args.output else None, args.system
     )
-    print(f"tagged {n} sentences", file=sys.stderr)
+    share = sizes["bytes"] / sizes["dense_bytes"] if sizes["dense_bytes"] else 1.0
+    masked = (
+        f"; {100 * sizes['density']:.1f}% of {sizes['masked']:,} masked weights kept"
+        if sizes["masked"]
+        else ""
+    )
+    print(f"{out}: {_kb(sizes['bytes'])} (dense {_kb(sizes['dense_bytes'])}, {100 * share:.0f}%){masked}")
+
+
+def _cmd_config_list(args) -> None:
+    names = config_files.names()
+    width = max(map(len, names), default=0)
+    for name in names:
+        print(f"{name:<{width}}  {config_files.summary(name)}".rstrip())
+
+
+def _cmd_config_show(args) -> None:
+    print(config_files.path(args.name).read_text(), end="")
+
+
+def _version() -> str:
+    try:
+        return version("sparseshare")
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        from sparseshare import __version__
+
+        return __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sparseshare", description=__doc__)
+    p.add_argument("--version", action="version", version=f"sparseshare {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run an experiment config into a run directory")
-    r.add_argument("config")
+    r.add_argument(
+        "config",
+        metavar="CONFIG",
+        help="a YAML config file, or the name of a packaged config (see 'sparseshare config list')",
+    )
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     r.add_argument("--out", help="run directory (default runs/<name>)")
     r.add_argument(
@@ -92,18 +132,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.set_defaults(fn=_cmd_run)
     rep = sub.add_parser("report", help="print a finished run's table and redraw its figures")
-    rep.add_argument("run_dir")
+    rep.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
     rep.set_defaults(fn=_cmd_report)
     m = sub.add_parser("masks", help="densities and overlap ratios of a run's masks")
-    m.add_argument("run_dir")
+    m.add_argument("run_dir", metavar="RUN_DIR", help="a run directory whose systems include 'sparse'")
     m.set_defaults(fn=_cmd_masks)
-    pr = sub.add_parser("predict", help="tag a CoNLL-style file with a trained system")
-    pr.add_argument("run_dir")
-    pr.add_argument("file")
-    pr.add_argument("--task", required=True)
-    pr.add_argument("--system", default=None, help="which system's checkpoint (default: sparse, else hard)")
-    pr.add_argument("--output", "-o", help="output file (default: stdout)")
+    pr = sub.add_parser(
+        "predict", help="predict new data with a finished run: every task in one pass, from the run alone"
+    )
+    pr.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
+    pr.add_argument(
+        "file",
+        metavar="FILE",
+        help="sequence runs: a CoNLL-style file (a token per line, word first; blank lines end sentences), "
+        "one predicted tag column per task is appended; tabular runs: a CSV or Parquet table with the "
+        "feature columns, one pred_<task> column per task is added",
+    )
+    pr.add_argument("--task", action="append", help="predict only this task (repeatable; default: all)")
+    pr.add_argument("--system", default=None, help="which system (default: sparse, else pbfs, hard, single)")
+    pr.add_argument("--output", "-o", help="output file (default: stdout; tables: .csv or .parquet)")
     pr.set_defaults(fn=_cmd_predict)
+    ex = sub.add_parser(
+        "export", help="write one task's subnet (mask applied) and head as safetensors + a JSON header"
+    )
+    ex.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
+    ex.add_argument("--task", required=True, help="the task whose subnet to export")
+    ex.add_argument("--system", default=None, help="which system (default: sparse, else pbfs, hard, single)")
+    ex.add_argument("--output", "-o", help="output file (default: <run>-<system>-<task>.safetensors)")
+    ex.set_defaults(fn=_cmd_export)
+    c = sub.add_parser("config", help="list or print the example configs shipped with the package")
+    csub = c.add_subparsers(dest="config_command", required=True)
+    cl = csub.add_parser("list", help="each packaged config's name and first comment line")
+    cl.set_defaults(fn=_cmd_config_list)
+    cs = csub.add_parser("show", help="print a packaged config's YAML (to copy and edit)")
+    cs.add_argument("name", metavar="NAME", help="a name from 'sparseshare config list' (.yaml optional)")
+    cs.set_defaults(fn=_cmd_config_show)
     return p
 
 

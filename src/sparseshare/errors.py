@@ -22,4 +22,8 @@ class DataError(SparseshareError):
 
 
 class RunError(SparseshareError):
-    """A run directory is missing, incomplete, or would be overwritten."""
+    """A run directory is missing, incomplete, damaged, or would be overwritten."""
+
+
+class ContractError(SparseshareError, TypeError):
+    """A user's model, mechanism or task data does not fit the contract (names the missing member)."""

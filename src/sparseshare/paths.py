@@ -38,7 +38,7 @@ def search_log(run: Path, task: str) -> Path:
 
 
 def warmup(run: Path) -> Path:
-    return search_dir(run) / "warmup.pt"
+    return search_dir(run) / "warmup.safetensors"
 
 
 def system_dir(run: Path, system: str, task: str | None = None) -> Path:
@@ -50,5 +50,15 @@ def system_result(run: Path, system: str) -> Path:
     return system_dir(run, system) / "result.json"
 
 
-def vocab(run: Path) -> Path:
-    return run / "vocab.json"
+def system_recipe(run: Path, system: str, task: str | None = None) -> Path:
+    """How to rebuild the system's trained module (JSON; the weights are ``best.safetensors`` beside it)."""
+    return system_dir(run, system, task) / "network.json"
+
+
+def best_weights(run: Path, system: str, task: str | None = None) -> Path:
+    return system_dir(run, system, task) / "best.safetensors"
+
+
+def preprocess(run: Path) -> Path:
+    """Vocabularies or the tabular feature encoder: what ``predict`` and ``export`` need besides weights."""
+    return run / "preprocess.json"

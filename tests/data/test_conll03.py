@@ -1,6 +1,6 @@
 import pytest
 
-from sparseshare.data.sequence import conll03_tasks
+from sparseshare.data.readers import conll2003_tasks as conll03_tasks
 from sparseshare.data.sources import MARKER, cache_root, get_source, resolve
 from sparseshare.errors import ConfigError, DataError
 

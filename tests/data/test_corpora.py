@@ -4,8 +4,10 @@ import pytest
 
 from sparseshare.data.sources import MARKER, cache_root
 from sparseshare.errors import ConfigError
-from sparseshare.experiments.config import SEQUENCE_SYSTEMS, load_config
-from sparseshare.experiments.sequence import load_context, read_tasks
+from sparseshare.experiments.config import load_config
+from sparseshare.experiments.context import load_context
+from sparseshare.experiments.datasets import read_sequence_tasks as read_tasks
+from sparseshare.experiments.systems import systems_for
 
 from .test_readers_formats import CONLL2000, SHARED
 
@@ -31,7 +33,7 @@ def test_every_sequence_dataset_is_sequence(tmp_path):
             dataset, "[ner]"
         )
         cfg = _load(tmp_path, f"dataset: {dataset}\ntasks: {tasks}\n{extra}")
-        assert cfg.data.sequence and cfg.systems == list(SEQUENCE_SYSTEMS)
+        assert cfg.data.sequence and cfg.systems == systems_for("sequence")
     cfg = _load(
         tmp_path, "dataset: mixed\ntasks: [ner, position]\nsources: {ner: conll2003, position: conll2003}"
     )
@@ -118,7 +120,7 @@ embeddings: null""",
     ctx = load_context(cfg, tmp_path)
     specs = {t: (s.metric, s.scheme) for t, s in ctx.tasks.items()}
     assert specs == {"pos": ("accuracy", None), "chunk": ("f1", "bio2"), "position": ("accuracy", None)}
-    assert ctx.tasks["position"].data.num_sentences("test") == 10
+    assert ctx.tasks["position"].data.num_examples("test") == 10
     # one word vocabulary over every task's training words (PTB's and CoNLL-2000's)
     assert "pierre" in ctx.tasks["chunk"].data.word_vocab and "confidence" in ctx.tasks["pos"].data.word_vocab
 

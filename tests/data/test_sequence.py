@@ -63,7 +63,7 @@ def test_long_words_are_truncated_and_chars_pad_to_the_batch_longest():
 def test_shuffle_is_reproducible_and_index_maps_back():
     sents = {"train": [([f"w{i}"] * (i % 4 + 1), ["T"] * (i % 4 + 1)) for i in range(23)]}
     data = _data(sents)
-    assert len(data) == 23 and data.num_sentences("train") == 23 and data.num_tokens("train") == 56
+    assert len(data) == 23 and data.num_examples("train") == 23 and data.num_tokens("train") == 56
 
     def order(seed):
         g = torch.Generator().manual_seed(seed)

@@ -5,7 +5,7 @@ import pytest
 from sparseshare.errors import ConfigError
 from sparseshare.experiments.config import ExperimentConfig, load_config
 
-CONFIGS = sorted(Path(__file__).resolve().parents[2].joinpath("configs").rglob("*.yaml"))
+CONFIGS = sorted(Path(__file__).resolve().parents[2].joinpath("src/sparseshare/configs").rglob("*.yaml"))
 
 
 def test_configs_exist():

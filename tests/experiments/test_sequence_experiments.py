@@ -11,9 +11,10 @@ import torch
 
 from sparseshare.cli import main
 from sparseshare.experiments.config import load_config
-from sparseshare.experiments.sequence import load_context
+from sparseshare.experiments.context import load_context
 from sparseshare.experiments.sweep import sweep_points
 from sparseshare.masks import load_masks
+from sparseshare.training.checkpoint import load_tensors
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
@@ -92,9 +93,9 @@ def test_single_subnet_params_are_each_tasks_kept_weights(exp1):
 def test_single_subnet_steps_stay_inside_the_tasks_mask(exp1):
     out, _ = exp1
     masks = load_masks(out / "masks.safetensors")
-    start = torch.load(out / "search" / "warmup.pt", weights_only=True)  # the rewind point
+    start = load_tensors(out / "search" / "warmup.safetensors")[0]  # the rewind point
     for t, mask in masks.items():
-        best = torch.load(out / "systems" / "single_subnet" / t / "best.pt", weights_only=False)
+        best = load_tensors(out / "systems" / "single_subnet" / t / "best.safetensors")[0]
         moved = 0
         for n, m in mask.items():
             w = best[f"model.{n}"].cpu()
@@ -146,8 +147,8 @@ def test_exp3_mixes_three_corpora_with_crf_decoders(tmp_path):
     assert list(res["systems"]) == ["single", "hard", "sparse"]
     for sys in res["systems"].values():
         assert set(sys["tasks"]) == {"pos", "ner", "chunk"}
-    state = torch.load(out / "systems" / "hard" / "best.pt", weights_only=False)
-    assert {f"model.heads.{t}.crf.transitions" for t in ("pos", "ner", "chunk")} <= set(state)
+    state = load_tensors(out / "systems" / "hard" / "best.safetensors")[0]
+    assert {f"heads.{t}.crf.transitions" for t in ("pos", "ner", "chunk")} <= set(state)
     cfg = load_config(out / "config.yaml")
     assert cfg.data.task_sources() == {"pos": "ptb", "chunk": "conll2000", "ner": "conll2003"}
     md = (out / "results.md").read_text()
@@ -236,9 +237,9 @@ def test_mtw_ablation_without_warmup_rewinds_to_the_random_init(tmp_path):
     assert not any(r["phase"] == "warmup" for r in _phases(without))
     cfg = load_config(without / "config.yaml")
     init = load_context(cfg, tmp_path).build_model().state_dict()  # θ^(0), the seeded initialisation
-    rewind = torch.load(without / "search" / "warmup.pt", weights_only=True)
+    rewind = load_tensors(without / "search" / "warmup.safetensors")[0]
     assert set(rewind) == set(init) and all(torch.equal(rewind[k], init[k]) for k in init)
-    warmed = torch.load(with_mtw / "search" / "warmup.pt", weights_only=True)
+    warmed = load_tensors(with_mtw / "search" / "warmup.safetensors")[0]
     assert not torch.equal(warmed["encoder.lstm.weight_ih_l0"], init["encoder.lstm.weight_ih_l0"])
     md = (out / "results.md").read_text()
     assert "/ 95.36 |" in md and "/ 95.56 |" in md  # Table 8, with and without MTW

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from sparseshare.cli import main
-from sparseshare.data.sequence import conll03_tasks
+from sparseshare.data.readers import conll2003_tasks as conll03_tasks
 from sparseshare.data.sources import get_source, resolve
 from sparseshare.masks import load_masks
 
@@ -81,14 +81,128 @@ def test_finished_run_shown_not_rerun_and_report_masks_commands(smoke_run, capsy
     assert "overlap ratio" in out and "ner" in out
 
 
-def test_predict_writes_a_tag_column(smoke_run, tmp_path, capsys):
+def _no_training_data(monkeypatch):
+    """Reading any corpus, embedding or data source fails: what runs next uses the run directory alone."""
+
+    def refuse(*a, **k):
+        raise AssertionError("training data was read")
+
+    for target in (
+        "sparseshare.data.readers.conll2003_tasks",
+        "sparseshare.data.embeddings.load_glove",
+        "sparseshare.data.sources.resolve",
+        "sparseshare.experiments.datasets.read_sequence_tasks",
+    ):
+        monkeypatch.setattr(target, refuse)
+
+
+def test_predict_tags_every_task_in_one_pass_from_the_run_alone(smoke_run, tmp_path, monkeypatch, capsys):
     f = tmp_path / "in.txt"
     f.write_text("EU NNP\nrejects VBZ\nGerman JJ\n\nPeter NNP\nBlackburn NNP\n")
     out = tmp_path / "out.txt"
-    assert main(["predict", str(smoke_run), str(f), "--task", "ner", "-o", str(out)]) == 0
+    _no_training_data(monkeypatch)
+    assert main(["predict", str(smoke_run), str(f), "-o", str(out)]) == 0
+    assert "tagged 2 sentences for pos, chunk, ner with sparse" in capsys.readouterr().err
     rows = [line.split() for line in out.read_text().splitlines() if line]
-    assert len(rows) == 5 and all(len(r) == 3 for r in rows)
-    assert all(r[2] == "O" or r[2][:2] in ("B-", "I-", "E-", "S-") for r in rows)
+    assert len(rows) == 5 and all(len(r) == 5 for r in rows)  # word, given tag, pos, chunk, ner
+    pos_tags = set(json.loads((smoke_run / "preprocess.json").read_text())["tasks"]["pos"]["tags"])
+    assert all(r[2] in pos_tags for r in rows)
+    assert all(r[3] == "O" or r[3][:2] in ("B-", "I-") for r in rows)  # chunk: BIO2
+    assert all(r[4] == "O" or r[4][:2] in ("B-", "I-", "E-", "S-") for r in rows)  # NER: BIOES
+    assert main(["predict", str(smoke_run), str(f), "--task", "ner", "--system", "hard", "-o", str(out)]) == 0
+    assert all(len(line.split()) == 3 for line in out.read_text().splitlines() if line)
+    assert main(["predict", str(smoke_run), str(f), "--system", "pbfs"]) == 2
+    assert "system 'pbfs' has not finished" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("system", ["sparse", "hard", "single"])
+def test_exported_subnets_reproduce_the_runs_predictions(smoke_run, tmp_path, system):
+    from sparseshare.experiments.config import load_config
+    from sparseshare.experiments.context import load_context
+    from sparseshare.experiments.predict import export_run, load_system
+    from sparseshare.export import load_subnet
+    from sparseshare.training.evaluation import collect, evaluate_task
+
+    res = json.loads((smoke_run / "results.json").read_text())["systems"][system]["tasks"]
+    ctx = load_context(load_config(smoke_run / "config.yaml"), tmp_path)
+    for t, task in ctx.tasks.items():
+        path, sizes = export_run(smoke_run, t, tmp_path / f"{t}.safetensors", system)
+        sub = load_subnet(path)
+        assert sub.task == t and sub.preprocess["tasks"][t]["tags"] == list(task.labels)
+        got, gold = collect(sub, task, "test", 100, "cpu")
+        want, _ = collect(load_system(smoke_run, system, t), task, "test", 100, "cpu")
+        assert got == want  # every tag of every test sentence
+        assert evaluate_task(sub, task, "test", 100, "cpu")[task.key] == res[t]["test"]
+        if system == "sparse":  # kept values and a bit per masked weight: smaller than dense
+            assert 0 < sizes["density"] < 1 and sizes["bytes"] < sizes["dense_bytes"]
+            assert sizes["density"] == pytest.approx(res_density(smoke_run, t), abs=1e-9)
+        else:
+            assert sizes["density"] == 1.0 and sizes["bytes"] >= sizes["dense_bytes"]
+
+
+def res_density(run, task):
+    return json.loads((run / "results.json").read_text())["masks"][task]["density"]
+
+
+def test_export_cli_prints_size_beside_dense_size(smoke_run, tmp_path, capsys):
+    out = tmp_path / "ner.safetensors"
+    assert main(["export", str(smoke_run), "--task", "ner", "-o", str(out)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{out}: ") and "(dense " in line and "masked weights kept" in line
+    assert main(["export", str(smoke_run), "--task", "srl"]) == 2
+    assert "no task(s) ['srl']" in capsys.readouterr().err
+
+
+class _Evil:
+    def __reduce__(self):
+        return (Path.touch, (MARKER,))
+
+
+MARKER = Path("/tmp/sparseshare-pickle-was-executed")
+
+
+def _plant(path: Path) -> None:
+    import pickle
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps({"weights": _Evil()}))
+
+
+def test_a_planted_pickle_is_never_executed(smoke_run, tmp_path, capsys):
+    import shutil
+
+    MARKER.unlink(missing_ok=True)
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run, run)
+    for d in [run / "search", *(run / "systems").rglob("*")]:
+        if d.is_dir():
+            for name in ("best.pt", "last.pt", "warmup.pt", "model.pkl"):
+                _plant(d / name)  # the names older versions read with torch.load
+    f = tmp_path / "in.txt"
+    f.write_text("EU NNP\n\n")
+    for argv in (["report", str(run)], ["masks", str(run)], ["predict", str(run), str(f)],
+                 ["export", str(run), "--task", "pos", "-o", str(tmp_path / "x.safetensors")]):  # fmt: skip
+        assert main(argv) == 0, argv
+    # the real checkpoints replaced by pickles: a damaged file, one line, nothing executed
+    _plant(run / "systems" / "sparse" / "best.safetensors")
+    assert main(["predict", str(run), str(f)]) == 2
+    assert "damaged checkpoint" in capsys.readouterr().err
+    (run / "results.json").unlink()
+    (run / "systems" / "sparse" / "result.json").unlink()
+    _plant(run / "systems" / "sparse" / "last.safetensors")
+    _plant(run / "search" / "warmup.safetensors")
+    assert main(["run", str(ROOT / "configs/smoke.yaml"), "--out", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "damaged checkpoint" in err[0]
+    assert not MARKER.exists()
+
+
+def test_no_unsafe_loading_in_the_source():
+    src = ROOT / "src" / "sparseshare"
+    for path in src.rglob("*.py"):
+        text = path.read_text()
+        for bad in ("weights_only=False", "torch.load(", "pickle.load", "import pickle"):
+            assert bad not in text, f"{path}: {bad}"
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])

@@ -3,7 +3,11 @@
 import json
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+import torch
 
 from sparseshare.cli import main
 
@@ -87,3 +91,56 @@ def test_movielens_and_student_run_every_system(name, tasks, extra, tmp_path):
     pools = res["systems"]["pbfs"]["pbfs"]["pools"]
     assert len(pools) == 1 and sorted(pools[0]) == sorted(tasks)  # 2 tasks; student: pool_alpha 0.1
     assert set(res["paper"]["values"]) >= {"pbfs"}
+
+
+@pytest.mark.parametrize("system", ["sparse", "pbfs", "mmoe", "single"])
+def test_exported_subnets_reproduce_the_runs_test_scores(census_run, tmp_path, system):
+    from sparseshare.experiments.config import load_config
+    from sparseshare.experiments.context import load_context
+    from sparseshare.experiments.predict import export_run, load_system
+    from sparseshare.export import load_subnet
+    from sparseshare.training.evaluation import collect, evaluate_task
+
+    res = json.loads((census_run / "results.json").read_text())["systems"][system]["tasks"]
+    ctx = load_context(load_config(census_run / "config.yaml"), tmp_path)
+    for t, task in ctx.tasks.items():
+        path, sizes = export_run(census_run, t, tmp_path / f"{t}.safetensors", system)
+        sub = load_subnet(path)
+        got, _ = collect(sub, task, "test", 100, "cpu")
+        want, _ = collect(load_system(census_run, system, t), task, "test", 100, "cpu")
+        assert torch.equal(got, want)  # every probability, bit for bit
+        assert evaluate_task(sub, task, "test", 100, "cpu")[task.key] == res[t]["test"]
+        if system == "sparse":
+            kept = json.loads((census_run / "results.json").read_text())["masks"][t]["density"]
+            assert sizes["density"] == pytest.approx(kept, abs=1e-9)
+        if system == "pbfs":  # pruned to 70% sparsity on the schedule: a smaller file
+            assert sizes["density"] < 0.5 and sizes["bytes"] < sizes["dense_bytes"]
+
+
+def test_predict_a_raw_table_from_the_run_alone(census_run, tmp_path, monkeypatch, capsys):
+    import pyarrow.csv as pacsv
+
+    from sparseshare.data.sources import get_source, resolve
+    from sparseshare.data.tabular_readers import CENSUS_COLUMNS, read_csv
+
+    raw = read_csv(resolve(get_source("census_income")) / "census_income_1994_1995_test.csv", header=False,
+                   names=CENSUS_COLUMNS).take(np.arange(25))  # fmt: skip
+    f = tmp_path / "rows.csv"
+    pacsv.write_csv(pa.table({n: raw.columns[n] for n in CENSUS_COLUMNS if n != "income"}), f)
+
+    def refuse(*a, **k):
+        raise AssertionError("training data was read")
+
+    monkeypatch.setattr("sparseshare.data.tabular_readers.read_census", refuse)
+    monkeypatch.setattr("sparseshare.experiments.datasets.load_tabular", refuse)
+    out = tmp_path / "pred.parquet"
+    assert main(["predict", str(census_run), str(f), "-o", str(out)]) == 0
+    assert "predicted 25 rows for income, marital with sparse" in capsys.readouterr().err
+    table = pq.read_table(out)
+    assert table.num_rows == 25 and table.column_names[-2:] == ["pred_income", "pred_marital"]
+    p = np.asarray(table.column("pred_income"))
+    assert ((p >= 0) & (p <= 1)).all() and len(set(p.tolist())) > 1
+    (tmp_path / "bad.csv").write_text("age,sex\n30,Female\n")
+    assert main(["predict", str(census_run), str(tmp_path / "bad.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.csv: missing column(s) ['wage per hour'" in err and len(err.strip().splitlines()) == 1

@@ -5,9 +5,9 @@ import copy
 import pytest
 import torch
 
-from sparseshare.experiments.sequence import encoder_param_count
+from sparseshare.experiments.context import encoder_param_count
 from sparseshare.models import build_tagger
-from sparseshare.sharing import CrossStitchSharing
+from sparseshare.sharing import CrossStitchSharing, shared_parameter_names
 from tests.helpers import toy_batch
 
 TASKS = ("pos", "chunk", "ner")
@@ -99,10 +99,11 @@ def test_param_count_is_columns_char_cnn_and_units(layers):
     conv = sum(p.numel() for p in base.encoder.char_cnn.conv.parameters())
     mech = CrossStitchSharing(base)
     assert encoder_param_count(mech) == 3 * per_column + conv + layers * 3 * 3
-    names = set(mech.shared_parameter_names())
+    names = set(shared_parameter_names(mech))
     assert {f"encoder.stitch.{i}" for i in range(layers)} <= names
     assert "encoder.char_cnn.conv.weight" in names and "encoder.word_embed.weight" in names
-    assert not any(".columns." in n or n.startswith("heads.") for n in names)
+    assert any(".columns.ner." in n for n in names)  # every column reaches every task through the units
+    assert not any(n.startswith("heads.") for n in names)
 
 
 def test_table_3_soft_sharing_count():

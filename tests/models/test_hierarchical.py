@@ -5,9 +5,9 @@ import copy
 import pytest
 import torch
 
-from sparseshare.experiments.sequence import encoder_param_count
+from sparseshare.experiments.context import encoder_param_count
 from sparseshare.models import build_tagger
-from sparseshare.sharing import HierarchicalSharing
+from sparseshare.sharing import HierarchicalSharing, shared_parameter_names
 from sparseshare.sharing.hierarchical import DEFAULT_LEVELS
 from tests.helpers import toy_batch
 
@@ -105,10 +105,10 @@ def test_param_count_and_shared_names():
     want += sum(p.numel() for p in base.encoder.char_cnn.conv.parameters())
     mech = HierarchicalSharing(base)
     assert encoder_param_count(mech) == want
-    names = mech.shared_parameter_names()
+    names = shared_parameter_names(mech)
     assert any(n.startswith("encoder.layers.1.") for n in names)  # chunk and NER share layer 2
     mech = HierarchicalSharing(_base(tasks=("pos", "ner")))
-    names = mech.shared_parameter_names()
+    names = shared_parameter_names(mech)
     assert any(n.startswith("encoder.layers.0.") for n in names)
     assert not any(n.startswith("encoder.layers.1.") for n in names)  # NER's alone
     full = HierarchicalSharing(build_tagger(1000, 80, {"pos": 45, "chunk": 20, "ner": 17}, layers=2))

@@ -5,8 +5,8 @@ import torch
 
 from sparseshare.errors import ConfigError
 from sparseshare.experiments.config import ModelConfig
+from sparseshare.experiments.context import encoder_param_count
 from sparseshare.experiments.schema import from_dict
-from sparseshare.experiments.sequence import encoder_param_count
 from sparseshare.models import CRFDecoder, LinearDecoder, build_tagger, drop_words
 from sparseshare.models.tagger import UNK_ID, bilstm, split_layers
 from sparseshare.sharing import HardSharing
@@ -49,7 +49,7 @@ def test_crf_decoder_trains_and_decodes_through_build_tagger():
     assert mech.loss(batch, "ner").item() < 0.1 * first
     assert mech.model.heads["ner"].crf.transitions.grad.abs().sum() > 0
     mech.eval()
-    pred = mech.decode(batch, "ner")
+    pred = mech.predict(batch, "ner")
     lengths = batch.mask.sum(1).tolist()
     assert [len(p) for p in pred] == lengths
     gold = [batch.tags[i, :n].tolist() for i, n in enumerate(lengths)]
@@ -61,7 +61,7 @@ def test_crf_decode_is_viterbi_over_the_emissions():
     model = _tagger("crf").eval()
     batch = toy_batch(1)
     em = model(batch, "pos")
-    assert model.task_decode(em, batch, "pos") == model.heads["pos"].crf.viterbi(em, batch.mask)
+    assert model.task_predict(em, batch, "pos") == model.heads["pos"].crf.viterbi(em, batch.mask)
 
 
 def test_linear_is_the_default_and_unknown_decoders_list_the_valid_ones():

@@ -3,6 +3,7 @@ import copy
 import pytest
 import torch
 
+from sparseshare.errors import ContractError
 from sparseshare.sharing import HardSharing, SparseSharing, build_mechanism
 from tests.helpers import random_masks, toy_batch, toy_tagger
 
@@ -125,5 +126,5 @@ def test_gradients_reach_only_the_subnet_and_the_task_head():
 def test_registry_unknown_name_lists_valid_names():
     with pytest.raises(Exception, match="valid: .*hard.*sparse"):
         build_mechanism("soft-ish", toy_tagger())
-    with pytest.raises(KeyError, match="no mask for task 'ner'"):
+    with pytest.raises(ContractError, match="no mask for task 'ner'"):
         SparseSharing(toy_tagger(), {"pos": {}})

@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from sparseshare.data.synthetic import synthetic_data
+from sparseshare.data.task import Task
+from sparseshare.metrics import LOWER_IS_BETTER, PRIMARY, score
 from sparseshare.sharing.mmoe import mmoe
-from sparseshare.tabular_metrics import LOWER_IS_BETTER, PRIMARY, evaluate_tabular, score
-from sparseshare.training.trainer import TaskSpec, TrainSettings, train
+from sparseshare.training.evaluation import evaluate_task
+from sparseshare.training.trainer import TrainSettings, train
 
 
 def test_binary_metrics():
@@ -37,12 +39,8 @@ def test_trainer_runs_tabular_tasks_with_the_evaluator():
     data = synthetic_data(0.8, sizes=(400, 100, 100), seed=0, dim=8)
     torch.manual_seed(0)
     mech = mmoe(data.in_dim, data.kinds, num_experts=4, expert_hidden=(16,), tower=(8,))
-    before = {
-        t: evaluate_tabular(mech, TaskSpec(t, data, "mse"), "dev", 64, "cpu")["mse"] for t in data.tasks
-    }
-    specs = {
-        t: TaskSpec(t, data, "mse", evaluator=evaluate_tabular, higher_is_better=False) for t in data.tasks
-    }
+    before = {t: evaluate_task(mech, Task(t, data, "mse"), "dev", 64, "cpu")["mse"] for t in data.tasks}
+    specs = {t: Task(t, data, "mse") for t in data.tasks}
     settings = TrainSettings(epochs=4, patience=0, batch_size=32, optimizer="adam", lr=0.01, clip=None)
     result = train(mech, specs, settings, seed=0, device="cpu")
     assert result.epochs_run == 4

@@ -48,7 +48,7 @@ def test_pruned_weights_stay_out_of_the_task_through_adam_steps():
     mech, kinds = _masked(0.5, seed=1)
     opt = torch.optim.Adam(mech.parameters(), lr=0.05, weight_decay=1e-2)
     params = dict(mech.net.named_parameters())
-    union = mech._step_mask(None)
+    union = mech._union()
     for step in range(9):
         task = [*mech.tasks, None][step % 4]
         mask = mech.mask(task) if task else union

@@ -53,7 +53,7 @@ def _census(tmp_path, bad_label=False):
 def test_census_tasks_features_and_splits(tmp_path):
     data = read_census(_census(tmp_path))
     assert data.tasks == ["income", "marital"] and set(data.kinds.values()) == {"binary"}
-    assert [data.num_sentences(s) for s in ("train", "dev", "test")] == [12, 4, 4]
+    assert [data.num_examples(s) for s in ("train", "dev", "test")] == [12, 4, 4]
     y = data.labels("train")
     assert y["income"].tolist() == [0, 1, 0, 1] * 3 and y["marital"].tolist() == [1, 0, 0, 0] * 3
     names = data.feature_names
@@ -89,7 +89,7 @@ def test_movielens_tasks_age_scaling_and_split(tmp_path):
     _atomic(d / "ml-100k.inter", "user_id:token\titem_id:token\trating:float\ttimestamp:float", inter)
     data = read_movielens(d)
     assert data.kinds == {"rating": "binary", "age": "regression"}
-    assert [data.num_sentences(s) for s in ("train", "dev", "test")] == [63, 7, 30]
+    assert [data.num_examples(s) for s in ("train", "dev", "test")] == [63, 7, 30]
     age = {s: data.labels(s)["age"] for s in ("train", "dev", "test")}
     assert age["train"].min() == 0.0 and age["train"].max() == 1.0
     assert set(np.round(np.concatenate(list(age.values())), 6)) <= {0.0, 0.5, 1.0}
@@ -121,12 +121,12 @@ def test_movielens_unknown_user_is_an_error(tmp_path):
 def test_student_tasks_and_grades():
     por = read_student(STUDENT, ("por",))
     assert por.tasks == ["por_G1", "por_G2", "por_G3"]
-    assert [por.num_sentences(s) for s in ("train", "dev", "test")] == [389, 130, 130]
+    assert [por.num_examples(s) for s in ("train", "dev", "test")] == [389, 130, 130]
     assert not any(n.split("=")[0] in ("G1", "G2", "G3") for n in por.feature_names)
     y = por.labels("train")
     assert all(v.min() >= 0 and v.max() <= 1 for v in y.values())
     both = read_student(STUDENT)
     assert len(both.tasks) == 6 and "subject=mat" in both.feature_names
-    assert both.num_sentences("train") == 389 + 237
+    assert both.num_examples("train") == 389 + 237
     mat = both.for_tasks(["mat_G3"])
-    assert mat.num_sentences("test") == 79 and np.isnan(mat.labels("test")["por_G1"]).all()
+    assert mat.num_examples("test") == 79 and np.isnan(mat.labels("test")["por_G1"]).all()

@@ -35,7 +35,7 @@ def test_construction_follows_the_paper():
 def test_synthetic_data_splits_one_draw():
     data = synthetic_data(0.5, sizes=(300, 50, 50), seed=1)
     assert data.kinds == {"t1": "regression", "t2": "regression"} and data.in_dim == 100
-    assert [data.num_sentences(s) for s in ("train", "dev", "test")] == [300, 50, 50]
+    assert [data.num_examples(s) for s in ("train", "dev", "test")] == [300, 50, 50]
     _, y1, _ = mmoe_synthetic(400, 0.5, seed=1)
     assert np.allclose(data.labels("dev")["t1"], y1[300:350])
     x = next(data.batches("train", 300)).x.numpy()

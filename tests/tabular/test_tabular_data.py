@@ -48,14 +48,14 @@ def test_encoding_is_fitted_on_train_only(tmp_path):
     assert (_x(data, "train")[:, 1:].sum(1) == 1).all()
     y = data.labels("train")
     assert y["click"].tolist() == [1, 0, 1, 0, 1] and np.isnan(y["spend"][3])
-    assert data.num_sentences("train") == 5 and data.num_sentences("test") == 1 and data.in_dim == 4
+    assert data.num_examples("train") == 5 and data.num_examples("test") == 1 and data.in_dim == 4
 
 
 def test_batches_cover_every_row_once_and_shuffle_reproducibly(tmp_path):
     rng = np.random.default_rng(0)
     rows = [[float(v), c, int(v > 0), v * 2] for v, c in zip(rng.normal(size=50), rng.choice(["p", "q"], 50))]
     data = read_table(_write(tmp_path / "t.csv", HEADER, rows), {"click": "binary", "spend": "regression"})
-    assert [data.num_sentences(s) for s in ("train", "dev", "test")] == [40, 5, 5]
+    assert [data.num_examples(s) for s in ("train", "dev", "test")] == [40, 5, 5]
     batches = list(data.batches("train", 16, shuffle=True, generator=torch.Generator().manual_seed(3)))
     assert [len(b.index) for b in batches] == [16, 16, 8]
     assert sorted(torch.cat([b.index for b in batches]).tolist()) == list(range(40))
@@ -78,8 +78,8 @@ def test_for_tasks_keeps_the_rows_labelled_for_the_tasks():
         {"train": split, "dev": split, "test": split}, {"a": "binary", "b": "regression"}
     )
     only_b = data.for_tasks(["b"])
-    assert only_b.num_sentences("dev") == 3 and np.isfinite(only_b.labels("dev")["b"]).all()
-    assert data.for_tasks(["a", "b"]).num_sentences("train") == 6
+    assert only_b.num_examples("dev") == 3 and np.isfinite(only_b.labels("dev")["b"]).all()
+    assert data.for_tasks(["a", "b"]).num_examples("train") == 6
 
 
 def test_parquet_and_declared_kinds(tmp_path):
@@ -89,7 +89,7 @@ def test_parquet_and_declared_kinds(tmp_path):
     pq.write_table(table, path)
     data = read_table(path, {"y": "regression"}, categorical=["zip"], fractions=(0.6, 0.2, 0.2))
     assert data.feature_names == ["age", "zip=<unk>", "zip=1", "zip=2"]
-    assert [data.num_sentences(s) for s in ("train", "dev", "test")] == [6, 2, 2]
+    assert [data.num_examples(s) for s in ("train", "dev", "test")] == [6, 2, 2]
 
 
 def test_missing_target_column_names_file_and_column(tmp_path):

@@ -1,9 +1,9 @@
 import numpy as np
 
 from sparseshare.data.tabular import TabularData
+from sparseshare.data.task import Task
 from sparseshare.sharing.mmoe import mmoe
-from sparseshare.tabular_metrics import evaluate_tabular
-from sparseshare.training.trainer import TaskSpec, TrainSettings, train
+from sparseshare.training.trainer import TrainSettings, train
 
 KINDS = {"a": "binary", "b": "regression"}
 
@@ -35,8 +35,8 @@ class Recorder:
 def test_joint_training_steps_callbacks_and_learning():
     data = _data()
     specs = {
-        "a": TaskSpec("a", data, "auc", evaluator=evaluate_tabular),
-        "b": TaskSpec("b", data, "mse", evaluator=evaluate_tabular, higher_is_better=False),
+        "a": Task("a", data, "auc"),
+        "b": Task("b", data, "mse"),
     }
     mech = mmoe(5, KINDS, num_experts=3, expert_hidden=(8,), tower=(8,))
     rec = Recorder()

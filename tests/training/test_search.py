@@ -3,12 +3,13 @@ import json
 import pytest
 import torch
 
+from sparseshare.data.task import Task
 from sparseshare.masks.io import load_masks
 from sparseshare.masks.mask import density
 from sparseshare.pruning import prunable_names
 from sparseshare.training import search as search_mod
 from sparseshare.training.search import Level, SearchSettings, search_task, select_level
-from sparseshare.training.trainer import TaskSpec, TrainSettings
+from sparseshare.training.trainer import TrainSettings
 from tests.helpers import ToyData, toy_tagger
 
 TRAIN = TrainSettings(epochs=2, patience=2, batch_size=8, lr=0.2, clip=5.0)
@@ -16,7 +17,7 @@ SEARCH = SearchSettings(warmup_epochs=0, epochs_per_level=2, patience=2, alpha=0
 
 
 def _setup():
-    spec = TaskSpec("pos", ToyData(0), "accuracy")
+    spec = Task("pos", ToyData(0), "accuracy")
     model = toy_tagger(seed=0, tasks=("pos",))
     state = {k: v.clone() for k, v in model.state_dict().items()}
     names = prunable_names(dict(model.named_parameters()))
@@ -25,8 +26,8 @@ def _setup():
 
 def _run(tmp, **kw):
     spec, state, names = _setup()
-    return search_task(
-        lambda: toy_tagger(seed=0, tasks=("pos",)),
+    found = search_task(
+        toy_tagger(seed=0, tasks=("pos",)),
         state,
         spec,
         names,
@@ -34,9 +35,10 @@ def _run(tmp, **kw):
         SEARCH,
         seed=3,
         device="cpu",
-        out_dir=tmp,
+        directory=tmp,
         **kw,
     )
+    return found.levels, found.masks
 
 
 def test_levels_follow_algorithm_1(tmp_path):

@@ -3,17 +3,18 @@ from collections import Counter
 import pytest
 import torch
 
+from sparseshare.data.task import Task
 from sparseshare.sharing import HardSharing, SparseSharing
 from sparseshare.training import trainer as trainer_mod
 from sparseshare.training.samplers import get_sampler
-from sparseshare.training.trainer import TaskSpec, TrainSettings, train
+from sparseshare.training.trainer import TrainSettings, train
 from tests.helpers import ToyData, random_masks, toy_tagger
 
 TASKS = ("pos", "ner")
 
 
 def _specs():
-    return {t: TaskSpec(t, ToyData(i, sizes=(40 + 40 * i, 16, 16)), "accuracy") for i, t in enumerate(TASKS)}
+    return {t: Task(t, ToyData(i, sizes=(40 + 40 * i, 16, 16)), "accuracy") for i, t in enumerate(TASKS)}
 
 
 def test_training_learns_the_toy_task():
@@ -33,7 +34,7 @@ def test_early_stopping_stops_after_patience(monkeypatch):
         calls.append(1)
         return {"accuracy": scores[(len(calls) - 1) // len(TASKS)]}
 
-    monkeypatch.setattr(trainer_mod, "evaluate", fake)
+    monkeypatch.setattr(trainer_mod, "evaluate_task", fake)
     res = train(
         HardSharing(toy_tagger(tasks=TASKS)),
         _specs(),
@@ -56,8 +57,8 @@ def test_killed_training_resumes_identically(tmp_path, monkeypatch):
         return SparseSharing(m, random_masks(m, TASKS, 0.6))
 
     ref = mech()
-    ref_res = train(ref, _specs(), settings, seed=5, device="cpu", ckpt_dir=tmp_path / "a")
-    real, calls = trainer_mod.evaluate, {"n": 0}
+    ref_res = train(ref, _specs(), settings, seed=5, device="cpu", directory=tmp_path / "a")
+    real, calls = trainer_mod.evaluate_task, {"n": 0}
 
     def dying(*a, **k):
         calls["n"] += 1
@@ -66,12 +67,12 @@ def test_killed_training_resumes_identically(tmp_path, monkeypatch):
         return real(*a, **k)
 
     (tmp_path / "b").mkdir()
-    monkeypatch.setattr(trainer_mod, "evaluate", dying)
+    monkeypatch.setattr(trainer_mod, "evaluate_task", dying)
     with pytest.raises(_Killed):
-        train(mech(), _specs(), settings, seed=5, device="cpu", ckpt_dir=tmp_path / "b")
-    monkeypatch.setattr(trainer_mod, "evaluate", real)
+        train(mech(), _specs(), settings, seed=5, device="cpu", directory=tmp_path / "b")
+    monkeypatch.setattr(trainer_mod, "evaluate_task", real)
     resumed = mech()
-    res = train(resumed, _specs(), settings, seed=5, device="cpu", ckpt_dir=tmp_path / "b")
+    res = train(resumed, _specs(), settings, seed=5, device="cpu", directory=tmp_path / "b")
     assert [h["loss"] for h in res.history] == [h["loss"] for h in ref_res.history]
     for (n, a), (_, b) in zip(ref.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), n

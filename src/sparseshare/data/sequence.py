@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sparseshare.data.readers import Example, conll2003_tasks
+from sparseshare.data.readers import Example
 from sparseshare.errors import DataError
 
 PAD, UNK = "<pad>", "<unk>"
@@ -149,10 +149,22 @@ class SequenceData:
 
     def __len__(self) -> int:
         """Training sentences (what proportional task sampling weighs)."""
-        return self.num_sentences("train")
+        return self.num_examples("train")
 
-    def num_sentences(self, split: str) -> int:
+    @property
+    def labels(self) -> list[str]:
+        """Tag id -> tag string (what span F1 compares)."""
+        return list(self.tag_vocab.itos)
+
+    def num_examples(self, split: str) -> int:
         return len(self.splits[split])
+
+    @staticmethod
+    def targets(batch: Batch, task: str | None = None) -> list[list[int]]:
+        """Gold tag ids of each sentence of ``batch``, unpadded."""
+        lengths = batch.mask.sum(1).tolist()
+        tags = batch.tags.cpu()
+        return [tags[i, :n].tolist() for i, n in enumerate(lengths)]
 
     def num_tokens(self, split: str) -> int:
         return sum(len(ws) for ws, _ in self.splits[split])
@@ -178,7 +190,3 @@ class SequenceData:
                 words[i, :n], tags[i, :n], mask[i, :n] = w, tg, True
                 chars[i, :n, : ch.shape[1]] = ch
             yield Batch(words, chars, mask, tags, idx)
-
-
-# the older name, kept for callers; the reader lives in readers.py with the other corpora
-conll03_tasks = conll2003_tasks

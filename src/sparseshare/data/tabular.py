@@ -56,7 +56,11 @@ class TabularData:
     """Train/dev/test splits of one feature space with one label column per task."""
 
     def __init__(
-        self, splits: Mapping[str, TabularSplit], kinds: Mapping[str, str], feature_names: Sequence[str]
+        self,
+        splits: Mapping[str, TabularSplit],
+        kinds: Mapping[str, str],
+        feature_names: Sequence[str],
+        encoder: Encoder | None = None,
     ):
         missing = [s for s in SPLITS if s not in splits]
         if missing:
@@ -64,6 +68,7 @@ class TabularData:
         self.splits = dict(splits)
         self.kinds = dict(kinds)
         self.feature_names = list(feature_names)
+        self.encoder = encoder  # how raw columns became ``x`` (saved in a run, for predict)
 
     @property
     def tasks(self) -> list[str]:
@@ -73,20 +78,21 @@ class TabularData:
     def in_dim(self) -> int:
         return len(self.feature_names)
 
-    def num_sentences(self, split: str) -> int:
-        """Number of rows (named as the trainer calls it for every kind of data)."""
+    def num_examples(self, split: str) -> int:
+        """Number of rows."""
         return len(self.splits[split])
+
+    @staticmethod
+    def targets(batch: TabularBatch, task: str) -> torch.Tensor:
+        """``task``'s labels in ``batch`` (NaN = no label)."""
+        return batch.y[task]
 
     def labels(self, split: str) -> dict[str, np.ndarray]:
         """Every task's labels on ``split`` (NaN = no label), e.g. for ``pools.correlation_matrix``."""
         return {t: v.numpy().copy() for t, v in self.splits[split].y.items()}
 
     def _x(self, part: TabularSplit) -> torch.Tensor:
-        x = torch.zeros(len(part), self.in_dim)
-        x[:, : part.num.shape[1]] = part.num
-        if part.cat.shape[1]:
-            x.scatter_(1, part.cat.long(), 1.0)
-        return x
+        return dense_features(part.num, part.cat, self.in_dim)
 
     def batches(
         self, split: str, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
@@ -106,7 +112,7 @@ class TabularData:
             for t in tasks:
                 has |= torch.isfinite(s.y[t])
             out[name] = s.take(torch.nonzero(has, as_tuple=True)[0])
-        return TabularData(out, self.kinds, self.feature_names)
+        return TabularData(out, self.kinds, self.feature_names, self.encoder)
 
     def limited(self, limits: Mapping[str, int]) -> TabularData:
         """The first ``limits[split]`` rows of each named split (small, deterministic runs)."""
@@ -114,7 +120,7 @@ class TabularData:
         for name, s in self.splits.items():
             n = limits.get(name)
             out[name] = s.take(torch.arange(min(n, len(s)))) if n is not None else s
-        return TabularData(out, self.kinds, self.feature_names)
+        return TabularData(out, self.kinds, self.feature_names, self.encoder)
 
     @classmethod
     def from_arrays(
@@ -133,7 +139,16 @@ class TabularData:
             ys = {t: torch.as_tensor(np.asarray(y[t], dtype=np.float32)) for t in kinds}
             out[s] = TabularSplit(torch.from_numpy(z), torch.zeros(len(z), 0, dtype=torch.int32), ys)
         names = list(feature_names) if feature_names else [f"x{i}" for i in range(x_train.shape[1])]
-        return cls(out, kinds, names)
+        return cls(out, kinds, names, Encoder(names, mean, std, [], []))
+
+
+def dense_features(num: torch.Tensor, cat: torch.Tensor, in_dim: int) -> torch.Tensor:
+    """``[N, in_dim]`` rows: the numerics, then a 1 in each categorical's one-hot column."""
+    x = torch.zeros(num.shape[0], in_dim)
+    x[:, : num.shape[1]] = num
+    if cat.shape[1]:
+        x.scatter_(1, cat.long(), 1.0)
+    return x
 
 
 @dataclass
@@ -232,6 +247,36 @@ class Encoder:
             vocabs.append(sorted(v for v, n in counts.items() if n >= min_count))
         return cls(list(numeric), np.array(mean), np.array(std), list(categorical), vocabs)
 
+    def to_json(self) -> dict:
+        """Everything needed to encode new rows (saved in a run directory; no training data)."""
+        return {
+            "numeric": self.numeric,
+            "mean": [float(v) for v in self.mean],
+            "std": [float(v) for v in self.std],
+            "categorical": self.categorical,
+            "vocabs": self.vocabs,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping) -> Encoder:
+        return cls(
+            list(obj["numeric"]),
+            np.asarray(obj["mean"], dtype=np.float64),
+            np.asarray(obj["std"], dtype=np.float64),
+            list(obj["categorical"]),
+            [list(v) for v in obj["vocabs"]],
+        )
+
+    def features(self, table: RawTable) -> torch.Tensor:
+        """New rows encoded as the model's input ``x`` ``[N, F]``."""
+        num, cat = self.transform(table)
+        return dense_features(torch.from_numpy(num), torch.from_numpy(cat), len(self.feature_names))
+
+    @property
+    def columns(self) -> list[str]:
+        """The raw columns a table must have to be encoded."""
+        return [*self.numeric, *self.categorical]
+
     @property
     def feature_names(self) -> list[str]:
         out = list(self.numeric)
@@ -293,7 +338,7 @@ def assemble(
         splits[split] = TabularSplit(
             torch.from_numpy(np.concatenate(nums)), torch.from_numpy(np.concatenate(cats)), y
         )
-    return TabularData(splits, kinds, encoder.feature_names)
+    return TabularData(splits, kinds, encoder.feature_names, encoder)
 
 
 def split_rows(n: int, fractions: Sequence[float], seed: int) -> list[np.ndarray]:

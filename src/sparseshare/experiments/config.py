@@ -11,26 +11,14 @@ import yaml
 from sparseshare.data.corpora import CORPUS_TASKS
 from sparseshare.data.sources import SOURCES
 from sparseshare.errors import ConfigError
+from sparseshare.experiments.datasets import DATASETS
 from sparseshare.experiments.schema import from_dict, set_key
-from sparseshare.pruning.prunable import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
+from sparseshare.experiments.systems import systems_for
+from sparseshare.training.search import SearchSettings
+from sparseshare.training.trainer import TrainSettings
 
 SEQ_TASKS = ("pos", "chunk", "ner")
-# dataset -> its task names (None: named by the config, for a user's own table)
-DATASET_TASKS: dict[str, tuple[str, ...] | None] = {
-    **CORPUS_TASKS,  # sequence corpora: conll2003, conll2000, ptb, ontonotes, columns
-    "mixed": ("pos", "chunk", "ner", "position"),  # each task from its own corpus (data.sources)
-    "census": ("income", "marital"),
-    "movielens": ("rating", "age"),
-    "student": tuple(f"{s}_G{i}" for s in ("por", "mat") for i in (1, 2, 3)),
-    "synthetic": ("t1", "t2"),
-    "table": None,
-}
-DATASETS = tuple(DATASET_TASKS)
-SEQUENCE_DATASETS = (*CORPUS_TASKS, "mixed")
 TAG_SCHEMES = ("auto", "iob1", "bio2", "iob2", "bioes")
-SEQUENCE_SYSTEMS = ("single", "single_subnet", "hard", "cross_stitch", "hierarchical", "sparse")  # Table 3
-TABULAR_SYSTEMS = ("single", "shared_bottom", "cross_stitch", "mmoe", "cgc", "ple", "pbfs", "sparse")
-SYSTEMS = tuple(dict.fromkeys(SEQUENCE_SYSTEMS + TABULAR_SYSTEMS))
 
 
 @dataclass
@@ -100,8 +88,13 @@ class DataConfig:
     ptb_split: str = "auto"  # PTB file ranges: wsj (sections 0-18/19-21/22-24), sample, auto
 
     @property
+    def kind(self) -> str:
+        """'sequence' or 'tabular' (the dataset registry says)."""
+        return DATASETS[self.dataset].kind
+
+    @property
     def sequence(self) -> bool:
-        return self.dataset in SEQUENCE_DATASETS
+        return self.kind == "sequence"
 
     def task_sources(self) -> dict[str, str]:
         """Sequence datasets: task -> the corpus it is read from."""
@@ -156,7 +149,7 @@ class DataConfig:
     def check(self, where: str) -> None:
         if self.dataset not in DATASETS:
             raise ConfigError(f"'{where}.dataset': unknown dataset '{self.dataset}'; valid: {list(DATASETS)}")
-        valid = DATASET_TASKS[self.dataset]
+        valid = DATASETS[self.dataset].tasks
         if valid is None:
             if self.table is None:
                 raise ConfigError(f"'{where}.table' is required for dataset 'table'")
@@ -204,60 +197,6 @@ class ModelConfig:
         bad = {t: v for t, v in self.hierarchy.items() if v < 1}
         if bad:
             raise ConfigError(f"'{where}.hierarchy': layers are numbered from 1, got {bad}")
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 30
-    patience: int = 5
-    batch_size: int = 10
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    lr_decay: float = 0.05
-    clip: float | None = 5.0
-    sampler: str = "proportional"
-    joint: bool = False
-    loss_weights: dict[str, float] | None = None
-    eval_batch_size: int = 100
-
-    def check(self, where: str) -> None:
-        from sparseshare.training.samplers import SAMPLERS
-
-        if self.sampler not in SAMPLERS:
-            raise ConfigError(
-                f"'{where}.sampler': unknown sampler '{self.sampler}'; valid: {sorted(SAMPLERS)}"
-            )
-        if self.optimizer not in ("sgd", "adam"):
-            raise ConfigError(
-                f"'{where}.optimizer': unknown optimizer '{self.optimizer}'; valid: ['adam', 'sgd']"
-            )
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError(f"'{where}': epochs and batch_size must be >= 1")
-
-
-@dataclass
-class SearchConfig:
-    warmup_epochs: int = 20
-    epochs_per_level: int = 3
-    patience: int = 2
-    alpha: float = 0.1
-    min_density: float = 0.1
-    strategy: str = "global"
-    include: list[str] = field(default_factory=lambda: list(DEFAULT_INCLUDE))
-    exclude: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDE))
-    force_density: dict[str, float] = field(default_factory=dict)
-
-    def check(self, where: str) -> None:
-        if not 0 < self.alpha < 1:
-            raise ConfigError(f"'{where}.alpha' must be in (0, 1), got {self.alpha}")
-        if not 0 < self.min_density <= 1:
-            raise ConfigError(f"'{where}.min_density' must be in (0, 1], got {self.min_density}")
-        if self.strategy not in ("global", "layerwise"):
-            raise ConfigError(
-                f"'{where}.strategy': unknown '{self.strategy}'; valid: ['global', 'layerwise']"
-            )
 
 
 @dataclass
@@ -326,8 +265,8 @@ class ExperimentConfig:
     systems: list[str] = field(default_factory=list)  # empty: every system for the dataset
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    search: SearchConfig = field(default_factory=SearchConfig)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
     tabular: TabularModelConfig = field(default_factory=TabularModelConfig)
     pbfs: PBFSConfig = field(default_factory=PBFSConfig)
     paper: PaperConfig = field(default_factory=PaperConfig)
@@ -335,7 +274,7 @@ class ExperimentConfig:
     sweep: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def check(self, where: str) -> None:
-        valid = SEQUENCE_SYSTEMS if self.data.sequence else TABULAR_SYSTEMS
+        valid = systems_for(self.data.kind)
         if not self.systems:
             self.systems = list(valid)
         bad = [s for s in self.systems if s not in valid]

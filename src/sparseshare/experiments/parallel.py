@@ -2,7 +2,7 @@
 
 The systems of an experiment are independent trainings on the same data, each seeded from the config,
 so they can run at the same time on different cores. The IMP search (multi-task warmup, then every
-task's levels; experiments/systems.py ``search_masks``) is a unit of its own that the systems built on
+task's levels; experiments/units.py) is a unit of its own that the systems built on
 its masks (``single_subnet``, ``sparse``) wait for. A sweep's units are those of all its points: a
 point whose search equals an earlier point's (experiments/sweep.py ``search_key``) waits for that
 search and starts from a copy of it, as in a sequential sweep.
@@ -23,55 +23,21 @@ import multiprocessing
 import os
 import signal
 import sys
-import time
-from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from sparseshare import paths
 from sparseshare.experiments.config import ExperimentConfig
-from sparseshare.experiments.schema import from_dict, to_dict
-
-SEARCH = "search"  # the IMP search, a unit before the systems that use its masks
-NEEDS_SEARCH = ("single_subnet", "sparse")
-
-
-@dataclass(eq=False)
-class Unit:
-    run: Path
-    raw: dict  # the run's config as a dict (pickled to the worker)
-    name: str  # a system, or SEARCH
-    after: Unit | None = None  # the search this unit waits for
-    prepare: Callable[[], None] | None = None  # done here, in the parent, just before it starts
+from sparseshare.experiments.run_dir import open_run
+from sparseshare.experiments.sweep import point_dir, reuse_search, search_key, sweep_points
+from sparseshare.experiments.units import SEARCH, Unit, experiment_units, run_unit
 
 
 def worker_threads(jobs: int) -> int:
     """Torch threads per worker: this process's threads (the cores, or OMP_NUM_THREADS) shared out."""
     return max(1, torch.get_num_threads() // jobs)
-
-
-def experiment_units(cfg: ExperimentConfig, run: Path, share: Unit | None = None) -> list[Unit]:
-    """The unfinished systems of ``run`` in config order, preceded by the search if one needs it.
-
-    ``share``: an earlier run's search unit with the same search; this run's search then waits for it
-    and starts from a copy of its folder (and only reads the levels back)."""
-    from sparseshare.experiments.sweep import reuse_search
-
-    raw = to_dict(cfg)
-    todo = [Unit(run, raw, s) for s in cfg.systems if not paths.system_result(run, s).exists()]
-    if not any(u.name in NEEDS_SEARCH for u in todo):
-        return todo
-    search = Unit(run, raw, SEARCH)
-    if share is not None:
-        search.after = share
-        search.prepare = lambda: reuse_search(paths.search_dir(share.run), run)
-    for u in todo:
-        if u.name in NEEDS_SEARCH:
-            u.after = search
-    return [search, *todo]
 
 
 def die_with_parent(parent: int) -> None:
@@ -83,23 +49,6 @@ def die_with_parent(parent: int) -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
     if os.getppid() != parent:  # it died before prctl took effect
         os._exit(1)
-
-
-def run_unit(raw: dict, run: str, unit: str, threads: int) -> str:
-    """Worker: rebuild the config, read the data, run one unit (writing its files), name it back."""
-    from sparseshare.experiments.runner import experiment_kind, run_system
-    from sparseshare.experiments.systems import search_masks
-
-    torch.set_num_threads(threads)
-    cfg = from_dict(ExperimentConfig, raw)
-    start = time.time()
-    ctx = experiment_kind(cfg)[1](cfg, Path(run))
-    if unit == SEARCH:
-        search_masks(ctx)
-    else:
-        run_system(ctx, unit)
-    ctx.log({"phase": "job", "unit": unit, "pid": os.getpid(), "start": start, "end": time.time()})
-    return unit
 
 
 def run_units(units: list[Unit], jobs: int) -> None:
@@ -133,6 +82,26 @@ def run_units(units: list[Unit], jobs: int) -> None:
                 done.add(unit)
 
 
-def run_parallel(cfg: ExperimentConfig, run: Path, jobs: int) -> None:
-    """Every unfinished system of the run ``run`` of ``cfg``, up to ``jobs`` at once."""
-    run_units(experiment_units(cfg, run), jobs)
+def sweep_units(cfg: ExperimentConfig, run: Path) -> list[Unit]:
+    """The units of every unfinished point, each point's run opened. A point shares the search of the
+    first point with its search key, as a sequential sweep does (experiments/sweep.py)."""
+    units, searched = [], {}  # search key -> a finished point's search folder, or a search unit
+    for p in sweep_points(cfg):
+        d, key = point_dir(run, p), search_key(p.cfg)
+        if paths.results_json(d).exists():
+            if paths.search_dir(d).exists():
+                searched.setdefault(key, paths.search_dir(d))
+            continue
+        share = searched.get(key)
+        if isinstance(share, Path):
+            reuse_search(share, d)
+            share = None
+        open_run(p.cfg, d)
+        point_units = experiment_units(p.cfg, d, share)
+        searches = [u for u in point_units if u.name == SEARCH]
+        if searches:
+            searched.setdefault(key, searches[0])
+        elif paths.search_dir(d).exists():  # its systems that needed the search are done: complete
+            searched.setdefault(key, paths.search_dir(d))
+        units += point_units
+    return units

@@ -1,60 +1,193 @@
-"""Tag a CoNLL-style (one token per line) file with a trained system of a finished run."""
+"""Use a finished run from its directory alone: predict new data, export a task's subnet.
+
+A run keeps, beside each system's best weights (``best.safetensors``), the recipe that rebuilds its
+module (``network.json``) and, for the run, ``preprocess.json`` (vocabularies or the feature encoder).
+Nothing here reads the training data or unpickles anything.
+"""
 
 from __future__ import annotations
 
+import io
+import json
 import sys
 from pathlib import Path
 
 import torch
 
 from sparseshare import paths
-from sparseshare.errors import RunError
+from sparseshare.errors import ConfigError, DataError, RunError
+from sparseshare.experiments.context import read_preprocess
+from sparseshare.export import export_subnet
+from sparseshare.sharing.registry import build_recipe
+from sparseshare.training.checkpoint import load_tensors
+
+# which system a command uses when none is named: the first of these the run finished
+PREFERENCE = ("sparse", "pbfs", "single_subnet", "hard", "shared_bottom", "single")
 
 
-def predict_file(run: Path, task: str, file: Path, output: Path | None, system: str | None = None) -> int:
-    """Append the predicted tag column to every token line of ``file``; return the sentence count."""
+def _finished_systems(run: Path) -> list[str]:
     if not paths.config(run).exists():
         raise RunError(f"{run}: not a run directory (no config.yaml)")
-    from sparseshare.data.conll import read_columns
-    from sparseshare.data.sequence import SequenceData
-    from sparseshare.experiments.config import load_config
-    from sparseshare.experiments.sequence import load_context
-    from sparseshare.masks.io import load_masks
-    from sparseshare.sharing.hard import HardSharing
-    from sparseshare.sharing.sparse import SparseSharing
-    from sparseshare.training.trainer import TaskSpec, predict
+    root = paths.system_dir(run, "x").parent
+    return sorted(p.parent.name for p in root.glob("*/result.json")) if root.is_dir() else []
 
-    cfg = load_config(paths.config(run))
-    if task not in cfg.data.tasks:
-        raise RunError(f"{run}: no task '{task}'; this run has {cfg.data.tasks}")
-    system = system or (
-        "sparse" if "sparse" in cfg.systems else "hard" if "hard" in cfg.systems else "single"
-    )
-    ckpt = paths.system_dir(run, system, task if system == "single" else None) / "best.pt"
-    if not ckpt.exists():
-        raise RunError(f"{run}: system '{system}' has no checkpoint ({ckpt})")
-    ctx = load_context(cfg, run)
-    sentences = read_columns(file)
-    spec = ctx.tasks[task]
-    data = SequenceData(
-        task,
-        {"test": [([row[0] for row in s], [spec.data.tag_vocab.itos[0]] * len(s)) for s in sentences]},
-        spec.data.word_vocab,
-        spec.data.char_vocab,
-        tag_vocab=spec.data.tag_vocab,
-        lower_words=cfg.data.lower_words,
-    )
-    model = ctx.build_model([task] if system == "single" else None)
-    mech = SparseSharing(model, load_masks(paths.masks(run))) if system == "sparse" else HardSharing(model)
-    mech.load_state_dict(torch.load(ckpt, map_location=ctx.device, weights_only=False))
-    mech.to(ctx.device)
-    tags = predict(mech, TaskSpec(task, data, spec.metric, spec.scheme), "test", 100, ctx.device)
-    lines = []
-    for sent, pred in zip(sentences, tags):
-        lines += [" ".join([*row, tag]) for row, tag in zip(sent, pred)] + [""]
-    text = "\n".join(lines) + "\n"
-    if output:
-        output.write_text(text)
+
+def pick_system(run: Path, system: str | None) -> str:
+    done = _finished_systems(run)
+    if system is not None:
+        if system not in done:
+            raise RunError(f"{run}: system '{system}' has not finished here; finished: {done or 'none'}")
+        return system
+    for s in PREFERENCE + tuple(done):
+        if s in done:
+            return s
+    raise RunError(f"{run}: no finished system yet")
+
+
+def load_system(run: Path, system: str, task: str, device="cpu") -> torch.nn.Module:
+    """The trained module ``system`` uses for ``task`` (its best-dev weights), from the run alone."""
+    for where in (task, None):  # systems with one model per task keep it in a folder per task
+        recipe_file = paths.system_recipe(run, system, where)
+        if recipe_file.exists():
+            break
     else:
-        sys.stdout.write(text)
-    return len(sentences)
+        raise RunError(f"{run}: system '{system}' has no network.json for task '{task}'")
+    recipe = json.loads(recipe_file.read_text())
+    if task not in recipe.get("tasks", [task]):
+        raise RunError(f"{run}: system '{system}' has no task '{task}'; it has {recipe['tasks']}")
+    module = build_recipe(recipe)
+    state, _ = load_tensors(recipe_file.with_name("best.safetensors"), device)
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise RunError(f"{recipe_file.parent}: the weights do not fit the network ({first})") from None
+    return module.to(device).eval()
+
+
+def _run_tasks(run: Path, preprocess: dict, tasks: list[str] | None) -> list[str]:
+    known = list(preprocess["tasks"])
+    tasks = tasks or known
+    bad = [t for t in tasks if t not in known]
+    if bad:
+        raise ConfigError(f"{run}: no task(s) {bad}; this run has {known}")
+    return tasks
+
+
+def export_run(run: Path, task: str, out: Path | None = None, system: str | None = None) -> tuple[Path, dict]:
+    """Export ``task``'s subnet of the run's ``system`` (default: sparse sharing when the run has it)."""
+    run = Path(run)
+    system = pick_system(run, system)
+    preprocess = read_preprocess(run)
+    _run_tasks(run, preprocess, [task])
+    module = load_system(run, system, task)
+    for where in (task, None):
+        recipe_file = paths.system_recipe(run, system, where)
+        if recipe_file.exists():
+            break
+    recipe = json.loads(recipe_file.read_text())
+    out = Path(out) if out else Path(f"{run.name}-{system}-{task}.safetensors")
+    meta = {"run": str(run), "system": system}
+    if system == "single_subnet":  # one model per task, the task's mask for every head: just the task
+        meta["note"] = "single task on its subnet"
+    sizes = export_subnet(module, task, out, recipe=recipe, preprocess=preprocess, meta=meta)
+    return out, sizes
+
+
+def _tag_sequences(run: Path, preprocess: dict, system: str, tasks: list[str], file: Path) -> tuple[str, int]:
+    from sparseshare.data.conll import read_columns
+    from sparseshare.data.sequence import SequenceData, Vocab
+
+    sentences = read_columns(file)
+    words, chars = Vocab(preprocess["words"]), Vocab(preprocess["chars"])
+    columns = []
+    for t in tasks:
+        tags = Vocab.tags(preprocess["tasks"][t]["tags"])
+        data = SequenceData(
+            t,
+            {"test": [([row[0] for row in s], [tags.itos[0]] * len(s)) for s in sentences]},
+            words,
+            chars,
+            tag_vocab=tags,
+            lower_words=preprocess["lower_words"],
+            max_word_len=preprocess["max_word_len"],
+        )
+        module = load_system(run, system, t)
+        out: list[list[str]] = []
+        with torch.no_grad():
+            for batch in data.batches("test", 100):
+                out += [[tags.itos[k] for k in seq] for seq in module.predict(batch, t)]
+        columns.append(out)
+    lines = []
+    for i, sent in enumerate(sentences):
+        for j, row in enumerate(sent):
+            lines.append(" ".join([*row, *(col[i][j] for col in columns)]))
+        lines.append("")
+    return "\n".join(lines) + "\n", len(sentences)
+
+
+def _predict_table(run: Path, preprocess: dict, system: str, tasks: list[str], file: Path):
+    import pyarrow as pa
+
+    from sparseshare.data.tabular import Encoder, TabularBatch
+    from sparseshare.data.tabular_readers import read_any
+
+    if preprocess.get("encoder") is None:
+        raise RunError(f"{run}: this run kept no feature encoder (an older run): it cannot predict")
+    encoder = Encoder.from_json(preprocess["encoder"])
+    table = read_any(file)
+    missing = [c for c in encoder.columns if c not in table.columns]
+    if missing:
+        raise DataError(file, None, f"missing column(s) {missing} (the model reads {encoder.columns})")
+    x = encoder.features(table)
+    preds = {}
+    for t in tasks:
+        module = load_system(run, system, t)
+        parts = []
+        with torch.no_grad():
+            for start in range(0, x.shape[0], 4096):
+                rows = x[start : start + 4096]
+                parts.append(module.predict(TabularBatch(rows, {}, torch.arange(len(rows))), t).float())
+        preds[f"pred_{t}"] = torch.cat(parts).numpy() if parts else []
+    cols = {n: (c if isinstance(c, pa.ChunkedArray) else pa.array(c)) for n, c in table.columns.items()}
+    for name, v in preds.items():
+        if name in cols:
+            raise DataError(file, None, f"the input already has a column '{name}'")
+        cols[name] = pa.array(v)
+    return pa.table(cols)
+
+
+def predict_run(
+    run: Path,
+    file: Path,
+    output: Path | None = None,
+    system: str | None = None,
+    tasks: list[str] | None = None,
+) -> str:
+    """Predict every task (or ``tasks``) of the run for ``file``: a column file (sequence runs; one
+    predicted tag column per task appended) or a CSV/Parquet table (tabular runs; one ``pred_<task>``
+    column per task). Written to ``output`` (tables: .parquet or CSV), else printed. Returns a summary."""
+    run, file = Path(run), Path(file)
+    system = pick_system(run, system)
+    preprocess = read_preprocess(run)
+    tasks = _run_tasks(run, preprocess, tasks)
+    if preprocess["kind"] == "sequence":
+        text, n = _tag_sequences(run, preprocess, system, tasks, file)
+        if output:
+            Path(output).write_text(text)
+        else:
+            sys.stdout.write(text)
+        return f"tagged {n} sentences for {', '.join(tasks)} with {system}"
+    table = _predict_table(run, preprocess, system, tasks, file)
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if output and Path(output).suffix.lower() in (".parquet", ".pq"):
+        pq.write_table(table, output)
+    elif output:
+        pacsv.write_csv(table, output)
+    else:
+        buf = io.BytesIO()
+        pacsv.write_csv(table, buf)
+        sys.stdout.write(buf.getvalue().decode())
+    return f"predicted {table.num_rows} rows for {', '.join(tasks)} with {system}"

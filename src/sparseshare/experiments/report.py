@@ -5,21 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from sparseshare import paths
+from sparseshare.experiments.systems import label
+from sparseshare.metrics import LOWER_IS_BETTER
 
-SYSTEM_LABELS = {
-    "single": "Single task",
-    "single_subnet": "Single task (subnet)",
-    "hard": "Hard sharing",
-    "cross_stitch": "Soft sharing (cross-stitch)",
-    "hierarchical": "Hierarchical sharing",
-    "sparse": "Sparse sharing",
-    "shared_bottom": "Shared-bottom",
-    "mmoe": "MMoE",
-    "cgc": "CGC",
-    "ple": "PLE",
-    "pbfs": "PBFS",
-}
-ERROR_METRICS = ("mse", "mae")
+ERROR_METRICS = LOWER_IS_BETTER
 
 
 def _fmt(metric: str, value: float | None) -> str:
@@ -39,7 +28,7 @@ def paper_table(results: dict) -> str:
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in list(systems) + [s for s in paper["values"] if s not in systems]:
         sys, ref = systems.get(name), paper["values"].get(name, {})
-        cells = [SYSTEM_LABELS.get(name, name)]
+        cells = [label(name)]
         for t in tasks:
             for m in metrics[t]:
                 ours = sys["tasks"][t]["all"]["test"].get(m) if sys else None
@@ -75,7 +64,7 @@ def primary_table(results: dict) -> str:
     head = [h for h in head if h]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, sys in systems.items():
-        cells = [SYSTEM_LABELS.get(name, name)]
+        cells = [label(name)]
         for t in tasks:
             r = sys["tasks"][t]
             m = r["metric"]
@@ -139,7 +128,7 @@ def sweep_table(results: dict) -> str:
     for pt in points:
         for name, sys in pt["systems"].items():
             ref = pt.get("paper", {}).get(name, {})
-            cells = [pt["labels"][a] for a in axes] + [SYSTEM_LABELS.get(name, name)]
+            cells = [pt["labels"][a] for a in axes] + [label(name)]
             for t, ms in metrics.items():
                 for m in ms:
                     if t not in sys["tasks"]:
@@ -186,7 +175,7 @@ def seed_table(results: dict) -> str | None:
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key, systems in groups.items():
         for name, runs in systems.items():
-            cells = [*key, SYSTEM_LABELS.get(name, name), str(len(runs))]
+            cells = [*key, label(name), str(len(runs))]
             for t, ms in metrics.items():
                 for m in ms:
                     vals = [s["tasks"][t]["all"]["test"][m] for s, _ in runs if t in s["tasks"]]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from sparseshare import paths
 from sparseshare.errors import RunError
-from sparseshare.experiments.config import ExperimentConfig
 from sparseshare.experiments.schema import to_dict
+
+if TYPE_CHECKING:
+    from sparseshare.experiments.config import ExperimentConfig
 
 
 def _config_text(cfg: ExperimentConfig) -> str:

@@ -11,11 +11,15 @@ import torch
 
 from sparseshare import paths
 from sparseshare.experiments.config import ExperimentConfig
+from sparseshare.experiments.context import load_context
+from sparseshare.experiments.parallel import run_units, sweep_units, worker_threads
 from sparseshare.experiments.report import write_report
 from sparseshare.experiments.run_dir import open_run, write_json_atomic
-from sparseshare.experiments.sequence import resolve_device
+from sparseshare.experiments.sweep import run_sweep, sweep_points
+from sparseshare.experiments.units import experiment_units, run_system
 from sparseshare.masks.io import load_masks
 from sparseshare.masks.mask import density, overlap_matrix, overlap_ratio
+from sparseshare.training.trainer import resolve_device
 
 
 def run_experiment(cfg: ExperimentConfig, out: Path, jobs: int = 1) -> dict:
@@ -29,9 +33,7 @@ def run_experiment(cfg: ExperimentConfig, out: Path, jobs: int = 1) -> dict:
     run = open_run(cfg, out)
     start = time.time()
     if jobs > 1:
-        from sparseshare.experiments.parallel import run_parallel
-
-        run_parallel(cfg, run, jobs)
+        run_units(experiment_units(cfg, run), jobs)
     ctx = None
     systems = {}
     for name in cfg.systems:
@@ -39,7 +41,7 @@ def run_experiment(cfg: ExperimentConfig, out: Path, jobs: int = 1) -> dict:
         if done.exists():
             systems[name] = json.loads(done.read_text())
             continue
-        ctx = ctx or experiment_kind(cfg)[1](cfg, run)
+        ctx = ctx or load_context(cfg, run)
         systems[name] = run_system(ctx, name)
     results = {"experiment": cfg.name, "systems": systems}
     if cfg.paper.values or cfg.paper.metrics:
@@ -58,28 +60,7 @@ def run_experiment(cfg: ExperimentConfig, out: Path, jobs: int = 1) -> dict:
     return results
 
 
-def experiment_kind(cfg: ExperimentConfig):
-    """(system name -> runner, context loader) for the config's kind of data: sequence or tabular."""
-    if cfg.data.sequence:
-        from sparseshare.experiments.sequence import SYSTEM_RUNNERS, load_context
-    else:
-        from sparseshare.experiments.tabular import SYSTEM_RUNNERS
-        from sparseshare.experiments.tabular import load_tabular_context as load_context
-    return SYSTEM_RUNNERS, load_context
-
-
-def run_system(ctx, name: str) -> dict:
-    """Train and evaluate one system; its result file marks it finished."""
-    t0 = time.time()
-    res = experiment_kind(ctx.cfg)[0][name](ctx)
-    res["seconds"] = round(time.time() - t0, 1)
-    write_json_atomic(res, paths.system_result(ctx.run, name))
-    return res
-
-
 def _meta(cfg: ExperimentConfig, device: str, start: float, jobs: int = 1) -> dict:
-    from sparseshare.experiments.parallel import worker_threads
-
     threads = torch.get_num_threads() if jobs == 1 else worker_threads(jobs)
     return {
         "seed": cfg.seed,
@@ -92,15 +73,10 @@ def _meta(cfg: ExperimentConfig, device: str, start: float, jobs: int = 1) -> di
 
 def _run_sweep(cfg: ExperimentConfig, out: Path, jobs: int) -> dict:
     """A grid of runs (experiments/sweep.py); the points are validated before anything runs."""
-    from sparseshare.experiments.sweep import run_sweep, sweep_points
-
     sweep_points(cfg)
     run = open_run(cfg, out)
     start = time.time()
     if jobs > 1:  # every point's units at once; the points then only assemble their results
-        from sparseshare.experiments.parallel import run_units
-        from sparseshare.experiments.sweep import sweep_units
-
         run_units(sweep_units(cfg, run), jobs)
     results = {"experiment": cfg.name, "sweep": run_sweep(cfg, run, lambda c, d: run_experiment(c, d, jobs))}
     if cfg.paper.source or cfg.paper.metrics:

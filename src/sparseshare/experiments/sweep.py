@@ -130,34 +130,6 @@ def reuse_search(src: Path, point: Path) -> None:
     MetricsLog(point)({"phase": "search_reused", "from": str(src)})
 
 
-def sweep_units(cfg: ExperimentConfig, run: Path) -> list:
-    """The units of every unfinished point, for ``run --jobs`` (experiments/parallel.py); each point's
-    run is opened. A point shares the search of the first point with its search key, as run_sweep."""
-    from sparseshare.experiments.parallel import SEARCH, experiment_units
-    from sparseshare.experiments.run_dir import open_run
-
-    units, searched = [], {}  # search key -> a finished point's search folder, or a search unit
-    for p in sweep_points(cfg):
-        d, key = point_dir(run, p), search_key(p.cfg)
-        if paths.results_json(d).exists():
-            if paths.search_dir(d).exists():
-                searched.setdefault(key, paths.search_dir(d))
-            continue
-        share = searched.get(key)
-        if isinstance(share, Path):
-            reuse_search(share, d)
-            share = None
-        open_run(p.cfg, d)
-        point_units = experiment_units(p.cfg, d, share)
-        searches = [u for u in point_units if u.name == SEARCH]
-        if searches:
-            searched.setdefault(key, searches[0])
-        elif paths.search_dir(d).exists():  # its systems that needed the search are done: complete
-            searched.setdefault(key, paths.search_dir(d))
-        units += point_units
-    return units
-
-
 def run_sweep(cfg: ExperimentConfig, run: Path, run_one) -> dict:
     """Run every point (``run_one(sub_cfg, dir)``) and collect a compact summary of each."""
     summary = []

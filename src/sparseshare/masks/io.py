@@ -19,6 +19,17 @@ from sparseshare.masks.mask import TaskMasks
 _SEP = "/"
 
 
+def pack_bits(mask: torch.Tensor) -> np.ndarray:
+    """A bool tensor as ``np.packbits`` of its flattened entries (1 bit each)."""
+    return np.packbits(mask.detach().cpu().numpy().astype(bool).ravel())
+
+
+def unpack_bits(bits: np.ndarray, shape) -> torch.Tensor:
+    """The bool tensor of ``shape`` that :func:`pack_bits` packed."""
+    n = int(np.prod(shape)) if len(shape) else 1
+    return torch.from_numpy(np.unpackbits(np.asarray(bits, dtype=np.uint8))[:n].astype(bool).reshape(shape))
+
+
 def save_masks(task_masks: TaskMasks, path: str | Path) -> None:
     """Write ``task -> name -> bool tensor`` bit-packed to ``path`` (atomically)."""
     path = Path(path)
@@ -31,7 +42,7 @@ def save_masks(task_masks: TaskMasks, path: str | Path) -> None:
         order[task] = list(mask)
         for name, m in mask.items():
             key = f"{task}{_SEP}{name}"
-            arrays[key] = np.packbits(m.detach().cpu().numpy().astype(bool).ravel())
+            arrays[key] = pack_bits(m)
             shapes[key] = list(m.shape)
     tmp = path.with_suffix(path.suffix + ".tmp")
     save_file(arrays, str(tmp), metadata={"shapes": json.dumps(shapes), "order": json.dumps(order)})
@@ -51,8 +62,5 @@ def load_masks(path: str | Path) -> TaskMasks:
         out[task] = {}
         for name in names:
             key = f"{task}{_SEP}{name}"
-            shape = shapes[key]
-            n = int(np.prod(shape)) if shape else 1
-            bits = np.unpackbits(arrays[key])[:n].astype(bool)
-            out[task][name] = torch.from_numpy(bits.reshape(shape))
+            out[task][name] = unpack_bits(arrays[key], shapes[key])
     return out

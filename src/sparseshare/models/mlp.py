@@ -85,21 +85,29 @@ class Tower(nn.Module):
         return self.out(self.mlp(h)).squeeze(-1)
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """BCE-with-logits (binary) or MSE (regression), averaged over the rows that have a label.
-
-        Without a host sync: unlabelled rows are zero-weighted; a batch with no label gives 0.
-        """
-        valid = torch.isfinite(y)
-        y = torch.where(valid, y, 0.0).to(out.dtype)
-        if self.kind == "binary":
-            per_row = F.binary_cross_entropy_with_logits(out, y, reduction="none")
-        else:
-            per_row = (out - y) ** 2
-        return (per_row * valid).sum() / valid.sum().clamp(min=1)
+        return kind_loss(self.kind, out, y)
 
     def predict(self, out: torch.Tensor) -> torch.Tensor:
-        """Probabilities (binary) or values (regression)."""
-        return torch.sigmoid(out) if self.kind == "binary" else out
+        return kind_predict(self.kind, out)
+
+
+def kind_loss(kind: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """BCE-with-logits (binary) or MSE (regression), averaged over the rows that have a label.
+
+    Without a host sync: unlabelled rows (NaN) are zero-weighted; a batch with no label gives 0.
+    """
+    valid = torch.isfinite(y)
+    y = torch.where(valid, y, 0.0).to(out.dtype)
+    if kind == "binary":
+        per_row = F.binary_cross_entropy_with_logits(out, y, reduction="none")
+    else:
+        per_row = (out - y) ** 2
+    return (per_row * valid).sum() / valid.sum().clamp(min=1)
+
+
+def kind_predict(kind: str, out: torch.Tensor) -> torch.Tensor:
+    """Probabilities (binary) or values (regression)."""
+    return torch.sigmoid(out) if kind == "binary" else out
 
 
 class Gate(nn.Module):
@@ -135,10 +143,10 @@ def towers(
 
 
 def weighted_loss(
-    tower_set: Mapping[str, Tower], outputs: Mapping[str, torch.Tensor], y, weights: Mapping[str, float]
+    kinds: Mapping[str, str], outputs: Mapping[str, torch.Tensor], y, weights: Mapping[str, float]
 ) -> torch.Tensor:
     """PBFS Eq. 10: Σ_m w_m L_m over the tasks in ``weights``."""
-    terms = [float(w) * tower_set[t].loss(outputs[t], y[t]) for t, w in weights.items()]
+    terms = [float(w) * kind_loss(kinds[t], outputs[t], y[t]) for t, w in weights.items()]
     if not terms:
         raise ValueError("joint_loss needs at least one task weight")
     return torch.stack(terms).sum()
@@ -163,20 +171,24 @@ class TaskTowers:
 
     def task_loss(self, out: torch.Tensor, batch, task: str) -> torch.Tensor:
         """Loss of ``task`` from an output computed elsewhere (e.g. under a sparse-sharing mask)."""
-        return self.towers[task].loss(out, batch.y[task])
+        return kind_loss(self.kinds[task], out, batch.y[task])
 
-    def task_predict(self, out: torch.Tensor, task: str) -> torch.Tensor:
-        return self.towers[task].predict(out)
+    def task_predict(self, out: torch.Tensor, batch, task: str) -> torch.Tensor:
+        return kind_predict(self.kinds[task], out)
 
     def joint_loss(self, batch, weights: Mapping[str, float]) -> torch.Tensor:
         """PBFS Eq. 10, Σ w_t L_t, with what the tasks share computed once."""
-        return weighted_loss(self.towers, self.forward_all(batch, list(weights)), batch.y, weights)
+        return weighted_loss(self.kinds, self.forward_all(batch, list(weights)), batch.y, weights)
 
     def predict(self, batch, task: str) -> torch.Tensor:
-        return self.task_predict(self(batch, task), task)
+        return self.task_predict(self(batch, task), batch, task)
 
     def step(self, optimizer: torch.optim.Optimizer, task: str | None = None) -> None:
         optimizer.step()
+
+    def _names(self, *prefixes: str) -> list[str]:
+        """Parameter names starting with any of ``prefixes`` (each ending in '.')."""
+        return [n for n, _ in self.named_parameters() if n.startswith(prefixes)]
 
 
 class PBFSNet(nn.Module):
@@ -184,6 +196,10 @@ class PBFSNet(nn.Module):
 
     Task m's gate mixes its specific experts O_m and the shared experts P_s of every pool s in U_m
     (pools from Algorithm 1); its tower gives Y_m = t_m(G_m). Default: one pool of all tasks.
+    Experts are MLPs of ``expert_hidden`` units, or your own: ``make_expert()`` builds one (a module
+    ``x [B, in_dim] -> [B, expert_dim]``; ``expert_dim`` defaults to its ``out_dim``); towers are MLPs of
+    ``tower`` units, or ``make_tower(task, expert_dim)`` (a module ``[B, expert_dim] -> [B]``: a logit for
+    binary tasks, a value for regression). Gates read the batch's ``x``.
     """
 
     def __init__(
@@ -197,6 +213,10 @@ class PBFSNet(nn.Module):
         tower: Sequence[int] = (8,),
         dropout: float = 0.0,
         activation: str | Callable[[], nn.Module] = "relu",
+        *,
+        make_expert: Callable[[], nn.Module] | None = None,
+        expert_dim: int | None = None,
+        make_tower: Callable[[str, int], nn.Module] | None = None,
     ):
         super().__init__()
         self._tasks = check_tasks(kinds)
@@ -206,19 +226,33 @@ class PBFSNet(nn.Module):
             if not p or any(t not in self.kinds for t in p):
                 raise ValueError(f"pool {p} names unknown tasks; tasks are {self._tasks}")
         self.memberships = {t: [s for s, p in enumerate(self.pools) if t in p] for t in self._tasks}
-        if not expert_hidden:
-            raise ValueError("experts need at least one layer")
+        if make_expert is None:
+            if not expert_hidden:
+                raise ValueError("experts need at least one layer")
+
+            def make_expert() -> nn.Module:
+                return MLP(in_dim, expert_hidden, dropout, activation)
+
+            expert_dim = expert_hidden[-1]
 
         def experts(n: int) -> nn.ModuleList:
-            return nn.ModuleList(MLP(in_dim, expert_hidden, dropout, activation) for _ in range(n))
+            return nn.ModuleList(make_expert() for _ in range(n))
 
         self.specific = nn.ModuleDict({t: experts(num_specific) for t in self._tasks})
         self.shared = nn.ModuleList(experts(num_shared) for _ in self.pools)
+        if expert_dim is None:
+            first = next(iter(self.shared[0]), None) or next(iter(self.specific[self._tasks[0]]), None)
+            expert_dim = getattr(first, "out_dim", None)
+            if expert_dim is None:
+                raise ValueError("give expert_dim: your experts have no 'out_dim' attribute")
         n_experts = {t: num_specific + num_shared * len(self.memberships[t]) for t in self._tasks}
         if min(n_experts.values()) < 1:
             raise ValueError(f"every task needs at least one expert; got {n_experts}")
         self.gates = nn.ModuleDict({t: Gate(in_dim, n) for t, n in n_experts.items()})
-        self.towers = towers(expert_hidden[-1], kinds, tower, dropout, activation)
+        if make_tower is None:
+            self.towers = towers(expert_dim, kinds, tower, dropout, activation)
+        else:
+            self.towers = nn.ModuleDict({t: make_tower(t, expert_dim) for t in self._tasks})
 
     @property
     def tasks(self) -> list[str]:
@@ -228,11 +262,24 @@ class PBFSNet(nn.Module):
         x = batch.x
         outs = [e(x) for e in self.specific[task]]  # O_m, Eq. 7
         outs += [e(x) for s in self.memberships[task] for e in self.shared[s]]  # P_s, s in U_m
-        return self.towers[task](self.gates[task](x, outs))  # Eq. 8-9
+        return self.towers[task](self.gates[task](x, outs)).reshape(x.shape[0])  # Eq. 8-9
 
-    def shared_weight_names(self, task: str, pool: int | None = None) -> list[str]:
-        """Weight matrices of the shared experts of the task's pools (or of one of them)."""
-        pools = self.memberships[task] if pool is None else [pool]
+    def task_loss(self, out: torch.Tensor, batch, task: str) -> torch.Tensor:
+        return kind_loss(self.kinds[task], out, batch.y[task])
+
+    def task_predict(self, out: torch.Tensor, batch, task: str) -> torch.Tensor:
+        return kind_predict(self.kinds[task], out)
+
+    def task_parameter_names(self, task: str) -> list[str]:
+        """Task m's specific experts, the shared experts of its pools, its gate and its tower."""
+        pools = tuple(f"shared.{s}." for s in self.memberships[task])
+        mine = (f"specific.{task}.", *pools, f"gates.{task}.", f"towers.{task}.")
+        return [n for n, _ in self.named_parameters() if n.startswith(mine)]
+
+    def shared_weight_names(self, task: str | None = None, pool: int | None = None) -> list[str]:
+        """Weight matrices of the shared experts of the task's pools (of one pool; of all with no task)."""
+        pools = range(len(self.pools)) if task is None else self.memberships[task]
+        pools = pools if pool is None else [pool]
         return [
             f"shared.{s}.{n}" for s in pools for n, p in self.shared[s].named_parameters() if p.dim() >= 2
         ]

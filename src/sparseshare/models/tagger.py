@@ -149,14 +149,19 @@ class TagHeads:
         """Loss of ``task`` given an output ``out`` (mechanisms compute ``out`` their own way)."""
         return self.heads[task].loss(out, batch.tags, batch.mask)
 
-    def decode(self, batch, task: str) -> list[list[int]]:
-        return self.task_decode(self(batch, task), batch, task)
+    def predict(self, batch, task: str) -> list[list[int]]:
+        """Tag ids per sentence, unpadded."""
+        return self.task_predict(self(batch, task), batch, task)
 
-    def task_decode(self, out: torch.Tensor, batch, task: str) -> list[list[int]]:
+    def task_predict(self, out: torch.Tensor, batch, task: str) -> list[list[int]]:
         return self.heads[task].decode(out, batch.mask)
 
     def step(self, optimizer: torch.optim.Optimizer, task: str | None = None) -> None:
         optimizer.step()
+
+    def task_parameter_names(self, task: str) -> list[str]:
+        """The whole encoder and the task's own decoder (a subclass narrows the encoder part)."""
+        return [n for n, _ in self.named_parameters() if n.startswith(("encoder.", f"heads.{task}."))]
 
 
 class MultiTaskTagger(TagHeads, nn.Module):
@@ -170,9 +175,6 @@ class MultiTaskTagger(TagHeads, nn.Module):
     def forward(self, batch, task: str) -> torch.Tensor:
         h = self.encoder(batch.words, batch.chars, batch.mask)
         return self.heads[task](h)
-
-    def shared_parameter_names(self) -> list[str]:
-        return [f"encoder.{n}" for n, _ in self.encoder.named_parameters()]
 
 
 def build_tagger(

@@ -73,9 +73,9 @@ class CrossStitch(TaskTowers, nn.Module):
         h = self.column_outputs(batch.x)
         return {t: self.towers[t](h[self._tasks.index(t)]) for t in (tasks or self._tasks)}
 
-    def shared_parameter_names(self) -> list[str]:
-        """The cross-stitch units: the only parameters every task's columns meet in."""
-        return [f"stitch.{i}" for i in range(len(self.stitch))]
+    def task_parameter_names(self, task: str) -> list[str]:
+        """Every column and unit (each task's loss reaches them all through the units) and its tower."""
+        return self._names("columns.", "stitch.", f"towers.{task}.")
 
 
 def cross_stitch(

@@ -90,7 +90,3 @@ class CrossStitchSharing(TagHeads, nn.Module):
     def forward(self, batch, task: str) -> torch.Tensor:
         h = self.encoder(batch.words, batch.chars, batch.mask)
         return self.heads[task](h[self._index[task]])
-
-    def shared_parameter_names(self) -> list[str]:
-        """What every task's column meets in: the input layer and the cross-stitch units."""
-        return [f"encoder.{n}" for n, _ in self.encoder.named_parameters() if not n.startswith("columns.")]

@@ -1,12 +1,30 @@
 """Hard sharing (Caruana 1997; Collobert and Weston 2008): one encoder for all tasks, a head per task.
 
-Also used for single-task models (a model with one head). Eq. 1 of the sparse-sharing paper.
+Also used for single-task models (a model with one head). Eq. 1 of the sparse-sharing paper. It wraps
+any object fitting :class:`~sparseshare.contracts.MultiTaskModel`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import nn
+
+from sparseshare.contracts import check_model, is_mechanism
+
+
+def task_predict(model: nn.Module, out, batch, task: str):
+    """The model's ``task_predict(out, batch, task)`` when it has one, else the output itself."""
+    own = getattr(model, "task_predict", None)
+    return own(out, batch, task) if callable(own) else out
+
+
+def task_parameter_names(model: nn.Module, task: str, prefix: str = "") -> list[str]:
+    """The model's ``task_parameter_names(task)`` when it has one, else every parameter's name."""
+    own = getattr(model, "task_parameter_names", None)
+    names = own(task) if callable(own) else [n for n, _ in model.named_parameters()]
+    return [f"{prefix}{n}" for n in names]
 
 
 class HardSharing(nn.Module):
@@ -14,28 +32,45 @@ class HardSharing(nn.Module):
 
     def __init__(self, model: nn.Module):
         super().__init__()
+        check_model(model)
         self.model = model
 
     @property
     def tasks(self) -> list[str]:
-        return self.model.tasks
+        return list(self.model.tasks)
 
-    def forward(self, batch, task: str) -> torch.Tensor:
+    def forward(self, batch, task: str):
         return self.model(batch, task)
 
     def loss(self, batch, task: str) -> torch.Tensor:
         return self.model.task_loss(self(batch, task), batch, task)
 
-    def decode(self, batch, task: str) -> list[list[int]]:
-        """Tag ids per sentence (sequence-labelling models)."""
-        return self.model.task_decode(self(batch, task), batch, task)
+    def predict(self, batch, task: str):
+        return task_predict(self.model, self(batch, task), batch, task)
 
-    def predict(self, batch, task: str) -> torch.Tensor:
-        """Probabilities or values per row (tabular models)."""
-        return self.model.task_predict(self(batch, task), task)
+    def joint_loss(self, batch, weights: Mapping[str, float]) -> torch.Tensor:
+        own = getattr(self.model, "joint_loss", None)
+        if callable(own):
+            return own(batch, weights)
+        return torch.stack([float(w) * self.loss(batch, t) for t, w in weights.items()]).sum()
 
-    def step(self, optimizer: torch.optim.Optimizer, task: str) -> None:
+    def step(self, optimizer: torch.optim.Optimizer, task: str | None = None) -> None:
         optimizer.step()
 
-    def shared_parameter_names(self) -> list[str]:
-        return [f"model.{n}" for n in self.model.shared_parameter_names()]
+    def task_parameter_names(self, task: str) -> list[str]:
+        return task_parameter_names(self.model, task, "model.")
+
+
+def as_mechanism(obj) -> nn.Module:
+    """``obj`` if it is a mechanism (loss, predict, step per task), else ``HardSharing(obj)`` (which
+    checks that ``obj`` fits the model contract and names what it lacks)."""
+    return obj if is_mechanism(obj) else HardSharing(obj)
+
+
+def shared_parameter_names(mechanism) -> list[str]:
+    """Parameters that the losses of two or more tasks reach: what the tasks share."""
+    seen: dict[str, int] = {}
+    for t in mechanism.tasks:
+        for n in mechanism.task_parameter_names(t):
+            seen[n] = seen.get(n, 0) + 1
+    return [n for n, _ in mechanism.named_parameters() if seen.get(n, 0) >= 2]

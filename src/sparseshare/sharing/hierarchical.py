@@ -84,13 +84,13 @@ class HierarchicalSharing(TagHeads, nn.Module):
         h = self.encoder(batch.words, batch.chars, batch.mask, depth=self.levels[task])
         return self.heads[task](h)
 
-    def shared_parameter_names(self) -> list[str]:
-        """Encoder parameters that two or more tasks train: the input layer and the layers below them."""
-        if len(self.levels) < 2:
-            return []
-        second = sorted(self.levels.values())[-2]  # layers 1..second are read by >= 2 tasks
+    def task_parameter_names(self, task: str) -> list[str]:
+        """The input layer, BiLSTM layers 1..levels[task] and the task's decoder."""
+        depth = self.levels[task]
         return [
-            f"encoder.{n}"
-            for n, _ in self.encoder.named_parameters()
-            if not n.startswith("layers.") or int(n.split(".")[1]) < second
+            n
+            for n, _ in self.named_parameters()
+            if n.startswith(f"heads.{task}.")
+            or (n.startswith("encoder.") and not n.startswith("encoder.layers."))
+            or (n.startswith("encoder.layers.") and int(n.split(".")[2]) < depth)
         ]

@@ -45,8 +45,8 @@ class MMoE(TaskTowers, nn.Module):
         outs = [e(x) for e in self.experts]
         return {t: self.towers[t](self.gates[t](x, outs)) for t in (tasks or self._tasks)}
 
-    def shared_parameter_names(self) -> list[str]:
-        return [f"experts.{n}" for n, _ in self.experts.named_parameters()]
+    def task_parameter_names(self, task: str) -> list[str]:
+        return self._names("experts.", f"gates.{task}.", f"towers.{task}.")
 
 
 def mmoe(

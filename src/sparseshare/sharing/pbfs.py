@@ -2,10 +2,11 @@
 
 Task m gates (Eq. 2-3, 8) over its specific experts and the shared experts of its pools U_m (Algorithm 1,
 ``pools.py``); its tower gives Y_m (Eq. 9). Task m sees the shared experts' weight matrices as M_m ⊙ θ_s
-(Eq. 6), applied as in :mod:`sparseshare.sharing.sparse`: ``functional_call`` substitutes M_t ⊙ θ (zero
-gradient outside M_t) and ``step`` restores weights and optimizer state outside the stepped subnet. In
-the joint loss (Eq. 10) each task uses its own view, so a shared weight learns only from the tasks
-keeping it; ``step(opt, None)`` protects what no task keeps. Masks are buffers (saved in ``state_dict``).
+(Eq. 6): :class:`PBFS` *is* :class:`~sparseshare.sharing.sparse.SparseSharing` over the expert network
+(the one place masks meet weights): ``functional_call`` substitutes M_t ⊙ θ (zero gradient outside M_t)
+and ``step`` restores weights and optimizer state outside the stepped subnet. In the joint loss (Eq. 10)
+each task uses its own view, so a shared weight learns only from the tasks keeping it; ``step(opt, None)``
+protects what no task keeps. Masks are buffers (saved in ``state_dict``).
 Sparsity = fraction pruned, density = fraction kept.
 """
 
@@ -14,14 +15,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
-from torch import nn
-from torch.func import functional_call
 
 from sparseshare.masks.mask import Mask, density, validate_mask
-from sparseshare.models.mlp import PBFSNet, weighted_loss
+from sparseshare.models.mlp import PBFSNet
 from sparseshare.pruning.magnitude import prune_global, prune_layerwise
 from sparseshare.pruning.schedules import polynomial_sparsity
-from sparseshare.sharing.masking import MaskedStep
+from sparseshare.sharing.sparse import SparseSharing
 
 
 def prune_to_sparsity(
@@ -50,93 +49,61 @@ def prune_to_sparsity(
     raise ValueError(f"unknown pruning strategy '{strategy}'; valid: ['global', 'layerwise']")
 
 
-class PBFS(nn.Module):
-    """PBFS as a sharing mechanism: task t computes with M_t ⊙ θ on its pools' shared experts."""
+class PBFS(SparseSharing):
+    """PBFS as a sharing mechanism: task t computes with M_t ⊙ θ on its pools' shared experts.
+
+    Sparse sharing over the expert network: every task's mask covers every shared expert weight matrix,
+    all-False outside the task's pools (it never runs those experts), so the one masked forward and step
+    of :class:`SparseSharing` serve both methods. ``mask(task)`` and ``sparsity(task)`` cover the task's
+    own pools only.
+    """
 
     def __init__(self, net: PBFSNet, masks: Mapping[str, Mapping[str, torch.Tensor]] | None = None):
-        super().__init__()
-        self.net = net
-        self._params = dict(net.named_parameters())
-        self._keys: dict[str, dict[str, str]] = {}  # task -> parameter name -> buffer name
-        for ti, task in enumerate(net.tasks):
-            names = net.shared_weight_names(task)
-            given = validate_mask((masks or {}).get(task, {}), self._params)
-            extra = sorted(set(given) - set(names))
+        params = dict(net.named_parameters())
+        every = net.shared_weight_names()
+        full: dict[str, Mask] = {}
+        for task in net.tasks:
+            own = net.shared_weight_names(task)
+            given = validate_mask((masks or {}).get(task, {}), params)
+            extra = sorted(set(given) - set(own))
             if extra:
                 raise KeyError(f"mask of task '{task}' names parameters outside its pools: {extra}")
-            self._keys[task] = {}
-            for i, n in enumerate(names):
-                m = given.get(n, torch.ones_like(self._params[n], dtype=torch.bool))
-                key = f"mask_{ti}_{i}"
-                self.register_buffer(key, m.clone().to(self._params[n].device))
-                self._keys[task][n] = key
-        self._step = MaskedStep()
+            full[task] = {
+                n: given.get(n, torch.ones_like(params[n], dtype=torch.bool))
+                if n in own
+                else torch.zeros_like(params[n], dtype=torch.bool)
+                for n in every
+            }
+        super().__init__(net, full)
 
     @property
-    def tasks(self) -> list[str]:
-        return self.net.tasks
+    def net(self) -> PBFSNet:
+        return self.model
 
     @property
     def kinds(self) -> dict[str, str]:
-        return self.net.kinds
+        return self.model.kinds
 
     def mask(self, task: str, pool: int | None = None) -> Mask:
-        """Task's current mask (live tensors; copy before keeping), optionally one pool's part."""
-        names = self.net.shared_weight_names(task, pool)
-        return {n: getattr(self, self._keys[task][n]) for n in names}
+        """Task's current mask over its own pools (or one pool): live tensors, copy before keeping."""
+        full = super().mask(task)
+        return {n: full[n] for n in self.model.shared_weight_names(task, pool)}
 
     def set_mask(self, task: str, mask: Mapping[str, torch.Tensor]) -> None:
         """Replace (part of) the task's mask in place."""
-        mask = validate_mask(mask, self._params)
-        for n, m in mask.items():
-            if n not in self._keys[task]:
+        own = set(self.model.shared_weight_names(task))
+        for n in mask:
+            if n not in own:
                 raise KeyError(f"'{n}' is not a shared weight of task '{task}'")
-            getattr(self, self._keys[task][n]).copy_(m)
+        super().set_mask(task, mask)
 
     def sparsity(self, task: str, pool: int | None = None) -> float:
         """Fraction of the task's shared-expert weights pruned (PBFS's 'sparsity')."""
         return 1.0 - density(self.mask(task, pool))
 
-    def forward(self, batch, task: str) -> torch.Tensor:
-        masked = {n: self._params[n] * m for n, m in self.mask(task).items()}
-        return functional_call(self.net, masked, (batch, task), strict=False)
-
     def forward_all(self, batch, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """Each task through its own masked view (masks differ, so the shared experts run per task)."""
         return {t: self(batch, t) for t in (tasks or self.tasks)}
-
-    def loss(self, batch, task: str) -> torch.Tensor:
-        return self.net.towers[task].loss(self(batch, task), batch.y[task])
-
-    def joint_loss(self, batch, weights: Mapping[str, float]) -> torch.Tensor:
-        """Eq. 10: Σ_m w_m L_m(θ_m, θ^s_m), each task on its own subnet."""
-        return weighted_loss(self.net.towers, self.forward_all(batch, list(weights)), batch.y, weights)
-
-    def predict(self, batch, task: str) -> torch.Tensor:
-        return self.net.towers[task].predict(self(batch, task))
-
-    def shared_parameter_names(self) -> list[str]:
-        return [f"net.shared.{n}" for n, _ in self.net.shared.named_parameters()]
-
-    def _step_mask(self, task: str | None) -> Mask:
-        if task is not None:
-            return self.mask(task)
-        union: Mask = {}
-        for t in self.tasks:
-            for n, m in self.mask(t).items():
-                union[n] = union[n] | m if n in union else m
-        return union
-
-    @torch.no_grad()
-    def step(self, optimizer: torch.optim.Optimizer, task: str | None = None) -> None:
-        """Optimizer step that leaves weights and optimizer state outside M_t (or ∪_t M_t) untouched."""
-        self._step(optimizer, self._params, self._step_mask(task))
-
-    def _apply(self, fn, recurse=True):  # .to() may replace parameter tensors: re-read them
-        out = super()._apply(fn, recurse)
-        self._params = dict(self.net.named_parameters())
-        self._step.reset()
-        return out
 
 
 def pbfs(

@@ -99,14 +99,23 @@ class PLE(TaskTowers, nn.Module):
             inputs, shared_in = level(inputs, shared_in, tasks)
         return {t: self.towers[t](inputs[t]) for t in tasks}
 
-    def shared_parameter_names(self) -> list[str]:
-        """Shared experts and shared gates of every level."""
-        out = []
-        for j, level in enumerate(self.levels):
-            out += [f"levels.{j}.shared.{n}" for n, _ in level.shared.named_parameters()]
-            if level.shared_gate is not None:
-                out += [f"levels.{j}.shared_gate.{n}" for n, _ in level.shared_gate.named_parameters()]
-        return out
+    def task_parameter_names(self, task: str) -> list[str]:
+        """What task k's output depends on. Last level L: k's experts and gate, the shared experts. An inner
+        level j: the shared experts and gate, k's gate (it feeds k's experts above), and every task's
+        experts (the shared gate reads them); every task's gate too when level j+1 is inner (its shared
+        gate reads every task's experts, which read those gates)."""
+        last = len(self.levels) - 1
+        prefixes = [f"towers.{task}."]
+        for j in range(len(self.levels)):
+            lv = f"levels.{j}."
+            prefixes += [lv + "shared.", f"{lv}gates.{task}."]
+            if j == last:
+                prefixes.append(f"{lv}specific.{task}.")
+            else:
+                prefixes += [lv + "shared_gate.", lv + "specific."]
+                if j + 1 < last:
+                    prefixes.append(lv + "gates.")
+        return self._names(*prefixes)
 
 
 def cgc(

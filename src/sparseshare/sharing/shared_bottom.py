@@ -37,8 +37,8 @@ class SharedBottom(TaskTowers, nn.Module):
         h = self.bottom(batch.x)
         return {t: self.towers[t](h) for t in (tasks or self._tasks)}
 
-    def shared_parameter_names(self) -> list[str]:
-        return [f"bottom.{n}" for n, _ in self.bottom.named_parameters()]
+    def task_parameter_names(self, task: str) -> list[str]:
+        return self._names("bottom.", f"towers.{task}.")
 
 
 def shared_bottom(

@@ -1,44 +1,73 @@
 """Mask search: Iterative Magnitude Pruning with multi-task warmup (sparse-sharing paper, Algorithm 1).
 
-Warmup ("Multi-Task Warmup"): train the dense network on all tasks for w epochs; its weights θ^(w)
-are the rewind point. Per task, level z: load θ^(w), train k epochs under M_t^z (early stopping on
-dev within the level), record the dev score, prune alpha of the remaining prunable weights of the
-best-dev weights (Algorithm 1, step 5), rewind, repeat until the density is <= S (step 6).
+Per task, level z: load the rewind point θ^(w) (the multi-task warmup's weights), train under M_t^z
+(early stopping on dev within the level), record the dev score, prune alpha of the remaining prunable
+weights of the level's best-dev weights (Algorithm 1, step 5), repeat until the density is <= S (step 6).
 
-``search_task`` is a function of (warmup weights, task data, settings) -> levels, so searches can be
-farmed out per task. It is restartable: level z writes M^(z+1) first and then appends its record to
-``<task>.jsonl`` atomically; a killed search re-runs only the unfinished level, with the same seed,
-and so ends with masks identical to an uninterrupted search.
+``search_task`` is a function of (model, rewind state, task, settings) -> every level's mask and dev
+score, kept in memory. Given a ``directory`` it is restartable: level z writes M^(z+1) first and then
+appends its record to ``<task>.jsonl`` atomically; a killed search re-runs only the unfinished level,
+with the same seed, and so ends with masks identical to an uninterrupted search.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
-from collections.abc import Callable
+import logging
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
+from sparseshare.data.task import Task
+from sparseshare.errors import ConfigError
 from sparseshare.masks.io import load_masks, save_masks
 from sparseshare.masks.mask import Mask, density
-from sparseshare.pruning.magnitude import prune
+from sparseshare.pruning.magnitude import STRATEGIES, prune
+from sparseshare.pruning.prunable import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 from sparseshare.pruning.schedules import imp_densities
 from sparseshare.sharing.sparse import SparseSharing
-from sparseshare.training.trainer import TaskSpec, TrainSettings, train
+from sparseshare.training.trainer import TrainSettings, train
+
+logger = logging.getLogger("sparseshare")
 
 
 @dataclass
 class SearchSettings:
+    """The IMP search (Algorithm 1); also the config section ``search``.
+
+    ``alpha``: fraction of the remaining prunable weights pruned per level; ``min_density``: S, the search
+    stops once a level's density is <= S. ``include``/``exclude``: name globs of the prunable parameters
+    (default: weight tensors of 2+ dims of the encoder; never embeddings, biases, heads or CRF
+    transitions). ``force_density``: task -> the level nearest this density is selected instead of the
+    best dev score (Figure 4).
+    """
+
     warmup_epochs: int = 20
     epochs_per_level: int = 3
     patience: int = 2
     alpha: float = 0.1
     min_density: float = 0.1
     strategy: str = "global"
+    include: list[str] = field(default_factory=lambda: list(DEFAULT_INCLUDE))
+    exclude: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDE))
     force_density: dict[str, float] = field(default_factory=dict)
+
+    def check(self, where: str = "search") -> None:
+        if not 0 < self.alpha < 1:
+            raise ConfigError(f"'{where}.alpha' must be in (0, 1), got {self.alpha}")
+        if not 0 < self.min_density <= 1:
+            raise ConfigError(f"'{where}.min_density' must be in (0, 1], got {self.min_density}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"'{where}.strategy': unknown '{self.strategy}'; valid: {sorted(STRATEGIES)}")
+
+    def replace(self, **changes) -> SearchSettings:
+        return dataclasses.replace(self, **changes)
 
 
 @dataclass
@@ -48,6 +77,26 @@ class Level:
     dev: float
     epochs: int
     all: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SearchResult:
+    """Every IMP level of one task: its record and its mask (level 0 is the dense network)."""
+
+    task: str
+    levels: list[Level]
+    masks: list[Mask]
+    higher_is_better: bool = True
+
+    @property
+    def epochs(self) -> int:
+        """Epochs spent over all levels."""
+        return sum(lv.epochs for lv in self.levels)
+
+    def select(self, force_density: float | None = None) -> int:
+        """The selected level: best dev, ties -> sparsest (the paper's rule), or the level nearest
+        ``force_density``."""
+        return select_level(self.levels, force_density, self.higher_is_better)
 
 
 def _read_levels(path: Path) -> list[Level]:
@@ -62,81 +111,88 @@ def _write_levels(path: Path, levels: list[Level]) -> None:
     tmp.replace(path)
 
 
-def _mask_file(out_dir: Path, task: str, level: int) -> Path:
-    return out_dir / task / f"level_{level:03d}.safetensors"
+def mask_file(directory: Path, task: str, level: int) -> Path:
+    return Path(directory) / task / f"level_{level:03d}.safetensors"
 
 
 def search_task(
-    build_model: Callable[[], nn.Module],
-    warmup_state: dict,
-    task: TaskSpec,
+    model: torch.nn.Module,
+    rewind_state: Mapping[str, torch.Tensor],
+    task: Task,
     prunable: list[str],
     train_settings: TrainSettings,
     settings: SearchSettings,
     *,
     seed: int,
     device,
-    out_dir: Path,
+    directory: Path | None = None,
     log: Callable[[dict], None] | None = None,
-) -> tuple[list[Level], list[Mask]]:
-    """IMP for one task; returns every level's record and mask (level 0 = dense)."""
-    (out_dir / task.name).mkdir(parents=True, exist_ok=True)
-    record = out_dir / f"{task.name}.jsonl"
-    levels = _read_levels(record)
-    lvl_settings = TrainSettings(
-        **{**train_settings.__dict__, "epochs": settings.epochs_per_level, "patience": settings.patience}
+) -> SearchResult:
+    """IMP for one task (Algorithm 1): every level's record and mask; in memory, or resumable in
+    ``directory``. ``model`` is copied for every level and rewound to ``rewind_state``."""
+    name = task.name
+    record = None
+    levels: list[Level] = []
+    masks: list[Mask] = []
+    if directory is not None:
+        directory = Path(directory)
+        (directory / name).mkdir(parents=True, exist_ok=True)
+        record = directory / f"{name}.jsonl"
+        levels = _read_levels(record)
+        masks = [load_masks(mask_file(directory, name, z))[name] for z in range(len(levels))]
+    lvl_settings = train_settings.replace(
+        epochs=settings.epochs_per_level, patience=settings.patience, joint=False, loss_weights=None
     )
-    masks: list[Mask] = [load_masks(_mask_file(out_dir, task.name, z))[task.name] for z in range(len(levels))]
     total = len(imp_densities(settings.alpha, settings.min_density))
-    bar = tqdm(total=total, initial=len(levels), desc=f"IMP {task.name}", unit="level", disable=None)
+    bar = tqdm(total=total, initial=len(levels), desc=f"IMP {name}", unit="level", disable=None)
+    pending: Mask | None = None  # M^(z) for the next level when kept in memory
     while True:
         z = len(levels)
         if z > 0 and density(masks[-1]) <= settings.min_density:
             break
-        path = _mask_file(out_dir, task.name, z)
         if z == 0:
-            dense = {n: torch.ones(warmup_state[n].shape, dtype=torch.bool) for n in prunable}
-            save_masks({task.name: dense}, path)
-        mask = load_masks(path)[task.name]
-        model = build_model()
-        model.load_state_dict(warmup_state)  # rewind to θ^(w)
-        mech = SparseSharing(model, {t: mask for t in model.tasks})
+            mask = {n: torch.ones(rewind_state[n].shape, dtype=torch.bool) for n in prunable}
+            if directory is not None:
+                save_masks({name: mask}, mask_file(directory, name, 0))
+        elif directory is not None:
+            mask = load_masks(mask_file(directory, name, z))[name]
+        else:
+            mask = pending
+        level_model = copy.deepcopy(model)
+        level_model.load_state_dict(rewind_state)  # rewind to θ^(w)
+        mech = SparseSharing(level_model, {t: mask for t in level_model.tasks})
         result = train(
-            mech,
-            {task.name: task},
-            lvl_settings,
-            seed=seed + 7919 * z,
-            device=device,
-            desc=f"{task.name} level {z}",
+            mech, {name: task}, lvl_settings, seed=seed + 7919 * z, device=device, desc=f"{name} level {z}"
         )
         mech.load_state_dict(result.best_state)
-        weights = {n: p.detach() for n, p in model.named_parameters() if n in mask}
+        weights = {n: p.detach() for n, p in level_model.named_parameters() if n in mask}
         level = Level(
-            z,
-            density(mask),
-            result.best_dev[task.name][task.metric],
-            result.epochs_run,
-            result.best_dev[task.name],
+            z, density(mask), result.best_dev[name][task.key], result.epochs_run, result.best_dev[name]
         )
-        if density(mask) > settings.min_density:
+        if level.density > settings.min_density:
             nxt = prune(
                 weights,
                 {n: m.to(weights[n].device) for n, m in mask.items()},
                 settings.alpha,
                 settings.strategy,
             )
-            save_masks(
-                {task.name: {n: m.cpu() for n, m in nxt.items()}}, _mask_file(out_dir, task.name, z + 1)
-            )
+            pending = {n: m.cpu() for n, m in nxt.items()}
+            if directory is not None:
+                save_masks({name: pending}, mask_file(directory, name, z + 1))
         levels.append(level)
         masks.append(mask)
-        _write_levels(record, levels)
+        if record is not None:
+            _write_levels(record, levels)
         bar.update(1)
         bar.set_postfix(density=f"{level.density:.3f}", dev=f"{level.dev:.4f}")
+        logger.info(
+            "IMP %s: level %d/%d  density %.3f  dev %.4f  (%d epochs)",
+            name, z, total - 1, level.density, level.dev, level.epochs,
+        )  # fmt: skip
         if log:
-            log({"phase": "search", "task": task.name, **level.__dict__})
+            log({"phase": "search", "task": name, **level.__dict__})
     bar.close()
-    return levels, masks
+    return SearchResult(name, levels, masks, task.higher_is_better)
 
 
 def select_level(
@@ -148,4 +204,9 @@ def select_level(
             range(len(levels)), key=lambda i: (abs(levels[i].density - forced_density), levels[i].density)
         )
     sign = 1 if higher_is_better else -1
-    return max(range(len(levels)), key=lambda i: (sign * levels[i].dev, -levels[i].density))
+
+    def key(i: int):
+        dev = levels[i].dev
+        return (sign * dev if not math.isnan(dev) else -math.inf, -levels[i].density)
+
+    return max(range(len(levels)), key=key)

@@ -1,62 +1,83 @@
-"""Joint training over tasks: sample a task, take a step on its (sub)network, evaluate dev every epoch.
+"""Multi-task training: each step samples a task (or takes all), steps its (sub)network, dev every epoch.
 
-The loop follows "Training Subnets in Parallel" (sparse-sharing paper): select a task with a sampler,
-draw a mini-batch of it, update only what that task uses (``mechanism.step``). Dev is evaluated after
-every epoch; the best-dev state is kept; test is *not* touched here (the runner evaluates it once).
-Every epoch draws its randomness from ``(seed, epoch)``, so a run resumed from ``last.pt`` continues
-exactly as the uninterrupted one would.
+The loop follows "Training Subnets in Parallel" (sparse-sharing paper): a sampler picks a task, a batch
+of it is drawn and only what that task uses is updated (``mechanism.step``). With ``joint`` every step
+takes all tasks and the loss is Σ_t w_t L_t (PBFS Eq. 10; MMoE, PLE): from one batch carrying every task's
+labels when a ``joint_data`` is given (tabular tasks labelled on the same rows), else from one batch of
+each task. Dev is evaluated after every epoch and the best-dev state kept; test is *not* touched here.
+Every epoch draws its randomness from ``(seed, epoch)``, so a run resumed from its checkpoint continues
+exactly as the uninterrupted one would. Checkpoints are safetensors + JSON (never pickles).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import logging
 import math
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
+from sparseshare.data.task import Task, as_tasks, move_batch, num_batches
 from sparseshare.errors import ConfigError
-from sparseshare.metrics import score_sequences
-from sparseshare.training.samplers import get_sampler
+from sparseshare.sharing.hard import as_mechanism
+from sparseshare.training.checkpoint import (
+    load_tensors,
+    load_training_state,
+    save_tensors,
+    save_training_state,
+)
+from sparseshare.training.evaluation import evaluate_task, mean_primary
+from sparseshare.training.samplers import SAMPLERS, get_sampler
 
-
-@dataclass
-class TaskSpec:
-    """One task: its data (``batches(split, ...)``, ``num_sentences(split)``), primary metric, tag scheme.
-
-    ``evaluator(mechanism, spec, split, batch_size, device) -> metrics`` scores non-sequence tasks
-    (tabular, recommendation); sequence-labelling tasks leave it None and are scored by tag strings.
-    ``higher_is_better`` is False for error metrics such as MSE (selection then minimises).
-    """
-
-    name: str
-    data: object
-    metric: str  # primary metric: 'accuracy' or 'f1' for sequences; e.g. 'auc', 'mse' for tables
-    scheme: str | None = None
-    evaluator: Callable | None = None
-    higher_is_better: bool = True
+logger = logging.getLogger("sparseshare")
+OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass
 class TrainSettings:
-    epochs: int = 10
-    patience: int = 3
+    """How a system trains; also the config section ``train``.
+
+    ``lr_decay``: lr_e = lr / (1 + lr_decay * e) (Ma and Hovy 2016). ``patience``: epochs without a better
+    dev score before stopping (0: never stop early). ``joint``: all tasks every step (Σ_t w_t L_t with
+    ``loss_weights``, default 1) instead of sampling a task per step with ``sampler``.
+    """
+
+    epochs: int = 30
+    patience: int = 5
     batch_size: int = 10
     optimizer: str = "sgd"
     lr: float = 0.1
     momentum: float = 0.0
     weight_decay: float = 0.0
-    lr_decay: float = 0.0  # lr_e = lr / (1 + lr_decay * e), Ma and Hovy (2016)
+    lr_decay: float = 0.05
     clip: float | None = 5.0
     sampler: str = "proportional"
-    # joint=True: every step is one batch carrying all tasks' labels and the loss is Σ_t w_t L_t
-    # (PBFS Eq. 10; MMoE, PLE); joint=False: sample a task per step (sparse-sharing paper).
     joint: bool = False
     loss_weights: dict[str, float] | None = None
     eval_batch_size: int = 100
+
+    def check(self, where: str = "train") -> None:
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(
+                f"'{where}.sampler': unknown sampler '{self.sampler}'; valid: {sorted(SAMPLERS)}"
+            )
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"'{where}.optimizer': unknown optimizer '{self.optimizer}'; valid: {list(OPTIMIZERS)}"
+            )
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError(f"'{where}': epochs and batch_size must be >= 1")
+
+    def replace(self, **changes) -> TrainSettings:
+        """A copy with ``changes`` (the settings themselves are never modified)."""
+        return dataclasses.replace(self, **changes)
 
 
 @dataclass
@@ -73,98 +94,119 @@ def make_optimizer(params, name: str, lr: float, momentum: float = 0.0, weight_d
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    raise ConfigError(f"unknown optimizer '{name}'; valid: ['adam', 'sgd']")
+    raise ConfigError(f"unknown optimizer '{name}'; valid: {list(OPTIMIZERS)}")
 
 
-def _tag_names(data) -> list[str]:
-    return list(data.tag_vocab.itos)
+def resolve_device(device: str | torch.device | None, module: torch.nn.Module | None = None) -> torch.device:
+    """``'auto'``: CUDA when available, else CPU; None: where ``module``'s parameters are (else CPU)."""
+    if device is None:
+        p = next(module.parameters(), None) if module is not None else None
+        return p.device if p is not None else torch.device("cpu")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
 
 
-@torch.no_grad()
-def predict(mechanism, task: TaskSpec, split: str, batch_size: int, device) -> list[list[str]]:
-    """Predicted tag strings for every sentence of ``split``, in file order."""
-    mechanism.eval()
-    names = _tag_names(task.data)
-    out: dict[int, list[str]] = {}
-    for batch in task.data.batches(split, batch_size, shuffle=False):
-        batch = batch.to(device)
-        for i, seq in zip(batch.index.tolist(), mechanism.decode(batch, task.name)):
-            out[i] = [names[k] for k in seq]
-    return [out[i] for i in range(len(out))]
+def _cycle(data, batch_size: int, gen: torch.Generator) -> Iterator[Any]:
+    """A task's shuffled training batches, pass after pass."""
+    while True:
+        empty = True
+        for batch in data.batches("train", batch_size, shuffle=True, generator=gen):
+            empty = False
+            yield batch
+        if empty:
+            raise ConfigError("a task has no training batches (empty train split)")
 
 
-def evaluate(mechanism, task: TaskSpec, split: str, batch_size: int, device) -> dict[str, float]:
-    """All metrics of ``task`` on ``split``."""
-    if task.evaluator is not None:
-        return task.evaluator(mechanism, task, split, batch_size, device)
-    pred = predict(mechanism, task, split, batch_size, device)
-    gold = [tags for _, tags in task.data.splits[split]]
-    return score_sequences(gold, pred, task.metric, task.scheme)
-
-
-def mean_primary(scores: Mapping[str, Mapping[str, float]], tasks: Mapping[str, TaskSpec]) -> float:
-    """Average of each task's primary metric (negated for lower-is-better metrics): the dev criterion."""
-    signed = [scores[t][tasks[t].metric] * (1 if tasks[t].higher_is_better else -1) for t in tasks]
-    return sum(signed) / len(signed)
-
-
-def _sampled(tasks, sizes, steps, sampler, batch_size, gen):
+def _sampled(tasks: Mapping[str, Task], sizes, steps, sampler, batch_size, gen):
     """(task, batch) pairs: a task drawn by the sampler, then that task's next shuffled batch."""
     order = sampler(sizes, steps, gen)
-    iters = {t: tasks[t].data.batches("train", batch_size, shuffle=True, generator=gen) for t in tasks}
+    iters = {t: _cycle(tasks[t].data, batch_size, gen) for t in tasks}
     for task in order:
-        batch = next(iters[task], None)
-        if batch is None:  # this task's epoch is used up: start another pass over it
-            iters[task] = tasks[task].data.batches("train", batch_size, shuffle=True, generator=gen)
-            batch = next(iters[task])
-        yield task, batch
+        yield task, next(iters[task])
 
 
-def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+class _PerTask(dict):
+    """One batch of every task (joint training over tasks with separate data)."""
+
+
+def _all_tasks(tasks: Mapping[str, Task], steps, batch_size, gen):
+    """(None, {task: batch}) per step."""
+    iters = {t: _cycle(tasks[t].data, batch_size, gen) for t in tasks}
+    for _ in range(steps):
+        yield None, _PerTask((t, next(it)) for t, it in iters.items())
+
+
+def _joint_loss(mechanism, batch, weights: Mapping[str, float]) -> torch.Tensor:
+    """Σ_t w_t L_t (PBFS Eq. 10) over one batch per task, or over one batch labelled for every task."""
+    if isinstance(batch, _PerTask):
+        return torch.stack([float(w) * mechanism.loss(batch[t], t) for t, w in weights.items()]).sum()
+    own = getattr(mechanism, "joint_loss", None)
+    if callable(own):
+        return own(batch, weights)
+    return torch.stack([float(w) * mechanism.loss(batch, t) for t, w in weights.items()]).sum()
+
+
+def _weights(settings: TrainSettings, tasks: Mapping[str, Task]) -> dict[str, float]:
+    given = settings.loss_weights or {}
+    unknown = sorted(set(given) - set(tasks))
+    if unknown:
+        raise ConfigError(f"'train.loss_weights': unknown task(s) {unknown}; tasks are {list(tasks)}")
+    return {t: float(given.get(t, 1.0)) for t in tasks}
 
 
 def train(
     mechanism,
-    tasks: Mapping[str, TaskSpec],
+    tasks: Mapping[str, Task] | list[Task],
     settings: TrainSettings,
     *,
     seed: int,
     device,
-    ckpt_dir: Path | None = None,
+    directory: Path | None = None,
     desc: str = "train",
     log: Callable[[dict], None] | None = None,
     joint_data=None,
     callbacks: list | None = None,
 ) -> TrainResult:
-    """Train ``mechanism`` on ``tasks`` with early stopping on mean dev score; resumable via ``ckpt_dir``.
+    """Train ``mechanism`` (a model is wrapped in hard sharing) on ``tasks`` with early stopping on the
+    mean dev score; resumable from ``directory`` (``last.safetensors``, ``best.safetensors``).
 
-    With ``settings.joint``, batches come from ``joint_data`` (all tasks' labels in each batch).
     ``callbacks`` may define ``on_step(global_step)`` (after each optimizer step) and
     ``on_eval(dev: {task: metrics})`` (after each dev evaluation), e.g. the PBFS pruning schedule.
     """
+    tasks = as_tasks(tasks)
+    mechanism = as_mechanism(mechanism)
+    unknown = [t for t in tasks if t not in mechanism.tasks]
+    if unknown:
+        raise ConfigError(
+            f"task(s) {unknown} have no head in the model; its tasks are {list(mechanism.tasks)}"
+        )
     callbacks = callbacks or []
-    if settings.joint and joint_data is None:
-        raise ValueError("joint training needs joint_data (a dataset with every task's labels)")
+    device = resolve_device(device, mechanism)
     mechanism.to(device)
     params = [p for p in mechanism.parameters() if p.requires_grad]
     opt = make_optimizer(params, settings.optimizer, settings.lr, settings.momentum, settings.weight_decay)
     sampler = get_sampler(settings.sampler)
-    sizes = {t: spec.data.num_sentences("train") for t, spec in tasks.items()}
-    steps = sum(math.ceil(n / settings.batch_size) for n in sizes.values())
-    if settings.joint:
-        steps = math.ceil(joint_data.num_sentences("train") / settings.batch_size)
-    weights = settings.loss_weights or {t: 1.0 for t in tasks}
+    bs = settings.batch_size
+    sizes = {t: task.data.num_examples("train") for t, task in tasks.items()}
+    per_task = {t: num_batches(task.data, "train", bs) for t, task in tasks.items()}
+    if settings.joint and joint_data is not None:
+        steps = num_batches(joint_data, "train", bs)
+    elif settings.joint:
+        steps = max(per_task.values())
+    else:
+        steps = sum(per_task.values())
+    weights = _weights(settings, tasks) if settings.joint else {}
     start, best, best_epoch, bad, history, best_state = 0, -math.inf, -1, 0, [], None
-    if ckpt_dir:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-    last = ckpt_dir / "last.pt" if ckpt_dir else None
+    last = best_file = None
+    if directory is not None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        last, best_file = directory / "last.safetensors", directory / "best.safetensors"
     if last is not None and last.exists():
-        ck = torch.load(last, map_location=device, weights_only=False)
-        mechanism.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optim"])
+        model_state, optim_state, ck = load_training_state(last, device)
+        mechanism.load_state_dict(model_state)
+        opt.load_state_dict(optim_state)
         start, best, best_epoch, bad, history = (
             ck["epoch"],
             ck["best"],
@@ -172,65 +214,73 @@ def train(
             ck["bad"],
             ck["history"],
         )
-        best_state = torch.load(ckpt_dir / "best.pt", map_location=device, weights_only=False)
+        best_state = load_tensors(best_file, device)[0]
         if ck.get("finished"):
             return TrainResult(best_epoch, history[best_epoch]["dev"], start, history, best_state)
-    stopped = False
     bar = tqdm(range(start, settings.epochs), desc=desc, leave=False, disable=None)
     for epoch in bar:
+        began = time.time()
         torch.manual_seed(seed * 100_003 + epoch)
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
         for group in opt.param_groups:
             group["lr"] = settings.lr / (1.0 + settings.lr_decay * epoch)
         mechanism.train()
-        total, n = 0.0, 0
-        if settings.joint:
-            stream = ((None, b) for b in joint_data.batches("train", settings.batch_size, True, gen))
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        n = 0
+        if settings.joint and joint_data is not None:
+            stream = ((None, b) for b in joint_data.batches("train", bs, True, gen))
+        elif settings.joint:
+            stream = _all_tasks(tasks, steps, bs, gen)
         else:
-            stream = _sampled(tasks, sizes, steps, sampler, settings.batch_size, gen)
+            stream = _sampled(tasks, sizes, steps, sampler, bs, gen)
         for i, (task, batch) in enumerate(stream):
             opt.zero_grad(set_to_none=True)
-            batch = batch.to(device)
-            loss = mechanism.joint_loss(batch, weights) if task is None else mechanism.loss(batch, task)
+            batch = move_batch(batch, device)
+            loss = _joint_loss(mechanism, batch, weights) if task is None else mechanism.loss(batch, task)
             loss.backward()
             if settings.clip:
                 torch.nn.utils.clip_grad_norm_(params, settings.clip)
             mechanism.step(opt, task)
-            total, n = total + loss.item(), n + 1
+            total += loss.detach()
+            n += 1
             for cb in callbacks:
                 if hasattr(cb, "on_step"):
                     cb.on_step(epoch * steps + i + 1)
-        dev = {t: evaluate(mechanism, tasks[t], "dev", settings.eval_batch_size, device) for t in tasks}
+        bs_eval = settings.eval_batch_size
+        dev = {t: evaluate_task(mechanism, tasks[t], "dev", bs_eval, device) for t in tasks}
         for cb in callbacks:
             if hasattr(cb, "on_eval"):
                 cb.on_eval(dev)
         score = mean_primary(dev, tasks)
-        rec = {"epoch": epoch, "loss": total / max(n, 1), "dev": dev, "dev_mean": score}
+        rec = {"epoch": epoch, "loss": float(total) / max(n, 1), "dev": dev, "dev_mean": score}
         history.append(rec)
         if log:
             log({"phase": desc, **rec})
-        bar.set_postfix(loss=f"{rec['loss']:.3f}", dev=f"{score:.4f}")
-        if score > best:
+        improved = score > best
+        if improved:
             best, best_epoch, bad = score, epoch, 0
             best_state = copy.deepcopy(mechanism.state_dict())
-            if ckpt_dir:
-                _save_atomic(best_state, ckpt_dir / "best.pt")
+            if best_file is not None:
+                save_tensors(best_state, best_file)
         else:
             bad += 1
+        bar.set_postfix(loss=f"{rec['loss']:.3f}", dev=f"{score:.4f}")
+        mark = "  best" if improved else ""
+        logger.info(
+            "%s: epoch %d/%d  loss %.4f  dev %.4f%s  (%.1f s)",
+            desc, epoch + 1, settings.epochs, rec["loss"], score, mark, time.time() - began,
+        )  # fmt: skip
         stopped = settings.patience > 0 and bad >= settings.patience
         if last is not None:
-            finished = stopped or epoch + 1 == settings.epochs
-            state = {
-                "model": mechanism.state_dict(),
-                "optim": opt.state_dict(),
+            trainer = {
                 "epoch": epoch + 1,
                 "best": best,
                 "best_epoch": best_epoch,
                 "bad": bad,
                 "history": history,
-                "finished": finished,
+                "finished": stopped or epoch + 1 == settings.epochs,
             }
-            _save_atomic(state, last)
+            save_training_state(last, mechanism.state_dict(), opt.state_dict(), trainer)
         if stopped:
             break
     bar.close()

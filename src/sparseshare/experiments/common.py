@@ -1,0 +1,157 @@
+"""What every experiment kind shares: the IMP search, sparse sharing, single task on its subnet, and the
+final evaluation; all through the public pipeline (``sparseshare.warmup``, ``search_masks``,
+``select_subnets``, ``train_jointly``, ``evaluate``)."""
+
+from __future__ import annotations
+
+import time
+
+from sparseshare import paths
+from sparseshare.experiments.context import Context
+from sparseshare.experiments.run_dir import write_json_atomic
+from sparseshare.masks.io import save_masks
+from sparseshare.masks.mask import Mask, density, union_count
+from sparseshare.sharing.sparse import SparseSharing
+from sparseshare.training.pipeline import evaluate, search_masks, select_subnets, train_jointly, warmup
+
+
+def final_eval(ctx: Context, mech, tasks: list[str], specs=None) -> dict:
+    """Evaluate the best-dev state on dev and — once — on test."""
+    specs = {t: (specs or ctx.tasks)[t] for t in tasks}
+    bs = ctx.cfg.train.eval_batch_size
+    dev = evaluate(mech, specs, "dev", batch_size=bs, device=ctx.device)
+    test = evaluate(mech, specs, "test", batch_size=bs, device=ctx.device)
+    return {
+        t: {
+            "metric": specs[t].key,
+            "dev": dev[t][specs[t].key],
+            "test": test[t][specs[t].key],
+            "all": {"dev": dev[t], "test": test[t]},
+        }
+        for t in tasks
+    }
+
+
+def save_recipe(ctx: Context, system: str, recipe: dict, task: str | None = None) -> None:
+    """How to rebuild the system's module (for ``predict`` and ``export``), beside its weights."""
+    write_json_atomic({**recipe, "system": system, "tasks": [task] if task else list(ctx.tasks)},
+                      paths.system_recipe(ctx.run, system, task))  # fmt: skip
+
+
+def rewind_state(ctx: Context) -> dict:
+    """Multi-task warmup (Algorithm 1): the dense base network trained on all tasks for w epochs, the
+    rewind point θ^(w); kept in the run's search folder."""
+    return warmup(
+        ctx.build_model(),
+        ctx.tasks,
+        ctx.settings(),
+        epochs=ctx.cfg.search.warmup_epochs,
+        seed=ctx.cfg.seed + 1,
+        device=ctx.device,
+        directory=paths.search_dir(ctx.run),
+        log=ctx.log,
+    )
+
+
+def search(ctx: Context) -> tuple[dict[str, Mask], dict]:
+    """Warmup, then IMP per task (Algorithm 1); the selected masks and every task's levels."""
+    s = ctx.cfg.search
+    start = time.time()
+    state = rewind_state(ctx)
+    found = search_masks(
+        ctx.build_model(),
+        ctx.tasks,
+        state,
+        search=s,
+        settings=ctx.settings().replace(joint=False),
+        seed=ctx.cfg.seed,
+        device=ctx.device,
+        directory=paths.search_dir(ctx.run),
+        log=ctx.log,
+    )
+    selected = select_subnets(found, s.force_density)
+    levels = {
+        t: {
+            "levels": [x.__dict__ for x in r.levels],
+            "selected": r.select(s.force_density.get(t)),
+            "epochs": r.epochs,
+        }
+        for t, r in found.items()
+    }
+    ctx.log(
+        {
+            "phase": "search_done",
+            "seconds": time.time() - start,
+            "epochs": {t: r.epochs for t, r in found.items()},
+        }
+    )
+    return selected, levels
+
+
+def run_single_subnet(ctx: Context) -> dict:
+    """Single task on its own subnet (Sun et al. 2020, Table 3 "Single task (subnet)"): each task is
+    trained alone, under the mask the IMP search selected for it, to tell the benefit of pruning from
+    that of sharing ("Where does the benefit come from?").
+
+    The same search as sparse sharing (read back from the run when already done). As in the
+    lottery-ticket protocol the search follows, each subnet starts from the rewind point of its mask: the
+    multi-task warmup weights θ^(w) (θ^(0), the random initialisation, when 'search.warmup_epochs' is 0).
+    `# Params` sums each task's kept weights and unpruned encoder parameters (biases, ...): one subnet per
+    task, nothing shared.
+    """
+    masks, levels = search(ctx)
+    state = rewind_state(ctx)
+    result, params = {}, 0
+    for t in ctx.tasks:
+        model = ctx.build_model()
+        model.load_state_dict(state)  # the other tasks' heads ride along untrained: only t is run
+        mech = SparseSharing(model, {u: masks[t] for u in model.tasks})
+        save_recipe(
+            ctx,
+            "single_subnet",
+            {**ctx.recipe(), "mechanism": "sparse", "options": {"names": list(masks[t])}},
+            t,
+        )
+        train_jointly(
+            mech,
+            {t: ctx.tasks[t]},
+            ctx.settings().replace(joint=False),
+            seed=ctx.cfg.seed,
+            device=ctx.device,
+            directory=paths.system_dir(ctx.run, "single_subnet", t),
+            log=ctx.log,
+            desc=f"single_subnet {t}",
+        )
+        result.update(final_eval(ctx, mech, [t]))
+        others = [n for n, _ in model.named_parameters() if n not in masks[t]]
+        params += union_count([masks[t]]) + ctx.count_params(model, others)
+    densities = {t: {"selected": v["selected"], "density": density(masks[t])} for t, v in levels.items()}
+    return {"params": params, "tasks": result, "subnets": densities}
+
+
+def run_sparse(ctx: Context) -> dict:
+    """Sparse sharing: masks from IMP, all subnets trained jointly (task sampling) from θ^(w)."""
+    masks, levels = search(ctx)
+    save_masks(masks, paths.masks(ctx.run))
+    model = ctx.build_model()
+    model.load_state_dict(rewind_state(ctx))
+    mech = SparseSharing(model, masks)
+    pruned = list(next(iter(masks.values())))
+    save_recipe(ctx, "sparse", {**ctx.recipe(), "mechanism": "sparse", "options": {"names": pruned}})
+    train_jointly(
+        mech,
+        ctx.tasks,
+        ctx.settings().replace(joint=False),
+        seed=ctx.cfg.seed,
+        device=ctx.device,
+        directory=paths.system_dir(ctx.run, "sparse"),
+        log=ctx.log,
+        desc="sparse",
+    )
+    others = [n for n, _ in model.named_parameters() if n not in pruned]
+    params = union_count(list(masks.values())) + ctx.count_params(model, others)
+    return {
+        "params": params,
+        "tasks": final_eval(ctx, mech, list(ctx.tasks)),
+        "search": {t: {**v, "density": density(masks[t])} for t, v in levels.items()},
+    }

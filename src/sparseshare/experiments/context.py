@@ -1,0 +1,196 @@
+"""An experiment's context: its config, run directory, tasks, device and how to build its networks.
+
+``load_context(cfg, run)`` reads the data once (sequence corpora with shared vocabularies and GloVe, or a
+tabular dataset) and writes ``preprocess.json`` into the run: the vocabularies or feature encoder, so that
+``predict`` and ``export`` need the run directory alone, never the training data. Networks are described
+by recipes (``sharing.registry``): JSON that rebuilds them, saved beside each system's weights.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from sparseshare import paths
+from sparseshare.data.task import Task
+from sparseshare.errors import ConfigError
+from sparseshare.experiments.datasets import get_dataset, load_tabular, read_sequence_tasks
+from sparseshare.experiments.run_dir import MetricsLog, write_json_atomic
+from sparseshare.metrics import PRIMARY
+from sparseshare.sharing.registry import build_recipe
+from sparseshare.training.trainer import TrainSettings, resolve_device
+
+if TYPE_CHECKING:
+    from sparseshare.experiments.config import ExperimentConfig
+
+# task -> (metric, span scheme); the readers emit these schemes. position: Sun et al. 2020, Table 6
+TASK_METRICS = {
+    "pos": ("accuracy", None),
+    "chunk": ("f1", "bio2"),
+    "ner": ("f1", "bioes"),
+    "position": ("accuracy", None),
+}
+
+
+@dataclass
+class Context:
+    cfg: ExperimentConfig
+    run: Path
+    kind: str  # "sequence" or "tabular"
+    tasks: dict[str, Task]
+    device: torch.device
+    log: MetricsLog
+    base: dict[str, Any]  # the base network's recipe kwargs that do not depend on the tasks
+    embeddings: torch.Tensor | None = None  # pretrained word vectors (sequence), given at build time
+    data: Any = None  # tabular: every task's rows in one TabularData (joint training, Eq. 10)
+    preprocess: dict = field(default_factory=dict)
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        """Tabular task kinds ('binary', 'regression')."""
+        return {t: self.data.kinds[t] for t in self.tasks}
+
+    def recipe(self, tasks: list[str] | None = None, **overrides) -> dict:
+        """The base network for ``tasks`` (default all): the tagger, or the tabular shared-bottom MLP."""
+        tasks = tasks or list(self.tasks)
+        if self.kind == "sequence":
+            kwargs = {**self.base, "n_tags": {t: len(self.tasks[t].labels) for t in tasks}, **overrides}
+            return {"network": "tagger", "kwargs": kwargs}
+        m = self.cfg.tabular
+        kwargs = {"in_dim": self.data.in_dim, "kinds": {t: self.kinds[t] for t in tasks}, "bottom": m.bottom,
+                  "tower": m.tower, "dropout": m.dropout, **overrides}  # fmt: skip
+        return {"network": "shared_bottom", "kwargs": kwargs}
+
+    def build(self, recipe: dict) -> torch.nn.Module:
+        """The recipe's module, initialised from the config's seed (pretrained embeddings put in)."""
+        torch.manual_seed(self.cfg.seed)
+        if recipe["network"] == "tagger" and self.embeddings is not None:
+            recipe = {**recipe, "kwargs": {**recipe["kwargs"], "embeddings": self.embeddings}}
+        return build_recipe(recipe)
+
+    def build_model(self, tasks: list[str] | None = None, **overrides) -> torch.nn.Module:
+        return self.build(self.recipe(tasks, **overrides))
+
+    def settings(self) -> TrainSettings:
+        return self.cfg.train.replace()
+
+    def count_params(self, model, names: list[str] | None = None) -> int:
+        """`# Params`: sequence models count the encoder without embeddings (the paper's count: no
+        embeddings, no output layers); tabular models count everything."""
+        if self.kind == "sequence":
+            return encoder_param_count(model, names)
+        return sum(p.numel() for n, p in model.named_parameters() if names is None or n in names)
+
+
+def encoder_param_count(model, names: list[str] | None = None) -> int:
+    """Encoder parameters excluding embeddings (the paper's `# Params`: no embeddings, no output layers)."""
+    return sum(
+        p.numel()
+        for n, p in model.named_parameters()
+        if ".encoder." in f".{n}" and "embed" not in n and (names is None or n in names)
+    )
+
+
+def load_context(cfg: ExperimentConfig, run: Path) -> Context:
+    """Read the configured data and describe its networks; ``preprocess.json`` is written into ``run``."""
+    kind = get_dataset(cfg.data.dataset).kind
+    ctx = _load_sequence(cfg, run) if kind == "sequence" else _load_tabular(cfg, run)
+    path = paths.preprocess(run)
+    if not path.exists():
+        write_json_atomic(ctx.preprocess, path)
+    return ctx
+
+
+def _load_sequence(cfg: ExperimentConfig, run: Path) -> Context:
+    """Shared word and char vocabularies over every task's training words, and (optionally) GloVe."""
+    from sparseshare.data.embeddings import embedding_matrix, load_glove
+    from sparseshare.data.sequence import SequenceData, build_shared_vocabs
+    from sparseshare.data.sources import get_source, resolve
+
+    d = cfg.data
+    raw = read_sequence_tasks(d)
+    glove, extra = None, set()
+    if d.embeddings:
+        src = Path(d.embeddings)
+        words, vectors = load_glove(src if src.exists() else resolve(get_source(d.embeddings)))
+        if vectors.shape[1] != cfg.model.word_dim:
+            raise ConfigError(
+                f"'model.word_dim' is {cfg.model.word_dim} but the embeddings '{d.embeddings}' have "
+                f"{vectors.shape[1]} dimensions"
+            )
+        glove = (words, vectors)
+        known = set(words)
+        for t in d.tasks:
+            for split in ("dev", "test"):
+                for ws, _ in raw[t][split]:
+                    extra.update(w.lower() if d.lower_words else w for w in ws)
+        extra &= known
+    word_vocab, char_vocab = build_shared_vocabs(
+        [raw[t]["train"] for t in d.tasks], lower=d.lower_words, extra_words=extra
+    )
+    tasks = {}
+    for t in d.tasks:
+        metric, scheme = TASK_METRICS[t]
+        data = SequenceData(t, raw[t], word_vocab, char_vocab, lower_words=d.lower_words)
+        tasks[t] = Task(t, data, metric, scheme=scheme)
+    log = MetricsLog(run)
+    emb = None
+    if glove is not None:
+        mat, found = embedding_matrix(
+            list(word_vocab.itos), glove[0], glove[1], cfg.model.word_dim, np.random.default_rng(cfg.seed),
+            lower=d.lower_words,
+        )  # fmt: skip
+        emb = torch.from_numpy(mat)
+        log({"phase": "data", "embeddings": d.embeddings, "vocab": len(word_vocab), "found": int(found)})
+    m = cfg.model
+    base = {"n_words": len(word_vocab), "n_chars": len(char_vocab), "word_dim": m.word_dim,
+            "char_dim": m.char_dim, "char_filters": m.char_filters, "char_width": m.char_width,
+            "hidden": m.hidden, "layers": m.layers, "dropout": m.dropout, "decoder": m.decoder,
+            "word_dropout": m.word_dropout}  # fmt: skip
+    first = next(iter(tasks.values())).data
+    preprocess = {
+        "kind": "sequence",
+        "lower_words": d.lower_words,
+        "max_word_len": first.max_word_len,
+        "words": list(word_vocab.itos),
+        "chars": list(char_vocab.itos),
+        "tasks": {
+            t: {"metric": task.key, "scheme": task.scheme, "tags": list(task.labels)}
+            for t, task in tasks.items()
+        },
+    }
+    device = resolve_device(cfg.device)
+    return Context(cfg, run, "sequence", tasks, device, log, base, emb, preprocess=preprocess)
+
+
+def _load_tabular(cfg: ExperimentConfig, run: Path) -> Context:
+    data = load_tabular(cfg)
+    tasks = {t: Task(t, data.for_tasks([t]), PRIMARY[data.kinds[t]]) for t in cfg.data.tasks}
+    log = MetricsLog(run)
+    log({"phase": "data", "dataset": cfg.data.dataset, "features": data.in_dim,
+         "rows": {s: data.num_examples(s) for s in ("train", "dev", "test")}})  # fmt: skip
+    preprocess = {
+        "kind": "tabular",
+        "encoder": data.encoder.to_json() if data.encoder is not None else None,
+        "features": data.feature_names,
+        "kinds": {t: data.kinds[t] for t in cfg.data.tasks},
+        "tasks": {t: {"metric": task.key} for t, task in tasks.items()},
+    }
+    return Context(
+        cfg, run, "tabular", tasks, resolve_device(cfg.device), log, {}, data=data, preprocess=preprocess
+    )
+
+
+def read_preprocess(run: Path) -> dict:
+    path = paths.preprocess(run)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        from sparseshare.errors import RunError
+
+        raise RunError(f"{run}: no preprocess.json (a run from an older sparseshare: run it again)") from None

@@ -1,0 +1,130 @@
+"""The registry of datasets a config can name: their kind, their tasks and how each is read.
+
+Sequence corpora (one reader, ``data/corpora.py``; the tags per task are fixed by the corpus) and tabular
+datasets (one loader each, returning ``TabularData`` with the preprocessing fitted on train only). Adding
+a dataset: a reader in ``data/`` and one entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sparseshare.data.corpora import CORPUS_TASKS
+from sparseshare.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sparseshare.experiments.config import DataConfig, ExperimentConfig
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    kind: str  # "sequence" or "tabular"
+    tasks: tuple[str, ...] | None  # None: named by the config (a user's own table)
+    load: Callable[[Any], Any] | None = None  # tabular: (cfg) -> TabularData
+
+
+def read_sequence_tasks(d: DataConfig) -> dict[str, dict[str, list]]:
+    """task -> split -> (words, tags), each task read from its corpus (``data.sources`` when mixed).
+
+    A corpus's folder is ``data.paths[corpus]``, else ``data.data_dir`` (one-corpus datasets), else
+    the local cache for corpora with a download source (CoNLL-2003).
+    """
+    from sparseshare.data.corpora import corpus_tasks
+    from sparseshare.data.sources import SOURCES, get_source, resolve
+
+    by_corpus: dict[str, list[str]] = {}
+    for task, corpus in d.task_sources().items():
+        by_corpus.setdefault(corpus, []).append(task)
+    raw: dict[str, dict[str, list]] = {}
+    for corpus, tasks in by_corpus.items():
+        folder = d.paths.get(corpus, None if d.dataset == "mixed" else d.data_dir)
+        root = resolve(get_source(corpus), folder) if corpus in SOURCES else folder
+        options: dict = {}
+        if corpus in ("conll2000", "columns"):
+            options = {"dev_size": d.dev_size, "dev_seed": d.dev_seed}
+        if corpus == "ptb":
+            options = {"split": d.ptb_split}
+        if corpus == "columns":
+            c = d.columns
+            files = {"train": c.train, "test": c.test, **({"dev": c.dev} if c.dev else {})}
+            options.update(files=files, tags=c.tags, word=c.word, schemes=c.schemes, sep=c.sep)
+        raw.update(corpus_tasks(corpus, root, tasks, d.limits or None, **options))
+    return {t: raw[t] for t in d.tasks}
+
+
+def _census(cfg: ExperimentConfig):
+    from sparseshare.data.sources import get_source, resolve
+    from sparseshare.data.tabular_readers import read_census
+
+    return read_census(resolve(get_source("census_income"), cfg.data.data_dir), seed=cfg.seed)
+
+
+def _movielens(cfg: ExperimentConfig):
+    from sparseshare.data.sources import get_source, resolve
+    from sparseshare.data.tabular_readers import read_movielens
+
+    return read_movielens(resolve(get_source("ml100k"), cfg.data.data_dir), seed=cfg.seed)
+
+
+def _student(cfg: ExperimentConfig):
+    from sparseshare.data.tabular_readers import read_student
+
+    if cfg.data.data_dir is None:
+        raise ConfigError("'data.data_dir' must name the folder with student-por.csv / student-mat.csv")
+    return read_student(Path(cfg.data.data_dir), subjects=cfg.data.subjects, seed=cfg.seed)
+
+
+def _synthetic(cfg: ExperimentConfig):
+    from sparseshare.data.synthetic import synthetic_data
+
+    return synthetic_data(cfg.data.correlation, sizes=cfg.data.sizes, seed=cfg.seed)
+
+
+def _table(cfg: ExperimentConfig):
+    from sparseshare.data.tabular_readers import read_table
+
+    tb = cfg.data.table
+    return read_table(
+        tb.train,
+        tb.targets,
+        dev=tb.dev,
+        test=tb.test,
+        numeric=tb.numeric,
+        categorical=tb.categorical,
+        exclude=tb.exclude,
+        sep=tb.sep,
+        seed=cfg.seed,
+    )
+
+
+DATASETS: dict[str, Dataset] = {
+    d.name: d
+    for d in (
+        *(Dataset(name, "sequence", tasks) for name, tasks in CORPUS_TASKS.items()),
+        Dataset("mixed", "sequence", ("pos", "chunk", "ner", "position")),  # each task from its own corpus
+        Dataset("census", "tabular", ("income", "marital"), _census),
+        Dataset("movielens", "tabular", ("rating", "age"), _movielens),
+        Dataset(
+            "student", "tabular", tuple(f"{s}_G{i}" for s in ("por", "mat") for i in (1, 2, 3)), _student
+        ),
+        Dataset("synthetic", "tabular", ("t1", "t2"), _synthetic),
+        Dataset("table", "tabular", None, _table),
+    )
+}
+
+
+def get_dataset(name: str) -> Dataset:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown dataset '{name}'; valid: {list(DATASETS)}") from None
+
+
+def load_tabular(cfg: ExperimentConfig):
+    """The configured tabular dataset for the configured tasks (limits applied)."""
+    data = get_dataset(cfg.data.dataset).load(cfg).for_tasks(cfg.data.tasks)
+    return data.limited(cfg.data.limits) if cfg.data.limits else data
