@@ -153,3 +153,32 @@ def test_run_handler_loads_the_packaged_config(tmp_path, capsys):
     err = _one_line_error(capsys, ["run", "smoke", "--set", "model.hiden=3", "--out", str(tmp_path / "r")])
     assert f"{CONFIGS / 'smoke.yaml'}:" in err and "model.hiden" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_progress_is_one_line_per_epoch_and_per_imp_level_off_a_terminal(tmp_path, capsys):
+    from sparseshare.cli import main
+
+    sets = ["data.limits={train: 16, dev: 8, test: 8}", "systems=[hard, sparse]", "train.epochs=2"]
+    argv = ["run", "smoke", "--out", str(tmp_path / "run")] + [a for s in sets for a in ("--set", s)]
+    assert main(argv) == 0
+    err = capsys.readouterr().err.splitlines()
+    epochs = [line for line in err if line.startswith("sparseshare: hard: epoch ")]
+    assert [e.split()[3] for e in epochs] == ["1/2", "2/2"] and all("dev " in e for e in epochs)
+    levels = [line for line in err if line.startswith("sparseshare: IMP pos: level ")]
+    assert len(levels) >= 3 and "density 1.000" in levels[0]
+    assert any(line.startswith("sparseshare: warmup: epoch 1/1") for line in err)
+
+
+def test_joint_training_runs_for_a_tagging_config(tmp_path):
+    """`train.joint: true` over sequence tasks: one batch of every task per step, Σ_t w_t L_t."""
+    import json
+
+    from sparseshare.cli import main
+
+    out = tmp_path / "run"
+    sets = ["data.limits={train: 24, dev: 8, test: 8}", "systems=[hard, hierarchical]", "train.joint=true",
+            "train.epochs=1", "train.loss_weights={pos: 1.0, chunk: 0.5, ner: 2.0}"]  # fmt: skip
+    assert main(["run", "smoke", "--out", str(out)] + [a for s in sets for a in ("--set", s)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["systems"]) == {"hard", "hierarchical"}
+    assert all(0 <= r["test"] <= 1 for s in res["systems"].values() for r in s["tasks"].values())

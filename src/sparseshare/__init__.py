@@ -1,3 +1,131 @@
-"""sparseshare: multi-task learning where each task owns a pruned subnetwork of shared weights."""
+"""sparseshare: multi-task learning where each task owns a pruned subnetwork of shared weights.
+
+The public API (see docs/api.md)::
+
+    import sparseshare as ss
+
+    tasks = [ss.Task.from_loaders("a", train=..., dev=..., metric="accuracy"), ...]
+    state = ss.warmup(model, tasks, settings, epochs=3)           # multi-task warmup: the rewind point
+    found = ss.search_masks(model, tasks, state, search=ss.SearchSettings(alpha=0.2))   # IMP per task
+    masks = ss.select_subnets(found)                              # best dev, ties -> sparsest
+    model.load_state_dict(state)
+    mech = ss.SparseSharing(model, masks)
+    ss.train_jointly(mech, tasks, settings)                       # all subnets, task sampling
+    ss.evaluate(mech, tasks, "test")
+
+Names are imported on first use, so ``import sparseshare`` (and the CLI) start quickly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    # the pipeline (sparse-sharing paper, Algorithm 1)
+    "warmup": "sparseshare.training.pipeline",
+    "search_masks": "sparseshare.training.pipeline",
+    "select_subnets": "sparseshare.training.pipeline",
+    "train_jointly": "sparseshare.training.pipeline",
+    "evaluate": "sparseshare.training.pipeline",
+    "TrainSettings": "sparseshare.training.trainer",
+    "TrainResult": "sparseshare.training.trainer",
+    "SearchSettings": "sparseshare.training.search",
+    "SearchResult": "sparseshare.training.search",
+    "Level": "sparseshare.training.search",
+    # tasks and data
+    "Task": "sparseshare.data.task",
+    "LoaderData": "sparseshare.data.task",
+    "TabularData": "sparseshare.data.tabular",
+    "TabularBatch": "sparseshare.data.tabular",
+    # contracts
+    "MultiTaskModel": "sparseshare.contracts",
+    "Mechanism": "sparseshare.contracts",
+    "TaskData": "sparseshare.contracts",
+    "check_model": "sparseshare.contracts",
+    "check_mechanism": "sparseshare.contracts",
+    "check_task_data": "sparseshare.contracts",
+    # mechanisms
+    "HardSharing": "sparseshare.sharing",
+    "SparseSharing": "sparseshare.sharing",
+    "PBFS": "sparseshare.sharing",
+    "PBFSPruner": "sparseshare.sharing",
+    "MMoE": "sparseshare.sharing",
+    "PLE": "sparseshare.sharing",
+    "SharedBottom": "sparseshare.sharing",
+    "CrossStitch": "sparseshare.sharing",
+    "MECHANISMS": "sparseshare.sharing",
+    "build_mechanism": "sparseshare.sharing",
+    "shared_parameter_names": "sparseshare.sharing",
+    "PBFSNet": "sparseshare.models.mlp",
+    # masks and pruning
+    "density": "sparseshare.masks",
+    "overlap_ratio": "sparseshare.masks",
+    "overlap_matrix": "sparseshare.masks",
+    "save_masks": "sparseshare.masks",
+    "load_masks": "sparseshare.masks",
+    "prunable_names": "sparseshare.pruning",
+    "prune": "sparseshare.pruning",
+    # export
+    "export_subnet": "sparseshare.export",
+    "load_subnet": "sparseshare.export",
+    "Subnet": "sparseshare.export",
+    # errors
+    "SparseshareError": "sparseshare.errors",
+    "ContractError": "sparseshare.errors",
+    "ConfigError": "sparseshare.errors",
+    "DataError": "sparseshare.errors",
+    "RunError": "sparseshare.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'sparseshare' has no attribute '{name}'") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first use
+    from sparseshare.contracts import (
+        Mechanism,
+        MultiTaskModel,
+        TaskData,
+        check_mechanism,
+        check_model,
+        check_task_data,
+    )
+    from sparseshare.data.tabular import TabularBatch, TabularData
+    from sparseshare.data.task import LoaderData, Task
+    from sparseshare.errors import ConfigError, ContractError, DataError, RunError, SparseshareError
+    from sparseshare.export import Subnet, export_subnet, load_subnet
+    from sparseshare.masks import density, load_masks, overlap_matrix, overlap_ratio, save_masks
+    from sparseshare.models.mlp import PBFSNet
+    from sparseshare.pruning import prunable_names, prune
+    from sparseshare.sharing import (
+        MECHANISMS,
+        PBFS,
+        PLE,
+        CrossStitch,
+        HardSharing,
+        MMoE,
+        PBFSPruner,
+        SharedBottom,
+        SparseSharing,
+        build_mechanism,
+        shared_parameter_names,
+    )
+    from sparseshare.training.pipeline import evaluate, search_masks, select_subnets, train_jointly, warmup
+    from sparseshare.training.search import Level, SearchResult, SearchSettings
+    from sparseshare.training.trainer import TrainResult, TrainSettings

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -170,8 +171,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _StderrLines(logging.Handler):
+    """Progress as plain lines on whatever ``sys.stderr`` is now (nohup, Slurm and CI logs have no bars)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"sparseshare: {self.format(record)}", file=sys.stderr, flush=True)
+
+
+def _log_progress_lines() -> None:
+    """One log line per epoch and per IMP level when stderr is not a terminal (tqdm bars only draw on
+    one); on a terminal the bars show progress."""
+    logger = logging.getLogger("sparseshare")
+    if sys.stderr.isatty() or any(isinstance(h, _StderrLines) for h in logger.handlers):
+        return
+    logger.addHandler(_StderrLines())
+    logger.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _log_progress_lines()
     try:
         args.fn(args)
     except SparseshareError as e:

@@ -62,7 +62,7 @@ def warmup(
     work = copy.deepcopy(model)
     if epochs > 0:
         s = settings.replace(epochs=epochs, patience=0, joint=False, loss_weights=None)
-        ckpt = Path(directory) / "warmup" if directory is not None else None
+        ckpt = Path(directory) / "_warmup" if directory is not None else None
         train(HardSharing(work), tasks, s, seed=seed, device=resolve_device(device, model), directory=ckpt,
               desc="warmup", log=log)  # fmt: skip
     state = _state_copy(work)
