@@ -103,3 +103,28 @@ class ToyData:
             b = ToyBatch(full.words[idx], full.chars[idx], full.mask[idx], full.tags[idx])
             b.index = idx
             yield b
+
+
+def export_reproduces_the_run(run, system: str, tmp_path) -> dict:
+    """Export every task's subnet of ``system`` from the finished ``run`` and load it back: its test
+    predictions must equal the run's module's, its test score the one in results.json. {task: sizes}."""
+    import json
+
+    from sparseshare.experiments.config import load_config
+    from sparseshare.experiments.context import load_context
+    from sparseshare.experiments.predict import export_run, load_system
+    from sparseshare.export import load_subnet
+    from sparseshare.training.evaluation import collect, evaluate_task
+
+    res = json.loads((run / "results.json").read_text())["systems"][system]["tasks"]
+    ctx = load_context(load_config(run / "config.yaml"), tmp_path)
+    sizes = {}
+    for t, task in ctx.tasks.items():
+        path, sizes[t] = export_run(run, t, tmp_path / f"{t}.safetensors", system)
+        sub = load_subnet(path)
+        assert sub.task == t
+        got, _ = collect(sub, task, "test", 100, "cpu")
+        want, _ = collect(load_system(run, system, t), task, "test", 100, "cpu")
+        assert got == want if isinstance(got, list) else torch.equal(got, want)  # every prediction
+        assert evaluate_task(sub, task, "test", 100, "cpu")[task.key] == res[t]["test"]
+    return sizes

@@ -112,28 +112,25 @@ def check_tasks_attribute(obj: Any, what: str) -> list[str]:
     return tasks
 
 
-def check_model(obj: Any) -> None:
-    """Raise ContractError (one line) unless ``obj`` fits :class:`MultiTaskModel`."""
-    check_tasks_attribute(obj, "model")
-    missing = _missing(obj, _MODEL)
+def _check(obj: Any, what: str, members: Mapping[str, str], hint: str) -> None:
+    check_tasks_attribute(obj, what)
+    missing = _missing(obj, members)
     if missing:
         raise ContractError(
-            f"{type(obj).__name__} does not fit the model contract: it lacks `{missing}` "
-            f"(see sparseshare.MultiTaskModel)"
+            f"{type(obj).__name__} does not fit the {what} contract: it lacks `{missing}` ({hint})"
         )
+
+
+def check_model(obj: Any) -> None:
+    """Raise ContractError (one line) unless ``obj`` fits :class:`MultiTaskModel`."""
+    _check(obj, "model", _MODEL, "see sparseshare.MultiTaskModel")
     if not isinstance(obj, torch.nn.Module):
         raise ContractError(f"{type(obj).__name__} must be a torch.nn.Module to be trained")
 
 
 def check_mechanism(obj: Any) -> None:
     """Raise ContractError (one line) unless ``obj`` fits :class:`Mechanism`."""
-    check_tasks_attribute(obj, "mechanism")
-    missing = _missing(obj, _MECHANISM)
-    if missing:
-        raise ContractError(
-            f"{type(obj).__name__} does not fit the mechanism contract: it lacks `{missing}` "
-            f"(wrap a model in sparseshare.HardSharing or SparseSharing)"
-        )
+    _check(obj, "mechanism", _MECHANISM, "wrap a model in sparseshare.HardSharing or SparseSharing")
 
 
 def is_mechanism(obj: Any) -> bool:

@@ -9,6 +9,7 @@ from sparseshare.cli import main
 from sparseshare.data.readers import conll2003_tasks as conll03_tasks
 from sparseshare.data.sources import get_source, resolve
 from sparseshare.masks import load_masks
+from tests.helpers import export_reproduces_the_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -117,31 +118,14 @@ def test_predict_tags_every_task_in_one_pass_from_the_run_alone(smoke_run, tmp_p
 
 @pytest.mark.parametrize("system", ["sparse", "hard", "single"])
 def test_exported_subnets_reproduce_the_runs_predictions(smoke_run, tmp_path, system):
-    from sparseshare.experiments.config import load_config
-    from sparseshare.experiments.context import load_context
-    from sparseshare.experiments.predict import export_run, load_system
-    from sparseshare.export import load_subnet
-    from sparseshare.training.evaluation import collect, evaluate_task
-
-    res = json.loads((smoke_run / "results.json").read_text())["systems"][system]["tasks"]
-    ctx = load_context(load_config(smoke_run / "config.yaml"), tmp_path)
-    for t, task in ctx.tasks.items():
-        path, sizes = export_run(smoke_run, t, tmp_path / f"{t}.safetensors", system)
-        sub = load_subnet(path)
-        assert sub.task == t and sub.preprocess["tasks"][t]["tags"] == list(task.labels)
-        got, gold = collect(sub, task, "test", 100, "cpu")
-        want, _ = collect(load_system(smoke_run, system, t), task, "test", 100, "cpu")
-        assert got == want  # every tag of every test sentence
-        assert evaluate_task(sub, task, "test", 100, "cpu")[task.key] == res[t]["test"]
+    sizes = export_reproduces_the_run(smoke_run, system, tmp_path)
+    masks = json.loads((smoke_run / "results.json").read_text())["masks"]
+    for t, size in sizes.items():
         if system == "sparse":  # kept values and a bit per masked weight: smaller than dense
-            assert 0 < sizes["density"] < 1 and sizes["bytes"] < sizes["dense_bytes"]
-            assert sizes["density"] == pytest.approx(res_density(smoke_run, t), abs=1e-9)
+            assert 0 < size["density"] < 1 and size["bytes"] < size["dense_bytes"]
+            assert size["density"] == pytest.approx(masks[t]["density"], abs=1e-9)
         else:
-            assert sizes["density"] == 1.0 and sizes["bytes"] >= sizes["dense_bytes"]
-
-
-def res_density(run, task):
-    return json.loads((run / "results.json").read_text())["masks"][task]["density"]
+            assert size["density"] == 1.0 and size["bytes"] >= size["dense_bytes"]
 
 
 def test_export_cli_prints_size_beside_dense_size(smoke_run, tmp_path, capsys):

@@ -7,9 +7,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import torch
 
 from sparseshare.cli import main
+from tests.helpers import export_reproduces_the_run
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMS = ["single", "shared_bottom", "cross_stitch", "mmoe", "cgc", "ple", "pbfs", "sparse"]
@@ -95,26 +95,13 @@ def test_movielens_and_student_run_every_system(name, tasks, extra, tmp_path):
 
 @pytest.mark.parametrize("system", ["sparse", "pbfs", "mmoe", "single"])
 def test_exported_subnets_reproduce_the_runs_test_scores(census_run, tmp_path, system):
-    from sparseshare.experiments.config import load_config
-    from sparseshare.experiments.context import load_context
-    from sparseshare.experiments.predict import export_run, load_system
-    from sparseshare.export import load_subnet
-    from sparseshare.training.evaluation import collect, evaluate_task
-
-    res = json.loads((census_run / "results.json").read_text())["systems"][system]["tasks"]
-    ctx = load_context(load_config(census_run / "config.yaml"), tmp_path)
-    for t, task in ctx.tasks.items():
-        path, sizes = export_run(census_run, t, tmp_path / f"{t}.safetensors", system)
-        sub = load_subnet(path)
-        got, _ = collect(sub, task, "test", 100, "cpu")
-        want, _ = collect(load_system(census_run, system, t), task, "test", 100, "cpu")
-        assert torch.equal(got, want)  # every probability, bit for bit
-        assert evaluate_task(sub, task, "test", 100, "cpu")[task.key] == res[t]["test"]
+    sizes = export_reproduces_the_run(census_run, system, tmp_path)
+    res = json.loads((census_run / "results.json").read_text())
+    for t, size in sizes.items():
         if system == "sparse":
-            kept = json.loads((census_run / "results.json").read_text())["masks"][t]["density"]
-            assert sizes["density"] == pytest.approx(kept, abs=1e-9)
+            assert size["density"] == pytest.approx(res["masks"][t]["density"], abs=1e-9)
         if system == "pbfs":  # pruned to 70% sparsity on the schedule: a smaller file
-            assert sizes["density"] < 0.5 and sizes["bytes"] < sizes["dense_bytes"]
+            assert size["density"] < 0.5 and size["bytes"] < size["dense_bytes"]
 
 
 def test_predict_a_raw_table_from_the_run_alone(census_run, tmp_path, monkeypatch, capsys):

@@ -21,14 +21,14 @@ from pathlib import Path
 import torch
 
 from sparseshare.data.task import Task, as_tasks
-from sparseshare.errors import ConfigError, ContractError
+from sparseshare.errors import ConfigError
 from sparseshare.masks.mask import Mask
 from sparseshare.pruning.prunable import prunable_names
 from sparseshare.sharing.hard import HardSharing, as_mechanism
 from sparseshare.training.checkpoint import load_tensors, save_tensors
 from sparseshare.training.evaluation import evaluate_task
 from sparseshare.training.search import SearchResult, SearchSettings, search_task
-from sparseshare.training.trainer import TrainResult, TrainSettings, resolve_device, train
+from sparseshare.training.trainer import TrainResult, TrainSettings, check_heads, resolve_device, train
 
 WARMUP_FILE = "warmup.safetensors"
 
@@ -176,11 +176,7 @@ def evaluate(
     """Every task's metric values on ``split``: ``{task: {metric: value}}``."""
     mechanism = as_mechanism(mechanism)
     tasks = as_tasks(tasks)
-    missing = [t for t in tasks if t not in mechanism.tasks]
-    if missing:
-        raise ContractError(
-            f"task(s) {missing} have no head in the model; its tasks are {list(mechanism.tasks)}"
-        )
+    check_heads(mechanism, tasks)
     dev = resolve_device(device, mechanism)
     mechanism.to(dev)
     return {t: evaluate_task(mechanism, task, split, batch_size, dev) for t, task in tasks.items()}

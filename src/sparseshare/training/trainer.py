@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sparseshare.data.task import Task, as_tasks, move_batch, num_batches
-from sparseshare.errors import ConfigError
+from sparseshare.errors import ConfigError, ContractError
 from sparseshare.sharing.hard import as_mechanism
 from sparseshare.training.checkpoint import (
     load_tensors,
@@ -87,6 +87,15 @@ class TrainResult:
     epochs_run: int
     history: list[dict] = field(default_factory=list)
     best_state: dict | None = None
+
+
+def check_heads(mechanism, tasks: Mapping[str, Task]) -> None:
+    """Every task must be one of the model's tasks (it has a head for it)."""
+    unknown = [t for t in tasks if t not in mechanism.tasks]
+    if unknown:
+        raise ContractError(
+            f"task(s) {unknown} have no head in the model; its tasks are {list(mechanism.tasks)}"
+        )
 
 
 def make_optimizer(params, name: str, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
@@ -176,11 +185,7 @@ def train(
     """
     tasks = as_tasks(tasks)
     mechanism = as_mechanism(mechanism)
-    unknown = [t for t in tasks if t not in mechanism.tasks]
-    if unknown:
-        raise ConfigError(
-            f"task(s) {unknown} have no head in the model; its tasks are {list(mechanism.tasks)}"
-        )
+    check_heads(mechanism, tasks)
     callbacks = callbacks or []
     device = resolve_device(device, mechanism)
     mechanism.to(device)
