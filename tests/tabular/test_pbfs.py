@@ -176,3 +176,23 @@ def test_pruner_keeps_the_best_subnet_and_restores_it():
     assert len(pruner.history) == 12 and pruner.history[0]["sparsity"] == pytest.approx(0.1, abs=0.02)
     with pytest.raises(ValueError, match="initial"):
         PBFSPruner(mech, dict.fromkeys(mech.tasks, 0.2), initial_sparsity=0.5)
+
+
+def test_the_schedule_prunes_mu_first_and_keeps_each_tasks_best_by_its_own_direction():
+    from sparseshare.data.task import Task
+    from sparseshare.errors import ContractError
+    from sparseshare.sharing.pbfs import PBFSSchedule
+    from tests.helpers import ToyData
+
+    mech, _ = build("pbfs")
+    pruner = PBFSPruner(mech, dict.fromkeys(mech.tasks, 0.9), 0.3, 0, 30, 10)
+    with pytest.raises(ContractError, match="give higher_is_better"):
+        pruner.on_eval("a", None, 0.5)  # an error metric would silently keep its worst subnet
+    tasks = {t: Task(t, ToyData(0), "mse" if t == "b" else "accuracy") for t in mech.tasks}
+    schedule = PBFSSchedule(pruner, tasks)
+    assert all(mech.sparsity(t) == pytest.approx(0.3, abs=0.02) for t in mech.tasks)  # mu before training
+    for step, mse in ((10, 0.5), (20, 0.2), (30, 0.4)):
+        schedule.on_step(step)
+        schedule.on_eval({"a": {"accuracy": 0.5}, "b": {"mse": mse}, "c": {"accuracy": 0.5}})
+    assert pruner.best["b"]["step"] == 20  # lowest MSE, restored after the schedule ended (step 30)
+    assert mech.sparsity("b") == pytest.approx(pruner.best["b"]["sparsity"])

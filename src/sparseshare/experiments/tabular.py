@@ -18,7 +18,7 @@ import numpy as np
 from sparseshare import paths
 from sparseshare.experiments.common import final_eval, save_recipe
 from sparseshare.experiments.context import Context
-from sparseshare.sharing.pbfs import PBFSPruner
+from sparseshare.sharing.pbfs import PBFSPruner, PBFSSchedule
 from sparseshare.sharing.pools import correlation_matrix, shared_pools
 from sparseshare.training.pipeline import train_jointly
 
@@ -91,23 +91,6 @@ def run_baseline(name: str):
     return runner
 
 
-class _PrunerHook:
-    """Trainer callback driving PBFS Algorithm 2: prune on schedule, record dev scores, restore the best."""
-
-    def __init__(self, pruner: PBFSPruner, specs: dict):
-        self.pruner, self.specs, self.step = pruner, specs, 0
-
-    def on_step(self, step: int) -> None:
-        self.step = step
-        self.pruner.on_step(step)
-
-    def on_eval(self, dev: dict) -> None:
-        for t, spec in self.specs.items():
-            self.pruner.on_eval(t, None, dev[t][spec.key])
-        if self.step >= self.pruner.end_step:  # steps 4-5: back to each task's best subnet
-            self.pruner.restore_best()
-
-
 def pools_for(ctx: Context) -> list[list[str]]:
     """Explicit pools from the config, else Algorithm 1 on the Pearson correlation of train labels."""
     if ctx.cfg.pbfs.pools:
@@ -141,11 +124,9 @@ def run_pbfs(ctx: Context) -> dict:
         frequency=p.frequency,
         power=p.power,
         strategy=p.strategy,
-        higher_is_better={t: s.higher_is_better for t, s in ctx.tasks.items()},
     )
-    pruner.on_step(0)  # Algorithm 2, step 2: prune mu before training
-    hook = _PrunerHook(pruner, ctx.tasks)
-    results = _joint(ctx, "pbfs", mech, callbacks=[hook], patience=0)
+    schedule = PBFSSchedule(pruner, ctx.tasks)  # Algorithm 2, step 2: prunes mu before training
+    results = _joint(ctx, "pbfs", mech, callbacks=[schedule], patience=0)
     kept = sum(int(mech.mask(t)[n].sum()) for t in ctx.tasks for n in mech.mask(t))
     return {
         "params": ctx.count_params(mech),

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from sparseshare.errors import ContractError
 from sparseshare.masks.mask import Mask, density, validate_mask
 from sparseshare.models.mlp import PBFSNet
 from sparseshare.pruning.magnitude import prune_global, prune_layerwise
@@ -144,7 +145,7 @@ class PBFSPruner:
         frequency: int = 100,
         power: float = 3.0,
         strategy: str = "layerwise",
-        higher_is_better: bool | Mapping[str, bool] = True,
+        higher_is_better: bool | Mapping[str, bool] | None = None,
     ):
         if frequency < 1 or end_step < begin_step:
             raise ValueError("need frequency >= 1 and end_step >= begin_step")
@@ -192,6 +193,11 @@ class PBFSPruner:
         return changed
 
     def _higher_is_better(self, task: str) -> bool:
+        if self._higher is None:
+            raise ContractError(
+                "PBFSPruner needs each task's direction to keep its best subnet: give higher_is_better "
+                "(False for error metrics such as MSE), or drive it with PBFSSchedule(pruner, tasks)"
+            )
         return self._higher if isinstance(self._higher, bool) else bool(self._higher[task])
 
     def on_eval(self, task: str, sparsity: float | None, score: float) -> bool:
@@ -212,3 +218,28 @@ class PBFSPruner:
         """Algorithm 2, step 4: give every evaluated task back its best subnet."""
         for task, rec in self.best.items():
             self.mechanism.set_mask(task, rec["mask"])
+
+
+class PBFSSchedule:
+    """Trainer callback that drives Algorithm 2 over training (``train_jointly(..., callbacks=[...])``).
+
+    Prunes every task to its initial sparsity mu at once (step 2: before training, at ``begin_step``),
+    re-prunes on schedule after every update (``on_step``), records each task's dev score at its current
+    sparsity after every evaluation (step 3) and, once the schedule has ended, gives every task back its
+    best subnet (steps 4-5). ``tasks``: task -> its ``Task`` (the primary metric and its direction).
+    """
+
+    def __init__(self, pruner: PBFSPruner, tasks: Mapping):
+        self.pruner, self.tasks, self.step = pruner, dict(tasks), pruner.begin_step
+        pruner._higher = {t: bool(task.higher_is_better) for t, task in self.tasks.items()}
+        pruner.on_step(pruner.begin_step)
+
+    def on_step(self, step: int) -> None:
+        self.step = step
+        self.pruner.on_step(step)
+
+    def on_eval(self, dev: Mapping[str, Mapping[str, float]]) -> None:
+        for t, task in self.tasks.items():
+            self.pruner.on_eval(t, None, dev[t][task.key])
+        if self.step >= self.pruner.end_step:
+            self.pruner.restore_best()
