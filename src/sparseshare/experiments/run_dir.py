@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,8 +50,10 @@ def open_run(cfg: ExperimentConfig, out: Path) -> Path:
 
 
 def write_json_atomic(obj, path: Path) -> None:
+    """Write, then rename: readers see the old file or the new one; concurrent writers (run --jobs
+    workers writing the same preprocess.json) each rename their own temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(obj, indent=2) + "\n")
     tmp.replace(path)
 
