@@ -1,7 +1,7 @@
 """Bit-packed mask files: 1 bit per parameter per task, stored with safetensors (no pickle).
 
 Layout: one uint8 tensor ``"<task>/<param>"`` per (task, parameter) holding ``np.packbits`` of the
-flattened mask; shapes live in the safetensors metadata as JSON.
+flattened mask; shapes and the task order live in the safetensors metadata, one JSON entry.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ import torch
 from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
+from sparseshare.errors import RunError
 from sparseshare.masks.mask import TaskMasks
 
 _SEP = "/"
+_META = "sparseshare"
 
 
 def pack_bits(mask: torch.Tensor) -> np.ndarray:
@@ -31,36 +33,42 @@ def unpack_bits(bits: np.ndarray, shape) -> torch.Tensor:
 
 
 def save_masks(task_masks: TaskMasks, path: str | Path) -> None:
-    """Write ``task -> name -> bool tensor`` bit-packed to ``path`` (atomically)."""
+    """Write ``task -> name -> bool tensor`` bit-packed to ``path`` (atomically). Identical masks give
+    byte-identical files: one metadata entry, its JSON with sorted keys (task order kept in a list)."""
     path = Path(path)
     arrays: dict[str, np.ndarray] = {}
     shapes: dict[str, list[int]] = {}
-    order: dict[str, list[str]] = {}
+    order: list[list] = []
     for task, mask in task_masks.items():
         if _SEP in task:
             raise ValueError(f"task name '{task}' may not contain '{_SEP}'")
-        order[task] = list(mask)
+        order.append([task, list(mask)])
         for name, m in mask.items():
             key = f"{task}{_SEP}{name}"
             arrays[key] = pack_bits(m)
             shapes[key] = list(m.shape)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    save_file(arrays, str(tmp), metadata={"shapes": json.dumps(shapes), "order": json.dumps(order)})
+    meta = json.dumps({"shapes": shapes, "order": order}, sort_keys=True)
+    save_file(arrays, str(tmp), metadata={_META: meta})
     tmp.replace(path)
 
 
 def load_masks(path: str | Path) -> TaskMasks:
-    """Read a file written by :func:`save_masks`."""
+    """Read a file written by :func:`save_masks`; a missing or damaged file is a one-line RunError."""
     path = Path(path)
-    with safe_open(str(path), framework="numpy") as f:
-        meta = f.metadata() or {}
-    shapes = json.loads(meta["shapes"])
-    order = json.loads(meta["order"])
-    arrays = load_file(str(path))
-    out: TaskMasks = {}
-    for task, names in order.items():
-        out[task] = {}
-        for name in names:
-            key = f"{task}{_SEP}{name}"
-            out[task][name] = unpack_bits(arrays[key], shapes[key])
+    if not path.is_file():
+        raise RunError(f"{path}: mask file not found")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = json.loads((f.metadata() or {})[_META])
+        arrays = load_file(str(path))
+        out: TaskMasks = {}
+        for task, names in meta["order"]:
+            out[task] = {}
+            for name in names:
+                key = f"{task}{_SEP}{name}"
+                out[task][name] = unpack_bits(arrays[key], meta["shapes"][key])
+    except Exception as e:  # the file is untrusted input: any fault is damage, said in one line
+        fault = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+        raise RunError(f"{path}: damaged mask file ({fault})") from None
     return out
