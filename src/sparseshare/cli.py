@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -14,33 +14,54 @@ from sparseshare.errors import SparseshareError
 
 
 def _cmd_run(args) -> None:
+    from sparseshare import paths
     from sparseshare.errors import ConfigError
     from sparseshare.experiments.config import load_config
     from sparseshare.experiments.report import results_table
     from sparseshare.experiments.run_dir import finished_results
-    from sparseshare.experiments.runner import run_experiment
+    from sparseshare.experiments.runner import check_damage, run_experiment
 
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
     cfg = load_config(config_files.resolve(args.config), args.set or [])
     out = Path(args.out) if args.out else Path("runs") / cfg.name
+    if cfg.sweep:
+        from sparseshare.experiments.sweep import sweep_points
+
+        sweep_points(cfg)  # every point validated before anything is created
+    _creatable(out)
+    if args.repair and paths.results_json(out).exists():
+        check_damage(out, repair_it=True)  # a finished run with a damaged file: repaired, then shown
     results = finished_results(cfg, out)
     if results is not None:  # never rerun or overwrite a finished run: show it
         print(f"{out}: this run is finished (choose another --out to run it again)", file=sys.stderr)
     else:
-        results = run_experiment(cfg, out, args.jobs)
+        results = run_experiment(cfg, out, args.jobs, args.repair)
     print(f"\n{cfg.name} -> {out}\n")
     print(results_table(results))
+
+
+def _creatable(out: Path) -> None:
+    """The run directory can be made and written, checked before any data is read."""
+    from sparseshare.errors import RunError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"{out}: cannot create the run directory ({e.strerror or e})") from None
+    if not out.is_dir() or not os.access(out, os.W_OK | os.X_OK):
+        raise RunError(f"{out}: the run directory is not a writable folder")
 
 
 def _load_results(run: Path) -> dict:
     from sparseshare import paths
     from sparseshare.errors import RunError
+    from sparseshare.experiments.run_dir import read_json
 
     path = paths.results_json(run)
     if not path.exists():
         raise RunError(f"{run}: no results.json (not a finished run)")
-    return json.loads(path.read_text())
+    return read_json(path, "results file")
 
 
 def _cmd_report(args) -> None:
@@ -131,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="train up to N systems at once in worker processes, the torch threads shared out "
         "(default 1); a run resumes with any N",
     )
+    r.add_argument(
+        "--repair",
+        action="store_true",
+        help="delete damaged files of the run directory (and what was computed from them) and resume; "
+        "without it, a damaged file stops the run before any work, naming it",
+    )
     r.set_defaults(fn=_cmd_run)
     rep = sub.add_parser("report", help="print a finished run's table and redraw its figures")
     rep.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
@@ -172,29 +199,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _StderrLines(logging.Handler):
-    """Progress as plain lines on whatever ``sys.stderr`` is now (nohup, Slurm and CI logs have no bars)."""
+    """Log lines on whatever ``sys.stderr`` is now: warnings always, progress off a terminal."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        print(f"sparseshare: {self.format(record)}", file=sys.stderr, flush=True)
+        kind = "warning: " if record.levelno >= logging.WARNING else ""
+        print(f"sparseshare: {kind}{self.format(record)}", file=sys.stderr, flush=True)
 
 
-def _log_progress_lines() -> None:
-    """One log line per epoch and per IMP level when stderr is not a terminal (tqdm bars only draw on
-    one); on a terminal the bars show progress."""
+def _log_lines() -> None:
+    """Warnings (undefined metrics, data problems, repairs) always reach stderr. When stderr is not a
+    terminal (nohup, Slurm, CI), so does one line per epoch and per IMP level; on a terminal the progress
+    bars show it."""
     logger = logging.getLogger("sparseshare")
-    if sys.stderr.isatty() or any(isinstance(h, _StderrLines) for h in logger.handlers):
-        return
-    logger.addHandler(_StderrLines())
-    logger.setLevel(logging.INFO)
+    handler = next((h for h in logger.handlers if isinstance(h, _StderrLines)), None)
+    if handler is None:
+        handler = _StderrLines()
+        logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if sys.stderr.isatty() else logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _log_progress_lines()
+    _log_lines()
     try:
         args.fn(args)
-    except SparseshareError as e:
-        print(f"sparseshare: error: {e}", file=sys.stderr)
+    except SparseshareError as e:  # every problem at once, one line each
+        for line in str(e).splitlines() or [type(e).__name__]:
+            print(f"sparseshare: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sparseshare: interrupted; run the same command again to resume", file=sys.stderr)

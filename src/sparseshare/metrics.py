@@ -15,7 +15,8 @@ model's ``predict`` and the task's targets give, batch by batch, joined along th
   macro F1, not positive-class F1, so its configs compare against ``f1_macro``.
 - ``mse``, ``mae``: regression (lower is better); each gives both.
 
-Rows whose target is NaN (no label for this task) are skipped by the tabular metrics.
+Rows whose target is NaN (no label for this task) are skipped by the tabular metrics; with no labelled row
+(or one class, for AUC) a metric is NaN, which selection treats as undefined (see the trainer).
 """
 
 from __future__ import annotations
@@ -77,8 +78,10 @@ def score(kind: str, y_true: np.ndarray, y_pred: np.ndarray, threshold: float = 
     y_true, y_pred = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64)
     keep = np.isfinite(y_true)
     y_true, y_pred = y_true[keep], y_pred[keep]
-    if not len(y_true):
-        raise ValueError("no labelled rows to score")
+    if kind not in METRICS:
+        raise ValueError(f"unknown task kind '{kind}'; valid: {sorted(METRICS)}")
+    if not len(y_true):  # no labelled row in this split: every metric is undefined
+        return dict.fromkeys(METRICS[kind], math.nan)
     if kind == "binary":
         hard = (y_pred >= threshold).astype(int)
         auc = roc_auc_score(y_true, y_pred) if len(np.unique(y_true)) == 2 else math.nan

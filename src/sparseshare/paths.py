@@ -1,8 +1,22 @@
-"""Every path inside a run directory, in one place."""
+"""Every path inside a run directory, in one place; no name can lead outside it.
+
+Task, system and sweep names reach paths only through here, and each must be one plain path part (the
+config already restricts them to letters, digits and a few marks): a '/' or '\\', '..', or a leading '.'
+is refused, so nothing is ever written outside the run directory.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from sparseshare.errors import RunError
+
+
+def part(name: str) -> str:
+    """``name`` if it is one plain path component, else a RunError."""
+    if not name or "/" in name or "\\" in name or name.startswith(".") or "\0" in name:
+        raise RunError(f"'{name}' cannot name a file or folder inside a run directory")
+    return name
 
 
 def config(run: Path) -> Path:
@@ -34,7 +48,7 @@ def search_dir(run: Path) -> Path:
 
 
 def search_log(run: Path, task: str) -> Path:
-    return search_dir(run) / f"{task}.jsonl"
+    return search_dir(run) / f"{part(task)}.jsonl"
 
 
 def warmup(run: Path) -> Path:
@@ -42,8 +56,8 @@ def warmup(run: Path) -> Path:
 
 
 def system_dir(run: Path, system: str, task: str | None = None) -> Path:
-    d = run / "systems" / system
-    return d / task if task else d
+    d = run / "systems" / part(system)
+    return d / part(task) if task else d
 
 
 def system_result(run: Path, system: str) -> Path:
@@ -57,6 +71,11 @@ def system_recipe(run: Path, system: str, task: str | None = None) -> Path:
 
 def best_weights(run: Path, system: str, task: str | None = None) -> Path:
     return system_dir(run, system, task) / "best.safetensors"
+
+
+def point_dir(run: Path, point: str) -> Path:
+    """A sweep point's run directory (``point`` is "axis=label,axis=label")."""
+    return run / "points" / part(point)
 
 
 def preprocess(run: Path) -> Path:

@@ -121,8 +121,11 @@ def test_columns_reader_auto_scheme_and_given_dev(tmp_path):
     assert data["ner"]["dev"] == [(["EU", "Union", "says", "hi"], ["B-ORG", "E-ORG", "O", "S-PER"])]
     with pytest.raises(ConfigError, match=r"need train and test, dev optional; missing \['test'\]"):
         columns_tasks({"train": train}, {"ner": 1})
-    with pytest.raises(ConfigError, match=r"unknown columns task\(s\) \['srl'\]"):
-        columns_tasks({"train": train, "test": test}, {"srl": 1})
+    # any task name is read; one not named in spans (nor chunk/ner) is token tagging: tags kept as they are
+    srl = columns_tasks({"train": train, "dev": dev, "test": test}, {"srl": 1})
+    assert srl["srl"]["test"] == [(["EU", "Union", "says", "hi"], ["B-ORG", "E-ORG", "O", "S-PER"])]
+    with pytest.raises(ConfigError, match=r"need train and test, dev optional; missing \['test'\]"):
+        columns_tasks({"train": train}, {"srl": 1})
 
 
 @pytest.mark.parametrize(

@@ -176,8 +176,8 @@ def test_a_planted_pickle_is_never_executed(smoke_run, tmp_path, capsys):
     _plant(run / "systems" / "sparse" / "last.safetensors")
     _plant(run / "search" / "warmup.safetensors")
     assert main(["run", str(ROOT / "configs/smoke.yaml"), "--out", str(run)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "damaged checkpoint" in err[0]
+    err = capsys.readouterr().err.strip().splitlines()  # before any work, one line per damaged file
+    assert len(err) == 3 and all(" damaged (" in line and "--repair" in line for line in err)
     assert not MARKER.exists()
 
 

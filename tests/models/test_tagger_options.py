@@ -132,9 +132,22 @@ def test_param_count_is_the_encoder_without_embeddings_or_heads(decoder, layers)
     assert round(encoder_param_count(full) / 1000) == (534 if layers == 1 else 1497)
 
 
+def load_config_text(text):
+    import tempfile
+    from pathlib import Path
+
+    from sparseshare.experiments.config import load_config
+
+    path = Path(tempfile.mkdtemp()) / "c.yaml"
+    path.write_text(text)
+    return load_config(path)
+
+
 def test_model_config_defaults_are_table_2_and_new_keys_are_checked():
     m = from_dict(ModelConfig, {}, "model")
-    assert (m.word_dim, m.char_width, m.char_filters, m.hidden, m.dropout) == (100, 3, 30, 200, 0.5)
+    assert (m.char_width, m.char_filters, m.hidden, m.dropout) == (3, 30, 200, 0.5)
+    assert m.word_dim is None  # the embeddings' dimension; 100 (Table 2) without embeddings:
+    assert load_config_text("name: x\ndata: {embeddings: null}\n").model.word_dim == 100
     assert (m.decoder, m.word_dropout, m.hierarchy) == ("linear", 0.0, {})
     assert from_dict(ModelConfig, {"decoder": "crf", "word_dropout": 0.1}, "model").decoder == "crf"
     with pytest.raises(ConfigError, match="'model.decoder'.*valid"):

@@ -1,12 +1,14 @@
 """Sequence-labelling corpora by name: the tasks each offers, and one call that reads any of them.
 
 ``position`` (the synthetic Position Prediction task of Sun et al. 2020, Table 6) is offered by every
-corpus: it is built on the sentences of the corpus's other tasks.
+corpus: it is built on the sentences of the corpus's other tasks. The ``columns`` corpus (a user's own
+files) offers the tasks its ``tags`` option names: check a name with :func:`corpus_accepts`, and get a
+task's metric and scheme with ``readers.task_kind(task, spans)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from sparseshare.data.ontonotes import ontonotes_tasks
@@ -28,16 +30,52 @@ CORPUS_TASKS: dict[str, tuple[str, ...]] = {
     "conll2000": ("pos", "chunk", "position"),
     "ptb": ("pos", "position"),
     "ontonotes": ("pos", "chunk", "ner", "position"),
-    "columns": ("pos", "chunk", "ner", "position"),  # those the user maps to a column
+    # the conventional names only: 'columns' offers whatever its tags option names (see offered_tasks)
+    "columns": ("pos", "chunk", "ner", "position"),
 }
 
 
-def _columns(root: Path | None, tasks: list[str], files: dict, tags: dict, **options) -> Tasks:
-    missing = [t for t in tasks if t not in tags]
-    if missing:
-        raise ConfigError(f"column files: no tag column for task(s) {missing}; columns given: {dict(tags)}")
-    files = {s: Path(p) if root is None else Path(root) / p for s, p in files.items()}
-    return columns_tasks(files, {t: tags[t] for t in tasks}, **options)
+def offered_tasks(corpus: str, options: Mapping | None = None) -> tuple[str, ...]:
+    """The tasks ``corpus`` offers: fixed, or for ``columns`` those ``options["tags"]`` names and position."""
+    if corpus == "columns":
+        return (*((options or {}).get("tags") or {}), "position")
+    return CORPUS_TASKS[corpus]
+
+
+def corpus_accepts(corpus: str, task: str, options: Mapping | None = None) -> bool:
+    """Whether :func:`corpus_tasks` reads ``task`` from ``corpus`` given these reader ``options``.
+
+    A columns task's name is checked apart, by ``readers.check_task_name`` (a ConfigError saying why).
+    """
+    return corpus in CORPUS_TASKS and task in offered_tasks(corpus, options)
+
+
+def _columns(
+    root: Path | None,
+    tasks: list[str],
+    files: Mapping | None = None,
+    tags: Mapping | None = None,
+    schemes: Mapping | None = None,
+    spans: Mapping | None = None,
+    task_files: Mapping | None = None,
+    **options,
+) -> Tasks:
+    def under_root(split_paths):
+        if not isinstance(split_paths, Mapping):
+            return split_paths  # columns_tasks says what is wrong
+        return {s: Path(p) if root is None else Path(root) / p for s, p in split_paths.items()}
+
+    def asked(given):
+        return {t: v for t, v in (given or {}).items() if t in tasks}
+
+    return columns_tasks(
+        under_root(files or {}),
+        {t: c for t, c in (tags or {}).items() if t in tasks},  # none for position alone: a ConfigError
+        schemes=asked(schemes),
+        spans=asked(spans),
+        task_files={t: under_root(fs) for t, fs in asked(task_files).items()},
+        **options,
+    )
 
 
 _READERS: dict[str, Callable[..., Tasks]] = {
@@ -60,12 +98,13 @@ def corpus_tasks(
 
     ``options`` go to the corpus's reader: ``conll2000``: dev_size, dev_seed; ``ptb``: split;
     ``ontonotes``: language; ``columns``: files (split -> path, relative to ``root`` when given), tags
-    (task -> column), word, schemes, sep, dev_size, dev_seed. ``limits`` keeps the first N sentences
-    of a split.
+    (task -> column; any names), word, schemes, spans, task_files (task -> split -> path, relative to
+    ``root`` too), sep, dev_size, dev_seed (see ``readers.columns_tasks``). ``limits`` keeps the first N
+    sentences of a split.
     """
     if corpus not in CORPUS_TASKS:
         raise ConfigError(f"unknown sequence corpus '{corpus}'; valid: {list(CORPUS_TASKS)}")
-    tasks = check_tasks(corpus, tasks, CORPUS_TASKS[corpus])
+    tasks = check_tasks(corpus, tasks, offered_tasks(corpus, options))
     check_limits(limits)
     real = [t for t in tasks if t != "position"]
     if not real:  # position alone: read one real task for its sentences

@@ -82,6 +82,26 @@ def _load_npy_dir(path: Path) -> tuple[list[str], np.ndarray]:
     return words, vectors
 
 
+def embedding_dim(path: str | Path) -> int:
+    """The vectors' dimension, read without loading them: a text file's first line, or the npy header."""
+    path = Path(path)
+    if path.is_dir():
+        npy = sorted(path.glob("*.npy"))
+        if len(npy) != 1:
+            raise DataError(path, None, "expected exactly one embeddings .npy and one .parquet word index")
+        shape = np.load(npy[0], mmap_mode="r").shape
+        if len(shape) != 2:
+            raise DataError(npy[0], None, f"an array of shape {shape}, not (words, dim)")
+        return int(shape[1])
+    if not path.exists():
+        raise DataError(path, None, "no such embeddings file")
+    with path.open("rb") as f:
+        first = f.readline()
+    if not first.strip():
+        raise DataError(path, None, "empty embeddings file")
+    return len(_parse(path, 1, first, None)[1])
+
+
 def load_glove(path: str | Path) -> tuple[list[str], np.ndarray]:
     """(words, vectors [n, dim]) from a GloVe text file or a folder with the npy + parquet index.
 

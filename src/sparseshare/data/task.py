@@ -8,6 +8,7 @@ built-in readers' ``SequenceData`` and ``TabularData`` are task data as they are
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from sparseshare.errors import ContractError
 from sparseshare.metrics import Metric, get_metric
 
 _TARGET_KEYS = ("y", "target", "targets", "label", "labels")
+TASK_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def default_target(batch: Any, task: str) -> Any:
@@ -135,8 +137,10 @@ class Task:
     _metric: Metric = field(init=False, repr=False)
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name:
-            raise ContractError(f"a task needs a non-empty name, got {self.name!r}")
+        if not isinstance(self.name, str) or not TASK_NAME.fullmatch(self.name):
+            raise ContractError(
+                f"task name {self.name!r}: use letters, digits, '_' and '-' (it names files and modules)"
+            )
         check_task_data(self.data, self.name)
         if self.labels is None:
             self.labels = getattr(self.data, "labels", None)

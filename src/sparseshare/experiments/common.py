@@ -13,6 +13,7 @@ from sparseshare.masks.io import save_masks
 from sparseshare.masks.mask import Mask, density, union_count
 from sparseshare.sharing.sparse import SparseSharing
 from sparseshare.training.pipeline import evaluate, search_masks, select_subnets, train_jointly, warmup
+from sparseshare.training.trainer import load_state
 
 
 def final_eval(ctx: Context, mech, tasks: list[str], specs=None) -> dict:
@@ -104,7 +105,9 @@ def run_single_subnet(ctx: Context) -> dict:
     result, params = {}, 0
     for t in ctx.tasks:
         model = ctx.build_model()
-        model.load_state_dict(state)  # the other tasks' heads ride along untrained: only t is run
+        load_state(
+            model, state, paths.warmup(ctx.run)
+        )  # the other tasks' heads ride along untrained: only t is run
         mech = SparseSharing(model, {u: masks[t] for u in model.tasks})
         save_recipe(
             ctx,
@@ -134,7 +137,7 @@ def run_sparse(ctx: Context) -> dict:
     masks, levels = search(ctx)
     save_masks(masks, paths.masks(ctx.run))
     model = ctx.build_model()
-    model.load_state_dict(rewind_state(ctx))
+    load_state(model, rewind_state(ctx), paths.warmup(ctx.run))
     mech = SparseSharing(model, masks)
     pruned = list(next(iter(masks.values())))
     save_recipe(ctx, "sparse", {**ctx.recipe(), "mechanism": "sparse", "options": {"names": pruned}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import yaml
 
 from sparseshare.data.corpora import CORPUS_TASKS
 from sparseshare.data.sources import SOURCES
+from sparseshare.data.task import TASK_NAME
 from sparseshare.errors import ConfigError
 from sparseshare.experiments.datasets import DATASETS
 from sparseshare.experiments.schema import from_dict, set_key
@@ -17,13 +19,50 @@ from sparseshare.experiments.systems import systems_for
 from sparseshare.training.search import SearchSettings
 from sparseshare.training.trainer import TrainSettings
 
-SEQ_TASKS = ("pos", "chunk", "ner")
 TAG_SCHEMES = ("auto", "iob1", "bio2", "iob2", "bioes")
+
+
+NAME = TASK_NAME  # task names: they become file, folder and module names
+RUN_NAME = re.compile(r"[A-Za-z0-9_.+=,\[\]-]+")  # experiment names (a point's: "name[a=1,b=2]")
+LABEL = re.compile(r"[A-Za-z0-9_.+-]+")  # sweep axes and point labels (a point's folder is "a=1,b=2")
+DEVICES = "auto, cpu, cuda, cuda:N, mps"
+
+
+def _range(where: str, value, lo=None, hi=None, lo_open=False, hi_open=False) -> list[str]:
+    """A problem line when ``value`` is outside [lo, hi] (open ends as asked), else none."""
+    if value is None:
+        return []
+    bad = (lo is not None and (value <= lo if lo_open else value < lo)) or (
+        hi is not None and (value >= hi if hi_open else value > hi)
+    )
+    if not bad:
+        return []
+    if hi is None:
+        span = f"{'>' if lo_open else '>='} {lo}"
+    else:
+        span = f"in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+    return [f"'{where}' must be {span}, got {value}"]
+
+
+def _names(where: str, names, pattern: re.Pattern = NAME) -> list[str]:
+    marks = {NAME: "_ -", RUN_NAME: "_ . + = , [ ] -", LABEL: "_ . + -"}[pattern]
+    return [
+        f"'{where}': '{n}' may hold only letters, digits and {marks}, and cannot start with '.'"
+        for n in names
+        if not isinstance(n, str) or not pattern.fullmatch(n) or n.startswith(".")
+    ]
+
+
+def _unknown(where: str, given, known) -> list[str]:
+    bad = [t for t in given if t not in known]
+    return [f"'{where}': unknown task(s) {bad}; tasks are {list(known)}"] if bad else []
 
 
 @dataclass
 class TableConfig:
-    """A user's own CSV/Parquet table; ``targets``: label column (task name) -> 'binary'/'regression'."""
+    """A user's own CSV/Parquet table; ``targets``: label column -> 'binary'/'regression'. A column whose
+    name is not a valid task name (e.g. holding '/' or '.') is the task of that name with every other
+    character run replaced by '_' (``sparseshare.data.tabular_readers.safe_task_name``)."""
 
     train: str
     targets: dict[str, str]
@@ -34,42 +73,101 @@ class TableConfig:
     exclude: list[str] = field(default_factory=list)
     sep: str = ","
 
+    def problems(self, where: str) -> list[str]:
+        out = [] if self.targets else [f"'{where}.targets': name at least one target column"]
+        for col, kind in self.targets.items():
+            if kind not in ("binary", "regression"):
+                out.append(f"'{where}.targets.{col}': unknown kind '{kind}'; valid: ['binary', 'regression']")
+        both = sorted(set(self.numeric) & set(self.categorical))
+        if both:
+            out.append(f"'{where}': column(s) {both} are declared both numeric and categorical")
+        clash = sorted(set(self.targets) & set(self.numeric + self.categorical + self.exclude))
+        if clash:
+            out.append(f"'{where}': target column(s) {clash} are also declared as features or excluded")
+        if len(self.sep) != 1:
+            out.append(f"'{where}.sep' must be one character, got {self.sep!r}")
+        return out
+
+    def task_names(self) -> dict[str, str]:
+        """task name -> its target column."""
+        from sparseshare.data.tabular_readers import safe_task_name
+
+        return {safe_task_name(c): c for c in self.targets}
+
 
 @dataclass
 class ColumnsConfig:
-    """A user's own column files (the 'columns' corpus): file names relative to its folder
-    (``data.data_dir`` or ``data.paths.columns``) or absolute; 0-based column indexes."""
+    """Your own CoNLL-style column files (the 'columns' corpus): one token per line, a blank line after
+    each sentence, the word in column ``word`` and each task's tag in its column ``tags[task]`` (0-based);
+    file names relative to ``data.data_dir`` (or ``data.paths.columns``) or absolute.
 
-    train: str
-    test: str
-    tags: dict[str, int]  # task (pos/chunk/ner) -> its tag column
-    dev: str | None = None  # none: data.dev_size training sentences become dev
+    Tasks may have any name (letters, digits, '_', '-'): a task is token tagging (token accuracy, e.g. POS)
+    unless ``spans`` gives the scheme it is trained and scored in (``bio2`` or ``bioes``; strict span F1),
+    converted from its files' own scheme (``schemes``, default detected). Defaults keep the paper's tasks:
+    ``chunk`` is spans in BIO2, ``ner`` in BIOES. ``files`` gives a task its own files (``{train, test,
+    dev}``), e.g. two POS tasks from two corpora; without a dev file, ``data.dev_size`` training sentences
+    become dev.
+    """
+
+    tags: dict[str, int]
+    train: str | None = None
+    test: str | None = None
+    dev: str | None = None
     word: int = 0
     sep: str | None = None  # null: runs of spaces or tabs; e.g. "\t" where words hold spaces
-    schemes: dict[str, str] = field(default_factory=dict)  # span task -> its scheme in the files (auto)
+    schemes: dict[str, str] = field(default_factory=dict)  # task -> its scheme in the files (auto)
+    spans: dict[str, str] = field(default_factory=dict)  # task -> the span scheme it is trained in
+    files: dict[str, dict[str, str]] = field(default_factory=dict)  # task -> its own {train, test, dev}
 
-    def check(self, where: str) -> None:
-        bad = [t for t in self.tags if t not in ("pos", "chunk", "ner")]
-        if bad or not self.tags:
-            raise ConfigError(f"'{where}.tags': unknown task(s) {bad}; valid: ['pos', 'chunk', 'ner']")
-        bad = [t for t in self.schemes if t not in self.tags]
-        if bad:
-            raise ConfigError(f"'{where}.schemes': task(s) {bad} have no column in '{where}.tags'")
+    def _kind(self, task: str) -> tuple[str, str | None]:
+        from sparseshare.data.readers import task_kind
+
+        try:
+            return task_kind(
+                task, {t: v for t, v in self.spans.items() if str(v).lower() in ("bio2", "bioes")}
+            )
+        except ConfigError:
+            return "accuracy", None
+
+    def problems(self, where: str) -> list[str]:
+        out = [] if self.tags else [f"'{where}.tags': name at least one task and its tag column"]
+        out += _names(f"{where}.tags", self.tags)
+        out += _unknown(f"{where}.schemes", self.schemes, self.tags)
+        out += _unknown(f"{where}.spans", self.spans, self.tags)
+        out += _unknown(f"{where}.files", self.files, self.tags)
+        if "position" in self.tags:
+            out.append(f"'{where}.tags': 'position' is the synthetic position task; name your task otherwise")
         for t, scheme in self.schemes.items():
-            if scheme.lower() not in TAG_SCHEMES:
-                raise ConfigError(
-                    f"'{where}.schemes.{t}': unknown scheme '{scheme}'; valid: {list(TAG_SCHEMES)}"
+            if str(scheme).lower() not in TAG_SCHEMES:
+                out.append(f"'{where}.schemes.{t}': unknown scheme '{scheme}'; valid: {list(TAG_SCHEMES)}")
+            elif t in self.tags and self._kind(t)[1] is None:
+                out.append(
+                    f"'{where}.schemes.{t}': '{t}' is token tagging; give it 'spans.{t}' to convert spans"
                 )
+        for t, scheme in self.spans.items():
+            if str(scheme).lower() not in ("bio2", "bioes"):
+                out.append(f"'{where}.spans.{t}': unknown span scheme '{scheme}'; valid: ['bio2', 'bioes']")
         if self.word < 0 or any(c < 0 for c in self.tags.values()):
-            raise ConfigError(f"'{where}': column indexes must be >= 0")
+            out.append(f"'{where}': column indexes must be >= 0")
         if self.sep == "":
-            raise ConfigError(f"'{where}.sep' must not be empty (null: spaces or tabs)")
+            out.append(f"'{where}.sep' must not be empty (null: spaces or tabs)")
+        for t in self.tags:
+            own = self.files.get(t, {})
+            bad = sorted(set(own) - {"train", "dev", "test"})
+            if bad:
+                out.append(f"'{where}.files.{t}': unknown split(s) {bad}; valid: ['dev', 'test', 'train']")
+            for split in ("train", "test"):
+                if split not in own and getattr(self, split) is None:
+                    out.append(
+                        f"'{where}.{split}' is required (or '{where}.files.{t}.{split}' for task '{t}')"
+                    )
+        return list(dict.fromkeys(out))
 
 
 @dataclass
 class DataConfig:
     dataset: str = "conll2003"
-    tasks: list[str] = field(default_factory=lambda: list(SEQ_TASKS))
+    tasks: list[str] | None = None  # None: every task the dataset offers (but the synthetic 'position')
     data_dir: str | None = None
     limits: dict[str, int] = field(default_factory=dict)  # max sentences per split: train/dev/test
     embeddings: str | None = "glove6b50d"  # a source name, a GloVe file/dir path, or null (random init)
@@ -100,77 +198,107 @@ class DataConfig:
         """Sequence datasets: task -> the corpus it is read from."""
         return dict(self.sources) if self.dataset == "mixed" else {t: self.dataset for t in self.tasks}
 
-    def _check_sequence(self, where: str) -> None:
+    def corpus_offers(self, corpus: str) -> tuple[str, ...]:
+        if corpus == "columns":
+            return (*(self.columns.tags if self.columns else ()), "position")
+        return CORPUS_TASKS[corpus]
+
+    def _sequence_problems(self, where: str) -> list[str]:
+        out = []
         if self.dataset == "mixed":
             missing = [t for t in self.tasks if t not in self.sources]
             extra = [t for t in self.sources if t not in self.tasks]
             if missing or extra:
                 why = [f"no corpus for task(s) {missing}"] * bool(missing)
                 why += [f"task(s) {extra} not in '{where}.tasks'"] * bool(extra)
-                raise ConfigError(f"'{where}.sources': {'; '.join(why)}")
+                out.append(f"'{where}.sources': {'; '.join(why)}")
             if self.data_dir is not None:
-                raise ConfigError(f"'{where}.data_dir' is ambiguous for dataset 'mixed'; use '{where}.paths'")
+                out.append(f"'{where}.data_dir' is ambiguous for dataset 'mixed'; use '{where}.paths'")
         elif self.sources:
-            raise ConfigError(f"'{where}.sources' is only for dataset 'mixed', not '{self.dataset}'")
-        for task, corpus in self.task_sources().items():
+            out.append(f"'{where}.sources' is only for dataset 'mixed', not '{self.dataset}'")
+        if "columns" in self.task_sources().values() and self.columns is None:
+            out.append(f"'{where}.columns' is required for the 'columns' corpus")
+        for task, corpus in (self.task_sources() if self.dataset == "mixed" else {}).items():
             if corpus not in CORPUS_TASKS:
-                raise ConfigError(
+                out.append(
                     f"'{where}.sources.{task}': unknown corpus '{corpus}'; valid: {list(CORPUS_TASKS)}"
                 )
-            if task not in CORPUS_TASKS[corpus]:
-                raise ConfigError(
-                    f"'{where}.sources.{task}': corpus '{corpus}' has no task '{task}'; "
-                    f"its tasks: {list(CORPUS_TASKS[corpus])}"
-                )
+            elif task not in self.corpus_offers(corpus) and not (
+                corpus == "columns" and self.columns is None
+            ):
+                key = f"{where}.columns.tags" if corpus == "columns" else f"{where}.sources.{task}"
+                offers = list(self.corpus_offers(corpus))
+                out.append(f"'{key}': corpus '{corpus}' has no task '{task}'; its tasks: {offers}")
         used = set(self.task_sources().values())
         bad = [c for c in self.paths if c not in used]
         if bad:
-            raise ConfigError(f"'{where}.paths': corpus(es) {bad} not used; used: {sorted(used)}")
+            out.append(f"'{where}.paths': corpus(es) {bad} not used; used: {sorted(used)}")
         if self.data_dir is not None and self.dataset in self.paths:
-            raise ConfigError(f"'{where}.data_dir' and '{where}.paths.{self.dataset}' both name a folder")
-        for corpus in sorted(used - set(SOURCES) - {"columns"}):
+            out.append(f"'{where}.data_dir' and '{where}.paths.{self.dataset}' both name a folder")
+        for corpus in sorted(used & set(CORPUS_TASKS) - set(SOURCES) - {"columns"}):
             if corpus not in self.paths and (self.dataset == "mixed" or self.data_dir is None):
                 key = f"paths.{corpus}" if self.dataset == "mixed" else "data_dir"
-                raise ConfigError(f"'{where}.{key}' is required: corpus '{corpus}' has no download source")
-        if "columns" in used:
-            if self.columns is None:
-                raise ConfigError(f"'{where}.columns' is required for the 'columns' corpus")
-            bad = [t for t, c in self.task_sources().items() if c == "columns" and t != "position"]
-            bad = [t for t in bad if t not in self.columns.tags]
-            if bad:
-                raise ConfigError(f"'{where}.columns.tags': no column for task(s) {bad}")
-        if self.dev_size < 1:
-            raise ConfigError(f"'{where}.dev_size' must be >= 1, got {self.dev_size}")
+                out.append(f"'{where}.{key}' is required: corpus '{corpus}' has no download source")
         if self.ptb_split not in ("auto", "wsj", "sample"):
-            raise ConfigError(
+            out.append(
                 f"'{where}.ptb_split': unknown rule '{self.ptb_split}'; valid: ['auto', 'wsj', 'sample']"
             )
+        return out
 
-    def check(self, where: str) -> None:
+    def valid_tasks(self) -> tuple[str, ...] | None:
+        """The task names this dataset offers (None: unknown dataset)."""
         if self.dataset not in DATASETS:
-            raise ConfigError(f"'{where}.dataset': unknown dataset '{self.dataset}'; valid: {list(DATASETS)}")
-        valid = DATASETS[self.dataset].tasks
-        if valid is None:
-            if self.table is None:
-                raise ConfigError(f"'{where}.table' is required for dataset 'table'")
-            valid = tuple(self.table.targets)
-        bad = [t for t in self.tasks if t not in valid]
-        if bad or not self.tasks:
-            raise ConfigError(
-                f"'{where}.tasks': unknown task(s) {bad} for '{self.dataset}'; valid: {list(valid)}"
-            )
+            return None
+        if self.dataset == "table":
+            return tuple(self.table.task_names()) if self.table else ()
+        if self.dataset == "columns":
+            return self.corpus_offers("columns")
+        return DATASETS[self.dataset].tasks
+
+    def problems(self, where: str) -> list[str]:
+        if self.dataset not in DATASETS:
+            return [f"'{where}.dataset': unknown dataset '{self.dataset}'; valid: {list(DATASETS)}"]
+        out = []
+        if self.dataset == "table" and self.table is None:
+            out.append(f"'{where}.table' is required for dataset 'table'")
+        valid = self.valid_tasks()
+        if self.tasks is None:
+            offered = [t for t in valid if t != "position"]
+            self.tasks = offered if self.dataset != "mixed" else list(self.sources)
+        out += _names(f"{where}.tasks", self.tasks)
+        if len(set(self.tasks)) != len(self.tasks):
+            out.append(f"'{where}.tasks': a task is named twice in {self.tasks}")
+        bad = [t for t in self.tasks if t not in valid] if self.dataset != "mixed" else []
+        if self.dataset == "columns" and self.columns is None:
+            pass  # 'data.columns' is required: said below
+        elif self.dataset == "columns" and bad:
+            tagged = list(self.columns.tags)
+            out.append(f"'{where}.columns.tags': no column for task(s) {bad}; tagged: {tagged}")
+        elif bad or not self.tasks:
+            out.append(f"'{where}.tasks': unknown task(s) {bad} for '{self.dataset}'; valid: {list(valid)}")
         bad = [k for k in self.limits if k not in ("train", "dev", "test")]
         if bad:
-            raise ConfigError(f"'{where}.limits': unknown split(s) {bad}; valid: ['dev', 'test', 'train']")
+            out.append(f"'{where}.limits': unknown split(s) {bad}; valid: ['dev', 'test', 'train']")
+        for split, n in self.limits.items():
+            out += _range(f"{where}.limits.{split}", n, 1)
+        out += _range(f"{where}.dev_size", self.dev_size, 1)
+        out += _range(f"{where}.correlation", self.correlation, -1, 1)
+        if len(self.sizes) != 3 or any(n < 1 for n in self.sizes):
+            out.append(f"'{where}.sizes' must be three sizes >= 1 (train, dev, test), got {self.sizes}")
+        bad = [s for s in self.subjects if s not in ("por", "mat")]
+        if bad or not self.subjects:
+            out.append(f"'{where}.subjects': unknown subject(s) {bad}; valid: ['mat', 'por']")
         if self.sequence:
-            self._check_sequence(where)
+            out += self._sequence_problems(where)
+        return out
 
 
 @dataclass
 class ModelConfig:
-    """The sequence tagger; defaults are Table 2 of the sparse-sharing paper."""
+    """The sequence tagger; defaults are Table 2 of the sparse-sharing paper (word vectors of 100
+    dimensions without pretrained embeddings; with them, their dimension)."""
 
-    word_dim: int = 100
+    word_dim: int | None = None  # None: the embeddings' dimension (100, Table 2, without embeddings)
     char_dim: int = 30
     char_filters: int = 30
     char_width: int = 3
@@ -182,21 +310,22 @@ class ModelConfig:
     # hierarchical system: task -> 1-based BiLSTM layer its decoder reads; empty = POS 1, the others 2
     hierarchy: dict[str, int] = field(default_factory=dict)
 
-    def check(self, where: str) -> None:
+    def problems(self, where: str) -> list[str]:
         from sparseshare.models.decoders import DECODERS
 
+        out = []
         if self.decoder not in DECODERS:
-            raise ConfigError(
-                f"'{where}.decoder': unknown decoder '{self.decoder}'; valid: {sorted(DECODERS)}"
-            )
+            out.append(f"'{where}.decoder': unknown decoder '{self.decoder}'; valid: {sorted(DECODERS)}")
         for key in ("dropout", "word_dropout"):
-            if not 0 <= getattr(self, key) < 1:
-                raise ConfigError(f"'{where}.{key}' must be in [0, 1), got {getattr(self, key)}")
-        if self.layers < 1:
-            raise ConfigError(f"'{where}.layers' must be >= 1, got {self.layers}")
+            out += _range(f"{where}.{key}", getattr(self, key), 0, 1, hi_open=True)
+        for key in ("char_dim", "char_width", "hidden", "layers"):
+            out += _range(f"{where}.{key}", getattr(self, key), 1)
+        out += _range(f"{where}.char_filters", self.char_filters, 0)
+        out += _range(f"{where}.word_dim", self.word_dim, 1)
         bad = {t: v for t, v in self.hierarchy.items() if v < 1}
         if bad:
-            raise ConfigError(f"'{where}.hierarchy': layers are numbered from 1, got {bad}")
+            out.append(f"'{where}.hierarchy': layers are numbered from 1, got {bad}")
+        return out
 
 
 @dataclass
@@ -218,6 +347,31 @@ class TabularModelConfig:
     levels: int = 2  # PLE extraction levels
     dropout: float = 0.0
 
+    def problems(self, where: str) -> list[str]:
+        out = []
+        for key in (
+            "bottom",
+            "tower",
+            "mmoe_expert",
+            "ple_expert",
+            "pbfs_expert",
+            "cross_stitch",
+            "cross_stitch_tower",
+        ):
+            sizes = getattr(self, key)
+            if any(n < 1 for n in sizes):
+                out.append(f"'{where}.{key}': layer sizes must be >= 1, got {sizes}")
+            if not sizes and key in ("mmoe_expert", "ple_expert", "pbfs_expert", "cross_stitch"):
+                out.append(f"'{where}.{key}': needs at least one layer")
+        out += _range(f"{where}.num_experts", self.num_experts, 1)
+        out += _range(f"{where}.levels", self.levels, 1)
+        out += _range(f"{where}.num_specific", self.num_specific, 0)
+        out += _range(f"{where}.num_shared", self.num_shared, 0)
+        if self.num_specific + self.num_shared < 1:
+            out.append(f"'{where}': num_specific + num_shared must be >= 1 (every gate needs an expert)")
+        out += _range(f"{where}.dropout", self.dropout, 0, 1, hi_open=True)
+        return out
+
 
 @dataclass
 class PBFSConfig:
@@ -234,16 +388,25 @@ class PBFSConfig:
     power: float = 3.0  # polynomial decay exponent (cubic, as TF-MOT)
     strategy: str = "layerwise"
 
-    def check(self, where: str) -> None:
-        if not 0 < self.end_fraction <= 1:
-            raise ConfigError(f"'{where}.end_fraction' must be in (0, 1], got {self.end_fraction}")
+    def problems(self, where: str) -> list[str]:
+        out = _range(f"{where}.end_fraction", self.end_fraction, 0, 1, lo_open=True)
+        out += _range(f"{where}.pool_alpha", self.pool_alpha, 0, lo_open=True)
+        out += _range(f"{where}.frequency", self.frequency, 1)
+        out += _range(f"{where}.power", self.power, 0, lo_open=True)
+        out += _range(f"{where}.initial_sparsity", self.initial_sparsity, 0, 1, hi_open=True)
+        if self.strategy not in ("layerwise", "global"):
+            out.append(f"'{where}.strategy': unknown '{self.strategy}'; valid: ['global', 'layerwise']")
         targets = (
-            self.target_sparsity.values()
-            if isinstance(self.target_sparsity, dict)
-            else [self.target_sparsity]
+            self.target_sparsity if isinstance(self.target_sparsity, dict) else {"": self.target_sparsity}
         )
-        if not all(0 <= self.initial_sparsity <= t < 1 for t in targets):
-            raise ConfigError(f"'{where}': need 0 <= initial_sparsity <= target_sparsity < 1")
+        for t, v in targets.items():
+            key = f"{where}.target_sparsity" + (f".{t}" if t else "")
+            out += _range(key, v, 0, 1, hi_open=True)
+            if v < self.initial_sparsity:
+                out.append(f"'{key}' ({v}) must be >= '{where}.initial_sparsity' ({self.initial_sparsity})")
+        if self.pools is not None and (not self.pools or any(len(p) < 1 for p in self.pools)):
+            out.append(f"'{where}.pools': every pool needs at least one task")
+        return out
 
 
 @dataclass
@@ -255,6 +418,29 @@ class PaperConfig:
     values: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     # sweeps: point name ("axis=label,...") -> system -> task -> metric
     points: dict[str, dict[str, dict[str, dict[str, float]]]] = field(default_factory=dict)
+
+
+def device_problems(device: str) -> list[str]:
+    """'auto', 'cpu', or an accelerator torch has here; anything else is a problem line."""
+    import torch
+
+    if device in ("auto", "cpu"):
+        return []
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        return [f"'device': unknown device '{device}'; valid: {DEVICES}"]
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            return [f"'device': '{device}' asked, but CUDA is not available here; use auto or cpu"]
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            return [
+                f"'device': '{device}' asked, but this machine has {torch.cuda.device_count()} CUDA device(s)"
+            ]
+        return []
+    if dev.type == "mps" and torch.backends.mps.is_available():
+        return []
+    return [f"'device': '{device}' is not available here; valid: {DEVICES}"]
 
 
 @dataclass
@@ -273,22 +459,99 @@ class ExperimentConfig:
     # a grid of runs of this config: axis -> point label -> {dotted key: value}; the axes' product is run
     sweep: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
-    def check(self, where: str) -> None:
+    def problems(self, where: str) -> list[str]:
+        """Checks across sections: names, systems and what each needs, tasks named anywhere."""
+        out = _names("name", [self.name], RUN_NAME)
+        out += _range("seed", self.seed, 0)
+        out += device_problems(self.device)
+        for axis, points in self.sweep.items():
+            out += _names("sweep", [axis], LABEL)
+            if not points:
+                out.append(f"'sweep.{axis}': an axis needs at least one point")
+            out += _names(f"sweep.{axis}", [str(p) for p in points], LABEL)
+        if self.data.dataset not in DATASETS:
+            return out
         valid = systems_for(self.data.kind)
         if not self.systems:
             self.systems = list(valid)
         bad = [s for s in self.systems if s not in valid]
         if bad:
-            raise ConfigError(
-                f"'systems': unknown system(s) {bad} for '{self.data.dataset}'; valid: {list(valid)}"
-            )
+            out.append(f"'systems': unknown system(s) {bad} for '{self.data.dataset}'; valid: {list(valid)}")
+        tasks = self.data.tasks or []
+        if not self.data.sequence:
+            self.model.word_dim = self.model.word_dim or 100  # unused by tabular models
         if isinstance(self.pbfs.target_sparsity, dict):
-            missing = [t for t in self.data.tasks if t not in self.pbfs.target_sparsity]
+            missing = [t for t in tasks if t not in self.pbfs.target_sparsity]
             if missing:
-                raise ConfigError(f"'pbfs.target_sparsity': no value for task(s) {missing}")
-        bad = [t for t in self.search.force_density if t not in self.data.tasks]
-        if bad:
-            raise ConfigError(f"'search.force_density': unknown task(s) {bad}; tasks are {self.data.tasks}")
+                out.append(f"'pbfs.target_sparsity': no value for task(s) {missing}")
+            out += _unknown("pbfs.target_sparsity", self.pbfs.target_sparsity, tasks)
+        for i, pool in enumerate(self.pbfs.pools or []):
+            out += _unknown(f"pbfs.pools[{i}]", pool, tasks)
+        out += _unknown("search.force_density", self.search.force_density, tasks)
+        out += _unknown("train.loss_weights", self.train.loss_weights or {}, tasks)
+        out += _unknown("model.hierarchy", self.model.hierarchy, tasks)
+        if self.data.sequence and not bad:
+            out += self._embedding_problems()
+        if not bad and any(s in ("sparse", "single_subnet") for s in self.systems):
+            out += self._prunable_problems()
+        return out
+
+    def _embedding_problems(self) -> list[str]:
+        """The vectors' dimension must be the model's word_dim: read before anything is loaded."""
+        from sparseshare.data.embeddings import embedding_dim
+
+        emb = self.data.embeddings
+        if not emb:
+            self.model.word_dim = self.model.word_dim or 100
+            return []
+        if Path(emb).exists():
+            try:
+                dim = embedding_dim(emb)
+            except ConfigError as e:
+                return [f"'data.embeddings': {e}"]
+            except Exception as e:  # a DataError: the file itself is at fault
+                return [str(e)]
+        elif emb in SOURCES and SOURCES[emb].dim:
+            dim = SOURCES[emb].dim
+        else:
+            known = [n for n, s in SOURCES.items() if s.dim]
+            return [f"'data.embeddings': '{emb}' is neither a file nor a known source; sources: {known}"]
+        self.model.word_dim = self.model.word_dim or dim
+        if dim != self.model.word_dim:
+            return [
+                f"'model.word_dim' is {self.model.word_dim} but the embeddings '{emb}' have {dim} "
+                f"dimensions; set 'model.word_dim: {dim}' (or 'data.embeddings: null' for random vectors)"
+            ]
+        return []
+
+    def _prunable_problems(self) -> list[str]:
+        """The IMP search's globs must match a weight matrix of the base network (checked on a skeleton:
+        parameter names do not depend on the data)."""
+        from sparseshare.pruning.prunable import prunable_names
+
+        tasks = self.data.tasks or ["t"]
+        try:
+            if self.data.sequence:
+                from sparseshare.models.tagger import build_tagger
+
+                m = self.model
+                net = build_tagger(2, 2, dict.fromkeys(tasks, 2), m.word_dim, m.char_dim, m.char_filters,
+                                   m.char_width, 1, m.layers, 0.0, decoder=m.decoder)  # fmt: skip
+            else:
+                from sparseshare.sharing.shared_bottom import shared_bottom
+
+                net = shared_bottom(
+                    1, dict.fromkeys(tasks, "regression"), self.tabular.bottom, self.tabular.tower
+                )
+        except Exception:  # other problems (sizes, decoder) are reported on their own
+            return []
+        if prunable_names(net, self.search.include, self.search.exclude):
+            return []
+        weights = [n for n, p in net.named_parameters() if p.dim() >= 2]
+        return [
+            f"'search.include' {self.search.include} (minus 'search.exclude') matches no weight matrix of "
+            f"the base network, which the sparse-sharing systems prune; its weight matrices: {weights}"
+        ]
 
 
 def parse_overrides(items: list[str]) -> list[tuple[str, object]]:
@@ -320,4 +583,4 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig
     try:
         return from_dict(ExperimentConfig, raw)
     except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
+        raise ConfigError("\n".join(f"{path}: {line}" for line in str(e).splitlines())) from None

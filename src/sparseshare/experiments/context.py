@@ -8,7 +8,7 @@ by recipes (``sharing.registry``): JSON that rebuilds them, saved beside each sy
 
 from __future__ import annotations
 
-import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,16 +17,19 @@ import numpy as np
 import torch
 
 from sparseshare import paths
+from sparseshare.data.readers import task_kind
 from sparseshare.data.task import Task
-from sparseshare.errors import ConfigError
+from sparseshare.errors import ConfigError, RunError
 from sparseshare.experiments.datasets import get_dataset, load_tabular, read_sequence_tasks
-from sparseshare.experiments.run_dir import MetricsLog, write_json_atomic
+from sparseshare.experiments.run_dir import MetricsLog, read_json, write_json_atomic
 from sparseshare.metrics import PRIMARY
 from sparseshare.sharing.registry import build_recipe
 from sparseshare.training.trainer import TrainSettings, resolve_device
 
 if TYPE_CHECKING:
     from sparseshare.experiments.config import ExperimentConfig
+
+logger = logging.getLogger("sparseshare")
 
 # task -> (metric, span scheme); the readers emit these schemes. position: Sun et al. 2020, Table 6
 TASK_METRICS = {
@@ -135,10 +138,22 @@ def _load_sequence(cfg: ExperimentConfig, run: Path) -> Context:
     )
     tasks = {}
     for t in d.tasks:
-        metric, scheme = TASK_METRICS[t]
+        if d.task_sources()[t] == "columns":  # your files: token tagging, or spans as 'columns.spans' says
+            metric, scheme = task_kind(t, d.columns.spans)
+        else:
+            metric, scheme = TASK_METRICS[t]
         data = SequenceData(t, raw[t], word_vocab, char_vocab, lower_words=d.lower_words)
         tasks[t] = Task(t, data, metric, scheme=scheme)
     log = MetricsLog(run)
+    for t, task in tasks.items():
+        counts = {s: (task.data.num_examples(s), task.data.num_tokens(s)) for s in ("train", "dev", "test")}
+        log({"phase": "data", "task": t, "sentences": {s: c[0] for s, c in counts.items()},
+             "tokens": {s: c[1] for s, c in counts.items()}})  # fmt: skip
+        logger.info(
+            "data: %s: %s",
+            t,
+            ", ".join(f"{s} {n:,} sentences / {k:,} tokens" for s, (n, k) in counts.items()),
+        )
     emb = None
     if glove is not None:
         mat, found = embedding_matrix(
@@ -172,8 +187,15 @@ def _load_tabular(cfg: ExperimentConfig, run: Path) -> Context:
     data = load_tabular(cfg)
     tasks = {t: Task(t, data.for_tasks([t]), PRIMARY[data.kinds[t]]) for t in cfg.data.tasks}
     log = MetricsLog(run)
-    log({"phase": "data", "dataset": cfg.data.dataset, "features": data.in_dim,
-         "rows": {s: data.num_examples(s) for s in ("train", "dev", "test")}})  # fmt: skip
+    rows = {s: data.num_examples(s) for s in ("train", "dev", "test")}
+    log({"phase": "data", "dataset": cfg.data.dataset, "features": data.in_dim, "rows": rows})
+    logger.info("data: %s: %d features; %s", cfg.data.dataset, data.in_dim,
+                ", ".join(f"{s} {n:,} rows" for s, n in rows.items()))  # fmt: skip
+    problems = data.problems() if hasattr(data, "problems") else []
+    for line in problems:
+        logger.warning("data: %s", line)
+    if problems:
+        log({"phase": "data_problems", "problems": problems})
     preprocess = {
         "kind": "tabular",
         "encoder": data.encoder.to_json() if data.encoder is not None else None,
@@ -188,9 +210,6 @@ def _load_tabular(cfg: ExperimentConfig, run: Path) -> Context:
 
 def read_preprocess(run: Path) -> dict:
     path = paths.preprocess(run)
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        from sparseshare.errors import RunError
-
-        raise RunError(f"{run}: no preprocess.json (a run from an older sparseshare: run it again)") from None
+    if not path.exists():
+        raise RunError(f"{run}: no preprocess.json (a run from an older sparseshare: run it again)")
+    return read_json(path, "preprocessing file")

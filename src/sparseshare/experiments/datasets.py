@@ -50,8 +50,10 @@ def read_sequence_tasks(d: DataConfig) -> dict[str, dict[str, list]]:
             options = {"split": d.ptb_split}
         if corpus == "columns":
             c = d.columns
-            files = {"train": c.train, "test": c.test, **({"dev": c.dev} if c.dev else {})}
+            files = {"train": c.train, "test": c.test, "dev": c.dev}
+            files = {s: f for s, f in files.items() if f}
             options.update(files=files, tags=c.tags, word=c.word, schemes=c.schemes, sep=c.sep)
+            options.update(spans=c.spans, task_files=c.files)
         raw.update(corpus_tasks(corpus, root, tasks, d.limits or None, **options))
     return {t: raw[t] for t in d.tasks}
 

@@ -8,7 +8,6 @@ Nothing here reads the training data or unpickles anything.
 from __future__ import annotations
 
 import io
-import json
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 from sparseshare import paths
 from sparseshare.errors import ConfigError, DataError, RunError
 from sparseshare.experiments.context import read_preprocess
+from sparseshare.experiments.run_dir import read_json
 from sparseshare.export import export_subnet
 from sparseshare.sharing.registry import build_recipe
 from sparseshare.training.checkpoint import load_tensors
@@ -52,7 +52,7 @@ def load_system(run: Path, system: str, task: str, device="cpu") -> torch.nn.Mod
             break
     else:
         raise RunError(f"{run}: system '{system}' has no network.json for task '{task}'")
-    recipe = json.loads(recipe_file.read_text())
+    recipe = read_json(recipe_file, "network recipe")
     if task not in recipe.get("tasks", [task]):
         raise RunError(f"{run}: system '{system}' has no task '{task}'; it has {recipe['tasks']}")
     module = build_recipe(recipe)
@@ -85,7 +85,7 @@ def export_run(run: Path, task: str, out: Path | None = None, system: str | None
         recipe_file = paths.system_recipe(run, system, where)
         if recipe_file.exists():
             break
-    recipe = json.loads(recipe_file.read_text())
+    recipe = read_json(recipe_file, "network recipe")
     out = Path(out) if out else Path(f"{run.name}-{system}-{task}.safetensors")
     meta = {"run": str(run), "system": system}
     if system == "single_subnet":  # one model per task, the task's mask for every head: just the task

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import logging
 import platform
 import time
 from pathlib import Path
@@ -10,26 +10,45 @@ from pathlib import Path
 import torch
 
 from sparseshare import paths
+from sparseshare.errors import RunError
 from sparseshare.experiments.config import ExperimentConfig
 from sparseshare.experiments.context import load_context
 from sparseshare.experiments.parallel import run_units, sweep_units, worker_threads
+from sparseshare.experiments.repair import inspect_run, repair
 from sparseshare.experiments.report import write_report
-from sparseshare.experiments.run_dir import open_run, write_json_atomic
-from sparseshare.experiments.sweep import run_sweep, sweep_points
+from sparseshare.experiments.run_dir import MetricsLog, open_run, read_json, write_json_atomic
+from sparseshare.experiments.sweep import point_dir, run_sweep, sweep_points
 from sparseshare.experiments.units import experiment_units, run_system
 from sparseshare.masks.io import load_masks
 from sparseshare.masks.mask import density, overlap_matrix, overlap_ratio
 from sparseshare.training.trainer import resolve_device
 
+logger = logging.getLogger("sparseshare")
 
-def run_experiment(cfg: ExperimentConfig, out: Path, jobs: int = 1) -> dict:
+
+def check_damage(run: Path, repair_it: bool = False) -> None:
+    """Before any work: every damaged artifact of ``run`` is reported (one line each), or repaired."""
+    damages = inspect_run(run)
+    if damages and not repair_it:
+        raise RunError("\n".join(d.line() for d in damages))
+    if damages:
+        repair(damages)
+        MetricsLog(run)({"phase": "repair", "damaged": [str(d.path) for d in damages]})
+        for d in damages:
+            logger.warning("repaired %s", d.line().replace("; --repair ", ": "))
+
+
+def run_experiment(cfg: ExperimentConfig, out: Path, jobs: int = 1, repair_it: bool = False) -> dict:
     """Run (or resume) every configured system and write results.json, results.md and figures.
 
     ``jobs`` > 1 trains independent systems side by side in worker processes (experiments/parallel.py);
-    the files they leave are those of a sequential run, which then only assembles them.
+    the files they leave are those of a sequential run, which then only assembles them. ``repair_it``:
+    damaged artifacts are deleted with what depended on them (experiments/repair.py) instead of refused.
     """
     if cfg.sweep:
-        return _run_sweep(cfg, out, jobs)
+        return _run_sweep(cfg, out, jobs, repair_it)
+    if out.exists():
+        check_damage(out, repair_it)
     run = open_run(cfg, out)
     start = time.time()
     if jobs > 1:
@@ -39,7 +58,7 @@ def run_experiment(cfg: ExperimentConfig, out: Path, jobs: int = 1) -> dict:
     for name in cfg.systems:
         done = paths.system_result(run, name)
         if done.exists():
-            systems[name] = json.loads(done.read_text())
+            systems[name] = read_json(done, "system result")
             continue
         ctx = ctx or load_context(cfg, run)
         systems[name] = run_system(ctx, name)
@@ -71,9 +90,11 @@ def _meta(cfg: ExperimentConfig, device: str, start: float, jobs: int = 1) -> di
     }
 
 
-def _run_sweep(cfg: ExperimentConfig, out: Path, jobs: int) -> dict:
+def _run_sweep(cfg: ExperimentConfig, out: Path, jobs: int, repair_it: bool = False) -> dict:
     """A grid of runs (experiments/sweep.py); the points are validated before anything runs."""
-    sweep_points(cfg)
+    for p in sweep_points(cfg):
+        if point_dir(out, p).exists():
+            check_damage(point_dir(out, p), repair_it)
     run = open_run(cfg, out)
     start = time.time()
     if jobs > 1:  # every point's units at once; the points then only assemble their results

@@ -1,4 +1,10 @@
-"""Typed config objects from plain dicts, with errors that name the offending key."""
+"""Typed config objects from plain dicts; every problem is collected and reported at once, one line each.
+
+A section is a dataclass; a field without a default is required. A section may define
+``problems(where) -> list[str]`` (range and consistency checks of its own values); the top level defines
+the checks across sections. ``from_dict`` reports unknown keys, mistyped values, missing required keys and
+every section's problems together, as one ``ConfigError`` whose lines each name a key.
+"""
 
 from __future__ import annotations
 
@@ -14,32 +20,36 @@ def _type_name(tp) -> str:
     return getattr(tp, "__name__", str(tp)).replace("typing.", "")
 
 
-def _coerce(value: Any, tp, key: str):
+def _coerce(value: Any, tp, key: str, errors: list[str]):
+    """``value`` as type ``tp``; a problem raises ConfigError (nested sections append to ``errors``)."""
     origin, args = get_origin(tp), get_args(tp)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
+        first = None
         for a in args:
             if a is type(None):
                 continue
             try:
-                return _coerce(value, a, key)
+                return _coerce(value, a, key, errors)
             except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"'{key}': null is not allowed")
+                first = first or str(e)
+        raise ConfigError(first or f"'{key}': null is not allowed")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"'{key}' must be a mapping, got {type(value).__name__}")
-        return from_dict(tp, value, key)
+        return _build(tp, value, key, errors)
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"'{key}' must be a list, got {type(value).__name__}")
-        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+        return [_coerce(v, args[0], f"{key}[{i}]", errors) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"'{key}' must be a mapping, got {type(value).__name__}")
-        return {_coerce(k, args[0], key): _coerce(v, args[1], f"{key}.{k}") for k, v in value.items()}
+        return {
+            _coerce(k, args[0], key, errors): _coerce(v, args[1], f"{key}.{k}", errors)
+            for k, v in value.items()
+        }
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp is Any or (
@@ -49,25 +59,67 @@ def _coerce(value: Any, tp, key: str):
     raise ConfigError(f"'{key}' must be {_type_name(tp)}, got {value!r}")
 
 
-def from_dict(cls, data: dict, prefix: str = ""):
-    """Build dataclass ``cls`` from ``data``; unknown keys and wrong types raise ConfigError naming it."""
+_INVALID = object()  # a section that could not be built (a required key missing or mistyped)
+
+
+def _required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _build(cls, data: dict, prefix: str, errors: list[str]):
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs, broken = {}, False
     for key, value in data.items():
         full = f"{prefix}.{key}" if prefix else str(key)
         if key not in fields:
-            raise ConfigError(f"unknown config key '{full}'; valid keys here: {sorted(fields)}")
-        kwargs[key] = _coerce(value, hints[key], full)
+            errors.append(f"unknown config key '{full}'; valid keys here: {sorted(fields)}")
+            continue
+        try:
+            kwargs[key] = _coerce(value, hints[key], full, errors)
+        except ConfigError as e:
+            errors.append(str(e))
+            kwargs[key] = _INVALID
+        if kwargs[key] is _INVALID:  # reported; the default stands in so that other checks still run
+            del kwargs[key]
+            broken |= _required(fields[key])
+    for name, f in fields.items():
+        if name not in data and _required(f):
+            errors.append(f"'{prefix + '.' if prefix else ''}{name}' is required")
+            broken = True
+    if broken:
+        return _INVALID
     obj = cls(**kwargs)
-    check = getattr(obj, "check", None)
-    if check:
-        check(prefix)
+    own = getattr(obj, "problems", None)
+    if own is not None:
+        errors.extend(own(prefix))
+    return obj
+
+
+def from_dict(cls, data: dict, prefix: str = ""):
+    """Build dataclass ``cls`` from ``data``; every problem (unknown keys, wrong types, missing required
+    keys, values out of range) is reported in one ConfigError, a line each, naming the key."""
+    errors: list[str] = []
+    obj = _build(cls, data, prefix, errors)
+    if errors:
+        raise ConfigError("\n".join(dict.fromkeys(errors)))
     return obj
 
 
 def to_dict(obj) -> dict:
     return dataclasses.asdict(obj)
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """Dotted key -> value of every leaf of a nested dict (lists and empty dicts are leaves)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key))
+        else:
+            out[key] = v
+    return out
 
 
 def set_key(data: dict, dotted: str, value: Any) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from sparseshare import paths
 from sparseshare.errors import ConfigError
 from sparseshare.experiments.config import ExperimentConfig
-from sparseshare.experiments.run_dir import MetricsLog
+from sparseshare.experiments.run_dir import MetricsLog, read_json
 from sparseshare.experiments.schema import from_dict, set_key, to_dict
 
 
@@ -52,12 +52,6 @@ def sweep_points(cfg: ExperimentConfig) -> list[Point]:
     base = to_dict(cfg)
     base["sweep"] = {}
     base["paper"] = {"source": cfg.paper.source, "metrics": cfg.paper.metrics, "values": {}, "points": {}}
-    for axis, pts in cfg.sweep.items():
-        if not pts:
-            raise ConfigError(f"'sweep.{axis}': an axis needs at least one point")
-        for label in pts:
-            if not label or any(c in str(label) for c in "/=,\\") or str(label).startswith("."):
-                raise ConfigError(f"'sweep.{axis}.{label}': a point label cannot be empty or hold / = , \\")
     points = []
     for combo in itertools.product(*[[(a, lab) for lab in pts] for a, pts in cfg.sweep.items()]):
         labels = {a: str(lab) for a, lab in combo}
@@ -104,7 +98,7 @@ def _culprit(cfg: ExperimentConfig, base: dict, combo) -> str:
 
 
 def point_dir(run: Path, point: Point) -> Path:
-    return run / "points" / point.name
+    return paths.point_dir(run, point.name)
 
 
 def search_key(cfg: ExperimentConfig) -> str:
@@ -140,7 +134,7 @@ def run_sweep(cfg: ExperimentConfig, run: Path, run_one) -> dict:
         search = search_key(p.cfg)
         if not done.exists() and search in searched:
             reuse_search(searched[search], d)
-        res = json.loads(done.read_text()) if done.exists() else run_one(p.cfg, d)
+        res = read_json(done, "results file") if done.exists() else run_one(p.cfg, d)
         if paths.search_dir(d).exists():
             searched.setdefault(search, paths.search_dir(d))
         entry = {

@@ -12,6 +12,7 @@ Sparsity = fraction pruned, density = fraction kept.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -206,9 +207,13 @@ class PBFSPruner:
         self.history.append({"step": self._step, "task": task, "sparsity": sparsity, "score": float(score)})
         old = self.best.get(task)
         sign = 1.0 if self._higher_is_better(task) else -1.0
-        better = old is None or sign * score > sign * old["score"]
-        if old is not None and score == old["score"] and sparsity > old["sparsity"]:
-            better = True
+        if old is None or (math.isnan(old["score"]) and not math.isnan(score)):
+            better = True  # a defined score beats an undefined (NaN) one
+        elif math.isnan(score):
+            better = False
+        else:
+            better = sign * score > sign * old["score"]
+            better |= score == old["score"] and sparsity > old["sparsity"]  # ties -> the sparser
         if better:
             mask = {n: m.detach().clone() for n, m in self.mechanism.mask(task).items()}
             self.best[task] = {"sparsity": sparsity, "score": float(score), "step": self._step, "mask": mask}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,7 +47,13 @@ def evaluate_task(mechanism, task: Task, split: str, batch_size: int, device) ->
     return task.score(*collect(mechanism, task, split, batch_size, device))
 
 
+def undefined(scores: Mapping[str, Mapping[str, float]], tasks: Mapping[str, Task]) -> list[str]:
+    """Tasks whose primary metric is undefined (NaN): e.g. AUC on a split with one class."""
+    return [t for t in tasks if math.isnan(scores[t][tasks[t].key])]
+
+
 def mean_primary(scores: Mapping[str, Mapping[str, float]], tasks: Mapping[str, Task]) -> float:
-    """Average of each task's primary metric, oriented so higher is better: the dev criterion."""
-    signed = [tasks[t].signed(scores[t][tasks[t].key]) for t in tasks]
-    return sum(signed) / len(signed)
+    """Average of each task's primary metric, oriented so higher is better: the dev criterion. Tasks whose
+    metric is undefined (NaN) are left out; NaN when no task's is defined."""
+    signed = [tasks[t].signed(scores[t][tasks[t].key]) for t in tasks if t not in undefined(scores, tasks)]
+    return sum(signed) / len(signed) if signed else math.nan

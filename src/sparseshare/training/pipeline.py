@@ -28,7 +28,14 @@ from sparseshare.sharing.hard import HardSharing, as_mechanism
 from sparseshare.training.checkpoint import load_tensors, save_tensors
 from sparseshare.training.evaluation import evaluate_task
 from sparseshare.training.search import SearchResult, SearchSettings, search_task
-from sparseshare.training.trainer import TrainResult, TrainSettings, check_heads, resolve_device, train
+from sparseshare.training.trainer import (
+    TrainResult,
+    TrainSettings,
+    check_heads,
+    load_state,
+    resolve_device,
+    train,
+)
 
 WARMUP_FILE = "warmup.safetensors"
 
@@ -161,7 +168,8 @@ def train_jointly(
         callbacks=callbacks,
     )
     if restore_best and res.best_state is not None:
-        mechanism.load_state_dict(res.best_state)
+        source = Path(directory) / "best.safetensors" if directory is not None else "the best state"
+        load_state(mechanism, res.best_state, source)
     return res
 
 

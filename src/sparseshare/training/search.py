@@ -25,14 +25,14 @@ import torch
 from tqdm.auto import tqdm
 
 from sparseshare.data.task import Task
-from sparseshare.errors import ConfigError
+from sparseshare.errors import ConfigError, RunError
 from sparseshare.masks.io import load_masks, save_masks
 from sparseshare.masks.mask import Mask, density
 from sparseshare.pruning.magnitude import STRATEGIES, prune
 from sparseshare.pruning.prunable import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 from sparseshare.pruning.schedules import imp_densities
 from sparseshare.sharing.sparse import SparseSharing
-from sparseshare.training.trainer import TrainSettings, train
+from sparseshare.training.trainer import TrainSettings, load_state, train
 
 logger = logging.getLogger("sparseshare")
 
@@ -58,13 +58,29 @@ class SearchSettings:
     exclude: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDE))
     force_density: dict[str, float] = field(default_factory=dict)
 
-    def check(self, where: str = "search") -> None:
+    def problems(self, where: str = "search") -> list[str]:
+        """One line per value out of range or unknown, naming its key."""
+        out = []
         if not 0 < self.alpha < 1:
-            raise ConfigError(f"'{where}.alpha' must be in (0, 1), got {self.alpha}")
+            out.append(f"'{where}.alpha' must be in (0, 1), got {self.alpha}")
         if not 0 < self.min_density <= 1:
-            raise ConfigError(f"'{where}.min_density' must be in (0, 1], got {self.min_density}")
+            out.append(f"'{where}.min_density' must be in (0, 1], got {self.min_density}")
         if self.strategy not in STRATEGIES:
-            raise ConfigError(f"'{where}.strategy': unknown '{self.strategy}'; valid: {sorted(STRATEGIES)}")
+            out.append(f"'{where}.strategy': unknown '{self.strategy}'; valid: {sorted(STRATEGIES)}")
+        for key, lo in (("warmup_epochs", 0), ("epochs_per_level", 1), ("patience", 0)):
+            if getattr(self, key) < lo:
+                out.append(f"'{where}.{key}' must be >= {lo}, got {getattr(self, key)}")
+        if not self.include:
+            out.append(f"'{where}.include': name at least one glob of prunable parameters")
+        for task, d in self.force_density.items():
+            if not 0 < d <= 1:
+                out.append(f"'{where}.force_density.{task}' must be in (0, 1] (a fraction kept), got {d}")
+        return out
+
+    def check(self, where: str = "search") -> None:
+        problems = self.problems(where)
+        if problems:
+            raise ConfigError("\n".join(problems))
 
     def replace(self, **changes) -> SearchSettings:
         return dataclasses.replace(self, **changes)
@@ -100,9 +116,20 @@ class SearchResult:
 
 
 def _read_levels(path: Path) -> list[Level]:
+    """The finished levels' records; a damaged line is a one-line RunError naming the file and line."""
     if not path.exists():
         return []
-    return [Level(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    levels = []
+    for i, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        try:
+            levels.append(Level(**json.loads(line)))
+        except (ValueError, TypeError) as e:
+            raise RunError(
+                f"{path}:{i}: damaged level record ({type(e).__name__}); run again with --repair"
+            ) from None
+        if levels[-1].level != i - 1:
+            raise RunError(f"{path}:{i}: damaged: level {levels[-1].level} where level {i - 1} belongs")
+    return levels
 
 
 def _write_levels(path: Path, levels: list[Level]) -> None:
@@ -159,7 +186,7 @@ def search_task(
         else:
             mask = pending
         level_model = copy.deepcopy(model)
-        level_model.load_state_dict(rewind_state)  # rewind to θ^(w)
+        load_state(level_model, rewind_state, "the rewind state")  # rewind to θ^(w)
         mech = SparseSharing(level_model, {t: mask for t in level_model.tasks})
         result = train(
             mech, {name: task}, lvl_settings, seed=seed + 7919 * z, device=device, desc=f"{name} level {z}"
@@ -198,15 +225,15 @@ def search_task(
 def select_level(
     levels: list[Level], forced_density: float | None = None, higher_is_better: bool = True
 ) -> int:
-    """Best dev score, ties -> lowest density (the paper's rule); or the level nearest a forced density."""
+    """Best dev score, ties -> lowest density (the paper's rule); or the level nearest a forced density.
+    Levels whose dev score is undefined (NaN) are never selected, unless all are (then level 0, dense)."""
     if forced_density is not None:
         return min(
             range(len(levels)), key=lambda i: (abs(levels[i].density - forced_density), levels[i].density)
         )
     sign = 1 if higher_is_better else -1
-
-    def key(i: int):
-        dev = levels[i].dev
-        return (sign * dev if not math.isnan(dev) else -math.inf, -levels[i].density)
-
-    return max(range(len(levels)), key=key)
+    defined = [i for i, lv in enumerate(levels) if not math.isnan(lv.dev)]
+    if not defined:  # no evidence for any subnet: keep the dense network
+        logger.warning("IMP: the dev score is undefined (NaN) at every level; the dense level 0 is selected")
+        return 0
+    return max(defined, key=lambda i: (sign * levels[i].dev, -levels[i].density))

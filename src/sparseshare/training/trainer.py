@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sparseshare.data.task import Task, as_tasks, move_batch, num_batches
-from sparseshare.errors import ConfigError, ContractError
+from sparseshare.errors import ConfigError, ContractError, RunError
 from sparseshare.sharing.hard import as_mechanism
 from sparseshare.training.checkpoint import (
     load_tensors,
@@ -33,7 +33,7 @@ from sparseshare.training.checkpoint import (
     save_tensors,
     save_training_state,
 )
-from sparseshare.training.evaluation import evaluate_task, mean_primary
+from sparseshare.training.evaluation import evaluate_task, mean_primary, undefined
 from sparseshare.training.samplers import SAMPLERS, get_sampler
 
 logger = logging.getLogger("sparseshare")
@@ -63,17 +63,36 @@ class TrainSettings:
     loss_weights: dict[str, float] | None = None
     eval_batch_size: int = 100
 
-    def check(self, where: str = "train") -> None:
+    def problems(self, where: str = "train") -> list[str]:
+        """One line per value out of range or unknown, naming its key."""
+        out = []
         if self.sampler not in SAMPLERS:
-            raise ConfigError(
-                f"'{where}.sampler': unknown sampler '{self.sampler}'; valid: {sorted(SAMPLERS)}"
-            )
+            out.append(f"'{where}.sampler': unknown sampler '{self.sampler}'; valid: {sorted(SAMPLERS)}")
         if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(
+            out.append(
                 f"'{where}.optimizer': unknown optimizer '{self.optimizer}'; valid: {list(OPTIMIZERS)}"
             )
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError(f"'{where}': epochs and batch_size must be >= 1")
+        for key, lo in (("epochs", 1), ("batch_size", 1), ("eval_batch_size", 1), ("patience", 0)):
+            if getattr(self, key) < lo:
+                out.append(f"'{where}.{key}' must be >= {lo}, got {getattr(self, key)}")
+        if not self.lr > 0:
+            out.append(f"'{where}.lr' must be > 0, got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            out.append(f"'{where}.momentum' must be in [0, 1), got {self.momentum}")
+        for key in ("weight_decay", "lr_decay"):
+            if not getattr(self, key) >= 0:
+                out.append(f"'{where}.{key}' must be >= 0, got {getattr(self, key)}")
+        if self.clip is not None and not self.clip > 0:
+            out.append(f"'{where}.clip' must be > 0 (or null: no clipping), got {self.clip}")
+        bad = {t: w for t, w in (self.loss_weights or {}).items() if not w >= 0}
+        if bad:
+            out.append(f"'{where}.loss_weights': weights must be >= 0, got {bad}")
+        return out
+
+    def check(self, where: str = "train") -> None:
+        problems = self.problems(where)
+        if problems:
+            raise ConfigError("\n".join(problems))
 
     def replace(self, **changes) -> TrainSettings:
         """A copy with ``changes`` (the settings themselves are never modified)."""
@@ -96,6 +115,36 @@ def check_heads(mechanism, tasks: Mapping[str, Task]) -> None:
         raise ContractError(
             f"task(s) {unknown} have no head in the model; its tasks are {list(mechanism.tasks)}"
         )
+
+
+def _warn_undefined(
+    desc: str, epoch: int, missing: list[str], tasks: Mapping[str, Task], warned: set
+) -> None:
+    """Once per task: its dev metric is undefined, so selection uses the other tasks' scores."""
+    for t in missing:
+        if t not in warned:
+            warned.add(t)
+            logger.warning(
+                "%s: task '%s': dev %s is undefined (NaN) at epoch %d (a dev split with one class or no "
+                "label?); selection uses the other tasks' scores while it is",
+                desc, t, tasks[t].key, epoch + 1,
+            )  # fmt: skip
+
+
+def _first(e: Exception) -> str:
+    return " ".join(str(e).strip().splitlines()[:1])[:160] or type(e).__name__
+
+
+def load_state(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source) -> None:
+    """``module.load_state_dict(state)``; weights that do not fit (a config changed since ``source`` was
+    written) are a one-line RunError naming the file."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError) as e:
+        raise RunError(
+            f"{source}: does not fit this model ({_first(e)}); the config changed since it was written: "
+            f"run again with --repair, or choose another --out"
+        ) from None
 
 
 def make_optimizer(params, name: str, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
@@ -203,6 +252,7 @@ def train(
         steps = sum(per_task.values())
     weights = _weights(settings, tasks) if settings.joint else {}
     start, best, best_epoch, bad, history, best_state = 0, -math.inf, -1, 0, [], None
+    warned: set[str] = set()
     last = best_file = None
     if directory is not None:
         directory = Path(directory)
@@ -210,8 +260,13 @@ def train(
         last, best_file = directory / "last.safetensors", directory / "best.safetensors"
     if last is not None and last.exists():
         model_state, optim_state, ck = load_training_state(last, device)
-        mechanism.load_state_dict(model_state)
-        opt.load_state_dict(optim_state)
+        load_state(mechanism, model_state, last)
+        try:
+            opt.load_state_dict(optim_state)
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise RunError(
+                f"{last}: its optimizer state does not fit ({_first(e)}); run again with --repair"
+            ) from None
         start, best, best_epoch, bad, history = (
             ck["epoch"],
             ck["best"],
@@ -258,12 +313,17 @@ def train(
                 cb.on_eval(dev)
         score = mean_primary(dev, tasks)
         rec = {"epoch": epoch, "loss": float(total) / max(n, 1), "dev": dev, "dev_mean": score}
+        missing = undefined(dev, tasks)
+        if missing:
+            rec["undefined"] = missing
+            _warn_undefined(desc, epoch, missing, tasks, warned)
         history.append(rec)
         if log:
             log({"phase": desc, **rec})
-        improved = score > best
+        # the best defined score wins; while no epoch has one, the latest epoch is kept
+        improved = score > best or (math.isnan(score) and best == -math.inf)
         if improved:
-            best, best_epoch, bad = score, epoch, 0
+            best, best_epoch, bad = (best if math.isnan(score) else score), epoch, 0
             best_state = copy.deepcopy(mechanism.state_dict())
             if best_file is not None:
                 save_tensors(best_state, best_file)
@@ -289,4 +349,8 @@ def train(
         if stopped:
             break
     bar.close()
+    if best == -math.inf:
+        logger.warning(
+            "%s: the dev score was undefined (NaN) in every epoch; the last epoch's state is kept", desc
+        )
     return TrainResult(best_epoch, history[best_epoch]["dev"], len(history), history, best_state)
