@@ -104,7 +104,7 @@ def test_non_numeric_value_reports_its_line(tmp_path):
     rows[6][0] = "seven"  # line 8 (header is line 1)
     path = _write(tmp_path / "t.csv", HEADER, rows)
     with pytest.raises(DataError, match="column 'num': non-numeric value 'seven'") as e:
-        read_table(path, {"click": "binary"})
+        read_table(path, {"click": "binary"}, numeric=["num"])  # declared numeric (undeclared: mixed)
     assert e.value.line == 8 and str(e.value).startswith(f"{path}:8:")
     rows[6][0], rows[2][3] = 6, "lots"
     with pytest.raises(DataError, match="'spend'") as e:

@@ -4,7 +4,8 @@
 block per categorical whose slot 0 is the unknown bucket (values unseen in train or seen fewer than
 ``min_count`` times there, so the bucket is trained). One-hot keeps every model a plain MLP on ``[B, F]``;
 storage stays compact (one slot index per categorical) and one-hot rows are built per batch. Labels are
-float; NaN = no label for the row (skipped by losses and metrics). Readers: ``data/tabular_readers.py``.
+float; NaN = no label for the row (skipped by losses and metrics). A value is a number when ``NUMBER``
+matches it (not 'inf', not '1_000') and it is finite. Readers: ``data/tabular_readers.py``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sparseshare.errors import DataError
 
 SPLITS = ("train", "dev", "test")
 MISSING = ("", "?", "NA", "N/A", "NaN", "nan", "NULL", "null", "None")
+NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"  # a present value that is a number
 
 
 @dataclass
@@ -61,6 +63,7 @@ class TabularData:
         kinds: Mapping[str, str],
         feature_names: Sequence[str],
         encoder: Encoder | None = None,
+        task_columns: Mapping[str, str] | None = None,
     ):
         missing = [s for s in SPLITS if s not in splits]
         if missing:
@@ -69,6 +72,30 @@ class TabularData:
         self.kinds = dict(kinds)
         self.feature_names = list(feature_names)
         self.encoder = encoder  # how raw columns became ``x`` (saved in a run, for predict)
+        # task -> its label column in the files (a column name need not be a valid task name)
+        self.task_columns = dict(task_columns) if task_columns else {t: t for t in self.kinds}
+
+    def problems(self) -> list[str]:
+        """One line per (task, split) whose labels cannot be evaluated as usual (for warnings).
+
+        A split without a labelled row; a binary task with one class in a split (its AUC is undefined);
+        a regression task whose train labels are all equal.
+        """
+        out = []
+        for task, kind in self.kinds.items():
+            for split in SPLITS:
+                y = self.splits[split].y[task].numpy()
+                y = y[np.isfinite(y)]
+                same = f"all {y[0]:g} on {len(y)} labelled rows" if len(y) and (y == y[0]).all() else None
+                if not len(y):
+                    out.append(f"task '{task}': {split} has no labelled row")
+                elif same and kind == "binary":
+                    out.append(
+                        f"task '{task}': {split} has one class only ({same}): its AUC is undefined there"
+                    )
+                elif same and kind == "regression" and split == "train":
+                    out.append(f"task '{task}': train labels are constant ({same})")
+        return out
 
     @property
     def tasks(self) -> list[str]:
@@ -112,7 +139,7 @@ class TabularData:
             for t in tasks:
                 has |= torch.isfinite(s.y[t])
             out[name] = s.take(torch.nonzero(has, as_tuple=True)[0])
-        return TabularData(out, self.kinds, self.feature_names, self.encoder)
+        return TabularData(out, self.kinds, self.feature_names, self.encoder, self.task_columns)
 
     def limited(self, limits: Mapping[str, int]) -> TabularData:
         """The first ``limits[split]`` rows of each named split (small, deterministic runs)."""
@@ -120,7 +147,7 @@ class TabularData:
         for name, s in self.splits.items():
             n = limits.get(name)
             out[name] = s.take(torch.arange(min(n, len(s)))) if n is not None else s
-        return TabularData(out, self.kinds, self.feature_names, self.encoder)
+        return TabularData(out, self.kinds, self.feature_names, self.encoder, self.task_columns)
 
     @classmethod
     def from_arrays(
@@ -153,11 +180,13 @@ def dense_features(num: torch.Tensor, cat: torch.Tensor, in_dim: int) -> torch.T
 
 @dataclass
 class RawTable:
-    """Unencoded columns of one file, with each row's line in it (None for Parquet: rows are named)."""
+    """Unencoded columns of one file, with each row's line in it. Parquet has no lines (None): messages
+    name rows, by their index in the file (``rows``, once rows are taken)."""
 
     path: str
     columns: dict[str, pa.ChunkedArray | np.ndarray]
     lines: np.ndarray | None
+    rows: np.ndarray | None = None
 
     @property
     def num_rows(self) -> int:
@@ -165,7 +194,8 @@ class RawTable:
 
     def error(self, row: int | None, fault: str) -> DataError:
         if row is None or self.lines is None:
-            return DataError(self.path, None, fault if row is None else f"row {row + 1}: {fault}")
+            n = row if row is None or self.rows is None else int(self.rows[row])
+            return DataError(self.path, None, fault if n is None else f"row {n + 1}: {fault}")
         return DataError(self.path, int(self.lines[row]), fault)
 
     def raw(self, name: str):
@@ -179,14 +209,19 @@ class RawTable:
             n: c[rows] if isinstance(c, np.ndarray) else c.take(pa.array(rows))
             for n, c in self.columns.items()
         }
-        return RawTable(self.path, cols, None if self.lines is None else self.lines[rows])
+        if self.lines is not None:
+            return RawTable(self.path, cols, self.lines[rows])
+        return RawTable(self.path, cols, None, rows if self.rows is None else self.rows[rows])
 
     def strings(self, name: str) -> pa.ChunkedArray:
         """The column as trimmed strings, null as ''."""
         col = self.raw(name)
         col = pa.chunked_array([pa.array(col)]) if isinstance(col, np.ndarray) else col
         if not pa.types.is_string(col.type):
-            col = pc.cast(col, pa.string())
+            try:
+                col = pc.cast(col, pa.string())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise self.error(None, f"column '{name}': {col.type} values cannot be read as text") from None
         return pc.fill_null(pc.utf8_trim_whitespace(col), "")
 
     def numeric(self, name: str) -> np.ndarray:
@@ -195,20 +230,21 @@ class RawTable:
         if isinstance(col, np.ndarray):
             return col.astype(np.float64)
         if pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type):
-            return pc.fill_null(pc.cast(col, pa.float64()), np.nan).to_numpy()
-        s = self.strings(name)
-        s = pc.if_else(pc.is_in(s, value_set=pa.array(MISSING)), pa.scalar(None, pa.string()), s)
-        try:
-            return pc.fill_null(pc.cast(s, pa.float64()), np.nan).to_numpy()
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            out = np.full(len(s), np.nan)
-            for i, v in enumerate(s.to_pylist()):
-                if v is not None:
-                    try:
-                        out[i] = float(v)
-                    except ValueError:
-                        raise self.error(i, f"column '{name}': non-numeric value '{v}'") from None
-            return out
+            out = pc.fill_null(pc.cast(col, pa.float64()), np.nan).to_numpy()
+        else:
+            s = self.strings(name)
+            s = pc.if_else(pc.is_in(s, value_set=pa.array(MISSING)), pa.scalar(None, pa.string()), s)
+            bad = pc.invert(pc.fill_null(pc.match_substring_regex(s, NUMBER), True))
+            if pc.any(bad).as_py():
+                i = int(np.argmax(bad.to_numpy(zero_copy_only=False)))
+                raise self.error(i, f"column '{name}': non-numeric value '{s[i].as_py()}'")
+            out = pc.fill_null(pc.cast(s, pa.float64()), np.nan).to_numpy()
+        if np.isinf(out).any():  # '1e999', or inf in a Parquet file: it would turn every mean into inf
+            i = int(np.argmax(np.isinf(out)))
+            raise self.error(
+                i, f"column '{name}': value '{self.strings(name)[i].as_py()}' is not a finite number"
+            )
+        return out
 
 
 @dataclass
@@ -302,10 +338,11 @@ class Encoder:
         return num, cat
 
 
-def target(table: RawTable, column: str, kind: str) -> np.ndarray:
-    """A label column as float32 (NaN = missing); binary labels must be 0 or 1."""
+def target(table: RawTable, column: str, kind: str, required: bool = True) -> np.ndarray:
+    """A label column as float32 (NaN = missing); binary labels must be 0 or 1; ``required``: some are
+    present (else a split without labels is a :meth:`TabularData.problems` line)."""
     v = table.numeric(column)
-    if len(v) and not np.isfinite(v).any():
+    if required and len(v) and not np.isfinite(v).any():
         raise table.error(None, f"target column '{column}' has no values (all missing)")
     if kind == "binary":
         bad = np.isfinite(v) & (v != 0) & (v != 1)
@@ -319,6 +356,7 @@ def assemble(
     encoder: Encoder,
     parts: Mapping[str, Sequence[tuple[RawTable, Mapping[str, np.ndarray]]]],
     kinds: Mapping[str, str],
+    task_columns: Mapping[str, str] | None = None,
 ) -> TabularData:
     """Encode every split's tables (rows concatenated in order); tasks a table lacks get NaN labels."""
     splits = {}
@@ -338,7 +376,7 @@ def assemble(
         splits[split] = TabularSplit(
             torch.from_numpy(np.concatenate(nums)), torch.from_numpy(np.concatenate(cats)), y
         )
-    return TabularData(splits, kinds, encoder.feature_names, encoder)
+    return TabularData(splits, kinds, encoder.feature_names, encoder, task_columns)
 
 
 def split_rows(n: int, fractions: Sequence[float], seed: int) -> list[np.ndarray]:

@@ -10,7 +10,8 @@ those again (every unit is deterministic under its seed, so the run ends as an u
   (for per-task systems, that task) trains again; ``results.json`` goes with it;
 - ``search/warmup.safetensors`` (or its ``_warmup/`` state): the warmup runs again;
 - a line of ``search/<task>.jsonl`` or a level's mask file: the search of that task goes back to the last
-  level whose record and masks are whole, and continues from there;
+  level whose record and masks are whole, and continues from there; the systems built on the search are
+  evaluated again (their training is kept);
 - ``masks.safetensors``: written again from the search (the sparse system's evaluation runs again).
 """
 
@@ -77,8 +78,12 @@ def _system_units(run: Path) -> list[tuple[str, Path]]:
 
 
 def _search_damage(run: Path) -> list[Damage]:
+    """The search's files; the systems built on it are evaluated again (their training is kept), so a
+    finished run ends with its search whole again."""
     out = []
     sdir = paths.search_dir(run)
+    users = [paths.system_result(run, s) for s in ("sparse", "single_subnet")] + [paths.results_json(run)]
+    users = [p for p in users if p.exists()]
     for log in sorted(sdir.glob("*.jsonl")):
         task = log.stem
         lines = log.read_text(errors="replace").splitlines()
@@ -106,21 +111,23 @@ def _search_damage(run: Path) -> list[Damage]:
             later = [
                 mask_file(sdir, task, k) for k in range(z, whole + 2) if mask_file(sdir, task, k).exists()
             ]
-            out.append(Damage(f, fault, later, keep, f"repeats the search of '{task}' from level {keep}"))
+            note = f"repeats the search of '{task}' from level {keep}"
+            out.append(Damage(f, fault, [*later, *users], keep, note))
         elif whole < len(lines):
             fault = f"line {whole + 1} is not a whole level record"
-            out.append(Damage(log, fault, [], whole, f"repeats the search of '{task}' from level {whole}"))
+            note = f"repeats the search of '{task}' from level {whole}"
+            out.append(Damage(log, fault, users, whole, note))
     warm = paths.warmup(run)
     if warm.exists():
         try:
             load_tensors(warm)
         except SparseshareError as e:
-            out.append(Damage(warm, _fault(e), [warm], note="runs the warmup again"))
+            out.append(Damage(warm, _fault(e), [warm, *users], note="runs the warmup again"))
     for f in sorted((sdir / "_warmup").glob("*.safetensors")):
         try:
             load_tensors(f)
         except SparseshareError as e:
-            out.append(Damage(f, _fault(e), [f.parent], note="runs the warmup again"))
+            out.append(Damage(f, _fault(e), [f.parent, *users], note="runs the warmup again"))
     return out
 
 
@@ -134,7 +141,7 @@ def inspect_run(run: Path) -> list[Damage]:
         out.append(Damage(results, fault, [results], note="assembles it again from the systems' results"))
     pre = paths.preprocess(run)
     if pre.exists() and (fault := _json_ok(pre)):
-        out.append(Damage(pre, fault, [pre], note="writes it again when the data are read"))
+        out.append(Damage(pre, fault, [pre, *finished], note="writes it again when the data are read"))
     for system, folder in _system_units(run):
         top = paths.system_dir(run, system)
         result = paths.system_result(run, system)

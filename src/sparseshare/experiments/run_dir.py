@@ -49,7 +49,11 @@ def read_json(path: Path, what: str = "file") -> Any:
     except FileNotFoundError:
         raise RunError(f"{path}: no such {what}") from None
     except (ValueError, UnicodeDecodeError) as e:
-        raise RunError(f"{path}: damaged {what} ({type(e).__name__}: {e}); run again with --repair") from None
+        run = next((p for p in Path(path).parents if (p / "config.yaml").exists()), Path(path).parent)
+        raise RunError(
+            f"{path}: damaged {what} ({type(e).__name__}: {e}); repair the run with "
+            f"'sparseshare run {run / 'config.yaml'} --out {run} --repair'"
+        ) from None
 
 
 def _config_text(cfg: ExperimentConfig) -> str:
