@@ -231,3 +231,69 @@ def test_identical_runs_write_byte_identical_masks_and_checkpoints(ref, tmp_path
         assert (again / rel).read_bytes() == (ref / rel).read_bytes(), rel
     for rel in ("preprocess.json", "systems/sparse/network.json", "search/pos.jsonl"):
         assert (again / rel).read_bytes() == (ref / rel).read_bytes(), rel
+
+
+# --- tables -------------------------------------------------------------------------------------------
+
+
+def _table(tmp_path: Path, rows: list[str], name: str = "t.csv") -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _table_run(capsys, tmp_path, train: Path, extra=(), dev=None, test=None) -> tuple[int, list[str], str]:
+    table = f"{{train: {train}, targets: {{y/1: binary, z: regression}}"
+    table += (f", dev: {dev}" if dev else "") + (f", test: {test}" if test else "") + "}"
+    argv = ["run", "smoke", "--out", tmp_path / "run", "--set", "data.dataset=table", "--set",
+            f"data.table={table}", "--set", "systems=[single, shared_bottom, sparse]", "--set",
+            "train.batch_size=8", "--set", "data.limits={}", "--set", "data.tasks=null", *extra]  # fmt: skip
+    rc = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return rc, [x for x in err.splitlines() if x.startswith("sparseshare: error: ")], err
+
+
+def _rows(n: int, seed: int, one_class: bool = False) -> list[str]:
+    import random
+
+    rng = random.Random(seed)
+    out = ["a,b.c,y/1,z"]
+    for _ in range(n):
+        a, b = rng.random(), rng.random()
+        y = 1 if one_class else int(a + b > 1)
+        out.append(f"{a:.3f},{b:.3f},{y},{a - b:.3f}")
+    return out
+
+
+def test_a_dev_split_with_one_class_warns_and_the_run_completes(tmp_path, capsys):
+    train = _table(tmp_path, _rows(60, 0))
+    dev = _table(tmp_path, _rows(20, 1, one_class=True), "dev.csv")
+    test = _table(tmp_path, _rows(20, 2), "test.csv")
+    rc, err, text = _table_run(capsys, tmp_path, train, dev=dev, test=test)
+    assert rc == 0, err
+    assert "task 'y_1': dev has one class only" in text  # reported when the data are read
+    assert "task 'y_1': dev auc is undefined (NaN)" in text  # and while selecting
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    for sys in res["systems"].values():
+        assert sys["tasks"]["y_1"]["dev"] != sys["tasks"]["y_1"]["dev"]  # NaN, reported as such
+        assert 0 <= sys["tasks"]["y_1"]["test"] <= 1 and sys["tasks"]["z"]["test"] >= 0
+    assert not any("/" in p.name for p in (tmp_path / "run").rglob("*"))  # 'y/1' is the task 'y_1'
+
+
+@pytest.mark.parametrize(
+    ("rows", "needle"),
+    [
+        (
+            ["a,b.c,y/1,z", "0.1,0.2,1,0.3", "0.2,n/a,0,0.1", "0.3,0.4,1,0.2"],
+            ":3: column 'b.c' mixes numbers and text",
+        ),
+        (["a,b.c,y/1,z", "0.1,0.2,1,0.3", "0.2,0.1,0"], ":3: expected 4 fields (as the header), found 3"),
+        (["a,b.c,y/1,z"], ": no data rows (only a header)"),
+    ],
+)
+def test_a_bad_table_is_one_line_naming_file_and_line(tmp_path, capsys, rows, needle):
+    train = _table(tmp_path, rows)
+    rc, err, _ = _table_run(capsys, tmp_path, train)
+    assert rc == 2 and len(err) == 1 and f"{train}{needle}" in err[0], err
+    assert not (tmp_path / "run" / "systems").exists()  # before any training
