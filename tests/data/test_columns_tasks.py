@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 
 from sparseshare.data import readers
+from sparseshare.data.columns import columns_tasks, task_kind
 from sparseshare.data.corpora import corpus_accepts, corpus_tasks
-from sparseshare.data.readers import carve_dev, columns_tasks, task_kind
+from sparseshare.data.readers import carve_dev
 from sparseshare.errors import ConfigError, DataError
 
 # Brown-style POS (word TAG): its own tag set, no dev file

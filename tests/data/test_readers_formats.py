@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
+from sparseshare.data.columns import columns_tasks
 from sparseshare.data.conll import read_columns
 from sparseshare.data.corpora import corpus_tasks
 from sparseshare.data.readers import (
     CONLL2000_DEV_SIZE,
     carve_dev,
-    columns_tasks,
     conll2000_tasks,
     position_task,
 )

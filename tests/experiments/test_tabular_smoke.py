@@ -108,7 +108,8 @@ def test_predict_a_raw_table_from_the_run_alone(census_run, tmp_path, monkeypatc
     import pyarrow.csv as pacsv
 
     from sparseshare.data.sources import get_source, resolve
-    from sparseshare.data.tabular_readers import CENSUS_COLUMNS, read_csv
+    from sparseshare.data.table_files import read_csv
+    from sparseshare.data.tabular_readers import CENSUS_COLUMNS
 
     raw = read_csv(resolve(get_source("census_income")) / "census_income_1994_1995_test.csv", header=False,
                    names=CENSUS_COLUMNS).take(np.arange(25))  # fmt: skip

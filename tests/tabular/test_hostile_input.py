@@ -8,7 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from sparseshare.data.tabular_readers import read_csv, read_table, safe_task_name
+from sparseshare.data.table_files import read_csv
+from sparseshare.data.tabular_readers import read_table, safe_task_name
 from sparseshare.errors import ConfigError, DataError
 
 

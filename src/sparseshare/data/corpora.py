@@ -3,7 +3,7 @@
 ``position`` (the synthetic Position Prediction task of Sun et al. 2020, Table 6) is offered by every
 corpus: it is built on the sentences of the corpus's other tasks. The ``columns`` corpus (a user's own
 files) offers the tasks its ``tags`` option names: check a name with :func:`corpus_accepts`, and get a
-task's metric and scheme with ``readers.task_kind(task, spans)``.
+task's metric and scheme with ``columns.task_kind(task, spans)``.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from sparseshare.data.columns import columns_tasks
 from sparseshare.data.ontonotes import ontonotes_tasks
 from sparseshare.data.ptb import ptb_tasks
 from sparseshare.data.readers import (
     Tasks,
     check_limits,
     check_tasks,
-    columns_tasks,
     conll2000_tasks,
     conll2003_tasks,
     limit,
@@ -45,7 +45,7 @@ def offered_tasks(corpus: str, options: Mapping | None = None) -> tuple[str, ...
 def corpus_accepts(corpus: str, task: str, options: Mapping | None = None) -> bool:
     """Whether :func:`corpus_tasks` reads ``task`` from ``corpus`` given these reader ``options``.
 
-    A columns task's name is checked apart, by ``readers.check_task_name`` (a ConfigError saying why).
+    A columns task's name is checked apart, by ``columns.check_task_name`` (a ConfigError saying why).
     """
     return corpus in CORPUS_TASKS and task in offered_tasks(corpus, options)
 
@@ -99,7 +99,7 @@ def corpus_tasks(
     ``options`` go to the corpus's reader: ``conll2000``: dev_size, dev_seed; ``ptb``: split;
     ``ontonotes``: language; ``columns``: files (split -> path, relative to ``root`` when given), tags
     (task -> column; any names), word, schemes, spans, task_files (task -> split -> path, relative to
-    ``root`` too), sep, dev_size, dev_seed (see ``readers.columns_tasks``). ``limits`` keeps the first N
+    ``root`` too), sep, dev_size, dev_seed (see ``columns.columns_tasks``). ``limits`` keeps the first N
     sentences of a split.
     """
     if corpus not in CORPUS_TASKS:

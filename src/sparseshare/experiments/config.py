@@ -120,7 +120,7 @@ class ColumnsConfig:
     files: dict[str, dict[str, str]] = field(default_factory=dict)  # task -> its own {train, test, dev}
 
     def _kind(self, task: str) -> tuple[str, str | None]:
-        from sparseshare.data.readers import task_kind
+        from sparseshare.data.columns import task_kind
 
         try:
             return task_kind(

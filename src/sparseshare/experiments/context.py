@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from sparseshare import paths
-from sparseshare.data.readers import task_kind
+from sparseshare.data.columns import task_kind
 from sparseshare.data.task import Task
 from sparseshare.errors import ConfigError, RunError
 from sparseshare.experiments.datasets import get_dataset, load_tabular, read_sequence_tasks

@@ -129,8 +129,9 @@ def _tag_sequences(run: Path, preprocess: dict, system: str, tasks: list[str], f
 def _predict_table(run: Path, preprocess: dict, system: str, tasks: list[str], file: Path):
     import pyarrow as pa
 
-    from sparseshare.data.tabular import Encoder, TabularBatch
-    from sparseshare.data.tabular_readers import read_any
+    from sparseshare.data.encoder import Encoder
+    from sparseshare.data.table_files import read_any
+    from sparseshare.data.tabular import TabularBatch
 
     if preprocess.get("encoder") is None:
         raise RunError(f"{run}: this run kept no feature encoder (an older run): it cannot predict")
