@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from sparseshare.errors import ConfigError
-from sparseshare.experiments.config import ModelConfig
 from sparseshare.experiments.context import encoder_param_count
 from sparseshare.experiments.schema import from_dict
+from sparseshare.experiments.sections import ModelConfig
 from sparseshare.models import CRFDecoder, LinearDecoder, build_tagger, drop_words
 from sparseshare.models.tagger import UNK_ID, bilstm, split_layers
 from sparseshare.sharing import HardSharing

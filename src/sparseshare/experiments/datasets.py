@@ -16,7 +16,8 @@ from sparseshare.data.corpora import CORPUS_TASKS
 from sparseshare.errors import ConfigError
 
 if TYPE_CHECKING:
-    from sparseshare.experiments.config import DataConfig, ExperimentConfig
+    from sparseshare.experiments.config import ExperimentConfig
+    from sparseshare.experiments.data_config import DataConfig
 
 
 @dataclass(frozen=True)

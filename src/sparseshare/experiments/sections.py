@@ -1,0 +1,135 @@
+"""The config sections of the models (``model``, ``tabular``), of PBFS (``pbfs``) and of the papers'
+numbers (``paper``); ``train`` and ``search`` are the training settings themselves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sparseshare.experiments.checks import out_of_range
+
+
+@dataclass
+class ModelConfig:
+    """The sequence tagger; defaults are Table 2 of the sparse-sharing paper (word vectors of 100
+    dimensions without pretrained embeddings; with them, their dimension)."""
+
+    word_dim: int | None = None  # None: the embeddings' dimension (100, Table 2, without embeddings)
+    char_dim: int = 30
+    char_filters: int = 30
+    char_width: int = 3
+    hidden: int = 200
+    layers: int = 1  # BiLSTM layers (the hierarchical system always has at least 2)
+    dropout: float = 0.5  # after the embeddings and before the output layer
+    decoder: str = "linear"  # 'linear' (Exp1/Exp2) or 'crf' (Exp3)
+    word_dropout: float = 0.0  # probability of replacing a training word by <unk>
+    # hierarchical system: task -> 1-based BiLSTM layer its decoder reads; empty = POS 1, the others 2
+    hierarchy: dict[str, int] = field(default_factory=dict)
+
+    def problems(self, where: str) -> list[str]:
+        from sparseshare.models.decoders import DECODERS
+
+        out = []
+        if self.decoder not in DECODERS:
+            out.append(f"'{where}.decoder': unknown decoder '{self.decoder}'; valid: {sorted(DECODERS)}")
+        for key in ("dropout", "word_dropout"):
+            out += out_of_range(f"{where}.{key}", getattr(self, key), 0, 1, hi_open=True)
+        for key in ("char_dim", "char_width", "hidden", "layers"):
+            out += out_of_range(f"{where}.{key}", getattr(self, key), 1)
+        out += out_of_range(f"{where}.char_filters", self.char_filters, 0)
+        out += out_of_range(f"{where}.word_dim", self.word_dim, 1)
+        bad = {t: v for t, v in self.hierarchy.items() if v < 1}
+        if bad:
+            out.append(f"'{where}.hierarchy': layers are numbered from 1, got {bad}")
+        return out
+
+
+@dataclass
+class TabularModelConfig:
+    """Sizes of the tabular models (PBFS Section 4.3 defaults)."""
+
+    bottom: list[int] = field(default_factory=lambda: [32, 16, 8])  # single task and shared-bottom MLP
+    tower: list[int] = field(default_factory=lambda: [8])
+    mmoe_expert: list[int] = field(default_factory=lambda: [4])  # MMoE: 8 experts of 4 units
+    ple_expert: list[int] = field(default_factory=lambda: [16])  # CGC/PLE: one layer of 16 units
+    pbfs_expert: list[int] = field(default_factory=lambda: [32, 32])  # PBFS: census 2 x 32
+    # cross-stitch (Section 4.2-4.3): columns of two 32-unit layers (a unit after each: "two cross-sharing
+    # units"), task layers of 32
+    cross_stitch: list[int] = field(default_factory=lambda: [32, 32])
+    cross_stitch_tower: list[int] = field(default_factory=lambda: [32])
+    num_experts: int = 8  # MMoE
+    num_specific: int = 1  # CGC/PLE/PBFS task-specific experts per task
+    num_shared: int = 1  # CGC/PLE shared experts; PBFS shared experts per pool
+    levels: int = 2  # PLE extraction levels
+    dropout: float = 0.0
+
+    def problems(self, where: str) -> list[str]:
+        out = []
+        for key in (
+            "bottom",
+            "tower",
+            "mmoe_expert",
+            "ple_expert",
+            "pbfs_expert",
+            "cross_stitch",
+            "cross_stitch_tower",
+        ):
+            sizes = getattr(self, key)
+            if any(n < 1 for n in sizes):
+                out.append(f"'{where}.{key}': layer sizes must be >= 1, got {sizes}")
+            if not sizes and key in ("mmoe_expert", "ple_expert", "pbfs_expert", "cross_stitch"):
+                out.append(f"'{where}.{key}': needs at least one layer")
+        out += out_of_range(f"{where}.num_experts", self.num_experts, 1)
+        out += out_of_range(f"{where}.levels", self.levels, 1)
+        out += out_of_range(f"{where}.num_specific", self.num_specific, 0)
+        out += out_of_range(f"{where}.num_shared", self.num_shared, 0)
+        if self.num_specific + self.num_shared < 1:
+            out.append(f"'{where}': num_specific + num_shared must be >= 1 (every gate needs an expert)")
+        out += out_of_range(f"{where}.dropout", self.dropout, 0, 1, hi_open=True)
+        return out
+
+
+@dataclass
+class PBFSConfig:
+    """PBFS pools (Algorithm 1) and per-task pruning of shared experts (Algorithm 2).
+
+    PBFS's "sparsity" is the fraction pruned (density = 1 - sparsity)."""
+
+    pool_alpha: float = 0.1
+    pools: list[list[str]] | None = None  # explicit pools instead of Algorithm 1
+    initial_sparsity: float = 0.1  # mu, pruned at the start
+    target_sparsity: float | dict[str, float] = 0.7  # lambda, per task or one value
+    end_fraction: float = 0.5  # the schedule reaches lambda at this fraction of training steps
+    frequency: int = 100  # steps between pruning updates
+    power: float = 3.0  # polynomial decay exponent (cubic, as TF-MOT)
+    strategy: str = "layerwise"
+
+    def problems(self, where: str) -> list[str]:
+        out = out_of_range(f"{where}.end_fraction", self.end_fraction, 0, 1, lo_open=True)
+        out += out_of_range(f"{where}.pool_alpha", self.pool_alpha, 0, lo_open=True)
+        out += out_of_range(f"{where}.frequency", self.frequency, 1)
+        out += out_of_range(f"{where}.power", self.power, 0, lo_open=True)
+        out += out_of_range(f"{where}.initial_sparsity", self.initial_sparsity, 0, 1, hi_open=True)
+        if self.strategy not in ("layerwise", "global"):
+            out.append(f"'{where}.strategy': unknown '{self.strategy}'; valid: ['global', 'layerwise']")
+        targets = (
+            self.target_sparsity if isinstance(self.target_sparsity, dict) else {"": self.target_sparsity}
+        )
+        for t, v in targets.items():
+            key = f"{where}.target_sparsity" + (f".{t}" if t else "")
+            out += out_of_range(key, v, 0, 1, hi_open=True)
+            if v < self.initial_sparsity:
+                out.append(f"'{key}' ({v}) must be >= '{where}.initial_sparsity' ({self.initial_sparsity})")
+        if self.pools is not None and (not self.pools or any(len(p) < 1 for p in self.pools)):
+            out.append(f"'{where}.pools': every pool needs at least one task")
+        return out
+
+
+@dataclass
+class PaperConfig:
+    """The paper's reported numbers, printed beside ours: ``values[system][task][metric]`` (fractions)."""
+
+    source: str = ""
+    metrics: dict[str, list[str]] = field(default_factory=dict)  # task -> metrics to report
+    values: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    # sweeps: point name ("axis=label,...") -> system -> task -> metric
+    points: dict[str, dict[str, dict[str, dict[str, float]]]] = field(default_factory=dict)
