@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -128,3 +130,11 @@ def export_reproduces_the_run(run, system: str, tmp_path) -> dict:
         assert got == want if isinstance(got, list) else torch.equal(got, want)  # every prediction
         assert evaluate_task(sub, task, "test", 100, "cpu")[task.key] == res[t]["test"]
     return sizes
+
+
+def readme_blocks(title: str, language: str) -> list[str]:
+    """The ```language code blocks of the README section headed ``## title``."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index(f"## {title}") :]
+    section = section[: section.index("\n## ", 1)]
+    return re.findall(rf"```{language}\n(.*?)```", section, re.S)

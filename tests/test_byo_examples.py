@@ -1,7 +1,6 @@
 """The README's bring-your-own-data examples run as written: their configs, their files, their snippets."""
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -9,6 +8,7 @@ import yaml
 
 from sparseshare.cli import main
 from sparseshare.experiments.config import load_config
+from tests.helpers import readme_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,10 +38,7 @@ def test_the_example_runs_from_the_repository_root(name, tmp_path, monkeypatch, 
 
 
 def test_the_readme_snippets_are_valid_configs(tmp_path, monkeypatch):
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Bring your own data") :]
-    section = section[: section.index("\n## ", 1)]
-    blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    blocks = readme_blocks("Bring your own data", "yaml")
     assert len(blocks) == 2
     monkeypatch.chdir(ROOT)
     for i, block in enumerate(blocks):

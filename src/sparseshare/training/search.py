@@ -25,14 +25,14 @@ import torch
 from tqdm.auto import tqdm
 
 from sparseshare.data.task import Task
-from sparseshare.errors import ConfigError, RunError
+from sparseshare.errors import RunError
 from sparseshare.masks.io import load_masks, save_masks
 from sparseshare.masks.mask import Mask, density
 from sparseshare.pruning.magnitude import STRATEGIES, prune
 from sparseshare.pruning.prunable import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 from sparseshare.pruning.schedules import imp_densities
 from sparseshare.sharing.sparse import SparseSharing
-from sparseshare.training.trainer import TrainSettings, load_state, train
+from sparseshare.training.trainer import TrainSettings, check_problems, load_state, train
 
 logger = logging.getLogger("sparseshare")
 
@@ -78,9 +78,7 @@ class SearchSettings:
         return out
 
     def check(self, where: str = "search") -> None:
-        problems = self.problems(where)
-        if problems:
-            raise ConfigError("\n".join(problems))
+        check_problems(self.problems(where))
 
     def replace(self, **changes) -> SearchSettings:
         return dataclasses.replace(self, **changes)

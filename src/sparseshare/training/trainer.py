@@ -40,6 +40,12 @@ logger = logging.getLogger("sparseshare")
 OPTIMIZERS = ("sgd", "adam")
 
 
+def check_problems(problems: list[str]) -> None:
+    """Raise every problem of a settings object at once, one line each."""
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
 @dataclass
 class TrainSettings:
     """How a system trains; also the config section ``train``.
@@ -90,9 +96,7 @@ class TrainSettings:
         return out
 
     def check(self, where: str = "train") -> None:
-        problems = self.problems(where)
-        if problems:
-            raise ConfigError("\n".join(problems))
+        check_problems(self.problems(where))
 
     def replace(self, **changes) -> TrainSettings:
         """A copy with ``changes`` (the settings themselves are never modified)."""
