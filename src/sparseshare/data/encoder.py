@@ -113,7 +113,7 @@ class Encoder:
 
 def dense_features(num: torch.Tensor, cat: torch.Tensor, in_dim: int) -> torch.Tensor:
     """``[N, in_dim]`` rows: the numerics, then a 1 in each categorical's one-hot column."""
-    x = torch.zeros(num.shape[0], in_dim)
+    x = torch.zeros(num.shape[0], in_dim, device=num.device)
     x[:, : num.shape[1]] = num
     if cat.shape[1]:
         x.scatter_(1, cat.long(), 1.0)

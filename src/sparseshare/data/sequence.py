@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from sparseshare.data.readers import Example
@@ -58,15 +59,17 @@ class Batch:
     mask: torch.Tensor  # [B, T] bool, True on real tokens
     tags: torch.Tensor  # [B, T] long, 0 at padding
     index: torch.Tensor  # [B] long
+    lengths: torch.Tensor | None = None  # [B] long, on the CPU: what packing needs, without a device sync
 
     def to(self, device: torch.device | str) -> Batch:
-        """The batch with its model inputs on ``device``; ``index`` stays on the CPU (it indexes lists)."""
+        """The batch with its model inputs on ``device``; ``index`` and ``lengths`` stay on the CPU."""
         return Batch(
             self.words.to(device),
             self.chars.to(device),
             self.mask.to(device),
             self.tags.to(device),
             self.index,
+            self.lengths,
         )
 
     @property
@@ -95,8 +98,36 @@ def build_shared_vocabs(
     return Vocab.build(words, extra=extra_words), Vocab.build(chars)
 
 
+@dataclass
+class _Split:
+    """A split tensorised once: every token of every sentence in flat arrays (plus one padding token at
+    the end), so a batch is a few index operations, on whatever device the arrays live on."""
+
+    words: torch.Tensor  # [tokens + 1]
+    chars: torch.Tensor  # [tokens + 1, longest word]
+    tags: torch.Tensor  # [tokens + 1]
+    starts: torch.Tensor  # [sentences]: each sentence's first token
+    lengths: torch.Tensor  # [sentences], on the CPU
+    widths: torch.Tensor  # [sentences], on the CPU: each sentence's longest word in chars
+    lengths_here: torch.Tensor  # ``lengths`` beside the arrays
+
+    def to(self, device: torch.device) -> _Split:
+        move = {k: getattr(self, k).to(device) for k in ("words", "chars", "tags", "starts", "lengths_here")}
+        return _Split(lengths=self.lengths, widths=self.widths, **move)
+
+    def batch(self, ids: torch.Tensor) -> Batch:
+        """Sentences ``ids`` (CPU) padded to the batch's longest sentence and longest word."""
+        dev = self.words.device
+        t, c = int(self.lengths[ids].max()), int(self.widths[ids].max())
+        here = ids.to(dev, non_blocking=True)
+        pos = torch.arange(t, device=dev)
+        mask = pos < self.lengths_here[here].unsqueeze(1)
+        tok = torch.where(mask, self.starts[here].unsqueeze(1) + pos, self.words.shape[0] - 1)
+        return Batch(self.words[tok], self.chars[tok, :c], mask, self.tags[tok], ids, self.lengths[ids])
+
+
 class SequenceData:
-    """One task's splits of (words, tags) sentences, encoded to tensors once; ``batches`` pads per batch.
+    """One task's splits of (words, tags) sentences, tensorised once; ``batches`` pads per batch.
 
     The tag vocabulary, unless given, covers every split: tags are a closed set, so dev/test never
     meet an unknown tag. Words keep their case for the char CNN; the word ids use lower-cased words
@@ -117,7 +148,8 @@ class SequenceData:
         self.word_vocab, self.char_vocab = word_vocab, char_vocab
         self.tag_vocab = tag_vocab or Vocab.tags(t for s in splits.values() for _, ts in s for t in ts)
         self.lower_words, self.max_word_len = lower_words, max_word_len
-        self._enc: dict[str, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
+        self._enc: dict[str, _Split] = {}
+        self._device = torch.device("cpu")
         self.encode()
 
     def _check(self, split: str, i: int, words: list[str], tags: list[str]) -> None:
@@ -135,17 +167,39 @@ class SequenceData:
             raise DataError(f"{self.name}/{split}", None, f"sentence {i}: {fault}")
 
     def encode(self) -> None:
-        """Precompute each sentence's (word ids [n], char ids [n, longest word], tag ids [n])."""
+        """Tensorise every split once: word, char and tag ids of all tokens in flat arrays."""
         for split, sents in self.splits.items():
-            enc = []
+            words, chars, tags, lengths, widths = [], [], [], [], []
             for i, (ws, ts) in enumerate(sents):
                 self._check(split, i, ws, ts)
-                wid = self.word_vocab.encode(w.lower() if self.lower_words else w for w in ws)
+                words += self.word_vocab.encode(w.lower() if self.lower_words else w for w in ws)
                 cids = [self.char_vocab.encode(w[: self.max_word_len]) for w in ws]
-                width = max(map(len, cids))
-                chars = torch.tensor([c + [0] * (width - len(c)) for c in cids], dtype=torch.long)
-                enc.append((torch.tensor(wid), chars, torch.tensor(self.tag_vocab.encode(ts))))
-            self._enc[split] = enc
+                chars += cids
+                tags += self.tag_vocab.encode(ts)
+                lengths.append(len(ws))
+                widths.append(max(map(len, cids)))
+            word_len = np.fromiter(map(len, chars), dtype=np.int64, count=len(chars))
+            char_ids = np.zeros((len(chars) + 1, max(widths, default=1)), dtype=np.int64)
+            rows = np.repeat(np.arange(len(chars)), word_len)
+            cols = np.arange(int(word_len.sum())) - np.repeat(np.cumsum(word_len) - word_len, word_len)
+            char_ids[rows, cols] = np.fromiter((i for c in chars for i in c), dtype=np.int64, count=len(rows))
+            lengths_t = torch.tensor(lengths, dtype=torch.long)
+            self._enc[split] = _Split(
+                words=torch.tensor([*words, 0], dtype=torch.long),
+                chars=torch.from_numpy(char_ids),
+                tags=torch.tensor([*tags, 0], dtype=torch.long),
+                starts=torch.cumsum(lengths_t, 0) - lengths_t,
+                lengths=lengths_t,
+                widths=torch.tensor(widths, dtype=torch.long),
+                lengths_here=lengths_t,
+            )
+
+    def stage(self, device: torch.device | str) -> None:
+        """Keep the tensorised splits on ``device``: batches are then made there, with no copy per batch."""
+        device = torch.device(device)
+        if device != self._device:
+            self._enc = {s: e.to(device) for s, e in self._enc.items()}
+            self._device = device
 
     def __len__(self) -> int:
         """Training sentences (what proportional task sampling weighs)."""
@@ -162,9 +216,10 @@ class SequenceData:
     @staticmethod
     def targets(batch: Batch, task: str | None = None) -> list[list[int]]:
         """Gold tag ids of each sentence of ``batch``, unpadded."""
-        lengths = batch.mask.sum(1).tolist()
-        tags = batch.tags.cpu()
-        return [tags[i, :n].tolist() for i, n in enumerate(lengths)]
+        lengths = getattr(batch, "lengths", None)
+        lengths = (lengths if lengths is not None else batch.mask.sum(1)).tolist()
+        tags = batch.tags.cpu().tolist()
+        return [row[:n] for row, n in zip(tags, lengths)]
 
     def num_tokens(self, split: str) -> int:
         return sum(len(ws) for ws, _ in self.splits[split])
@@ -172,21 +227,10 @@ class SequenceData:
     def batches(
         self, split: str, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
     ) -> Iterator[Batch]:
-        """Batches of ``split`` in order (or shuffled with ``generator``), padded to the batch maximum."""
+        """Batches of ``split`` in order (or shuffled with ``generator``), padded to the batch maximum,
+        made where the split is staged (see :meth:`stage`)."""
         enc = self._enc[split]
-        order = torch.randperm(len(enc), generator=generator) if shuffle else torch.arange(len(enc))
-        for start in range(0, len(enc), batch_size):
-            idx = order[start : start + batch_size]
-            items = [enc[i] for i in idx.tolist()]
-            b = len(items)
-            t = max(len(w) for w, _, _ in items)
-            c = max(ch.shape[1] for _, ch, _ in items)
-            words = torch.zeros(b, t, dtype=torch.long)
-            chars = torch.zeros(b, t, c, dtype=torch.long)
-            tags = torch.zeros(b, t, dtype=torch.long)
-            mask = torch.zeros(b, t, dtype=torch.bool)
-            for i, (w, ch, tg) in enumerate(items):
-                n = len(w)
-                words[i, :n], tags[i, :n], mask[i, :n] = w, tg, True
-                chars[i, :n, : ch.shape[1]] = ch
-            yield Batch(words, chars, mask, tags, idx)
+        n = enc.lengths.shape[0]
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        for start in range(0, n, batch_size):
+            yield enc.batch(order[start : start + batch_size])

@@ -46,7 +46,13 @@ class TabularSplit:
         return self.num.shape[0]
 
     def take(self, rows: torch.Tensor) -> TabularSplit:
+        rows = rows.to(self.num.device, non_blocking=True)
         return TabularSplit(self.num[rows], self.cat[rows], {t: v[rows] for t, v in self.y.items()})
+
+    def to(self, device: torch.device) -> TabularSplit:
+        return TabularSplit(
+            self.num.to(device), self.cat.to(device), {t: v.to(device) for t, v in self.y.items()}
+        )
 
 
 class TabularData:
@@ -79,7 +85,7 @@ class TabularData:
         out = []
         for task, kind in self.kinds.items():
             for split in SPLITS:
-                y = self.splits[split].y[task].numpy()
+                y = self.splits[split].y[task].cpu().numpy()
                 y = y[np.isfinite(y)]
                 same = f"all {y[0]:g} on {len(y)} labelled rows" if len(y) and (y == y[0]).all() else None
                 if not len(y):
@@ -111,10 +117,16 @@ class TabularData:
 
     def labels(self, split: str) -> dict[str, np.ndarray]:
         """Every task's labels on ``split`` (NaN = no label), e.g. for ``pools.correlation_matrix``."""
-        return {t: v.numpy().copy() for t, v in self.splits[split].y.items()}
+        return {t: v.cpu().numpy().copy() for t, v in self.splits[split].y.items()}
 
     def _x(self, part: TabularSplit) -> torch.Tensor:
         return dense_features(part.num, part.cat, self.in_dim)
+
+    def stage(self, device: torch.device | str) -> None:
+        """Keep the encoded splits on ``device``: batches are then made there, no copy per batch."""
+        device = torch.device(device)
+        if self.splits and next(iter(self.splits.values())).num.device != device:
+            self.splits = {name: s.to(device) for name, s in self.splits.items()}
 
     def batches(
         self, split: str, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None

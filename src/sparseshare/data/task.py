@@ -204,6 +204,14 @@ def as_tasks(tasks: Mapping[str, Task] | Sequence[Task] | Task) -> dict[str, Tas
     return out
 
 
+def stage(data: Any, device: torch.device | str) -> None:
+    """Ask task data to keep its tensors on ``device`` (the built-in data can: batches are then made
+    there, with no host-to-device copy per batch); other data are moved batch by batch."""
+    own = getattr(data, "stage", None)
+    if callable(own):
+        own(device)
+
+
 def move_batch(batch: Any, device: torch.device | str) -> Any:
     """``batch`` on ``device``: its ``to(device)`` if it has one, else tensors inside tuples, lists and
     mappings moved (other values kept)."""

@@ -148,7 +148,7 @@ def _predict_table(run: Path, preprocess: dict, system: str, tasks: list[str], f
         with torch.no_grad():
             for start in range(0, x.shape[0], 4096):
                 rows = x[start : start + 4096]
-                parts.append(module.predict(TabularBatch(rows, {}, torch.arange(len(rows))), t).float())
+                parts.append(module.predict(TabularBatch(rows, {}, torch.arange(len(rows))), t).float().cpu())
         preds[f"pred_{t}"] = torch.cat(parts).numpy() if parts else []
     cols = {n: (c if isinstance(c, pa.ChunkedArray) else pa.array(c)) for n, c in table.columns.items()}
     for name, v in preds.items():

@@ -60,16 +60,12 @@ class LinearChainCRF(nn.Module):
             ident = torch.arange(score.shape[1], device=score.device).expand_as(idx)
             back.append(torch.where(keep, idx, ident))
         score = score + self.end
-        last = score.argmax(1)
-        lengths = mask.sum(1).tolist()
-        paths = [[int(x)] for x in last.tolist()]
-        for i in range(t - 2, -1, -1):
-            prev = back[i].gather(1, last.unsqueeze(1)).squeeze(1)
-            for k in range(b):
-                if i + 1 < lengths[k]:
-                    paths[k].append(int(prev[k]))
-            last = prev
-        return [list(reversed(p)) for p in paths]
+        path = torch.empty(b, t + 1, dtype=torch.long, device=score.device)
+        path[:, t - 1] = last = score.argmax(1)
+        for i in range(t - 2, -1, -1):  # a sentence's padding repeats its last tag; it is cut off below
+            last = path[:, i] = back[i].gather(1, last.unsqueeze(1)).squeeze(1)
+        path[:, t] = mask.sum(1)
+        return [row[: row[-1]] for row in path.cpu().tolist()]  # one copy to the host
 
 
 class CRFDecoder(nn.Module):

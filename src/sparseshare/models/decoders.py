@@ -9,6 +9,8 @@ from torch.nn import functional as F
 from sparseshare.errors import ConfigError
 from sparseshare.models.crf import CRFDecoder
 
+IGNORE = -100  # the target of a padding position
+
 
 class LinearDecoder(nn.Module):
     """Fully-connected token classifier (Exp1/Exp2 of the sparse-sharing paper)."""
@@ -22,13 +24,15 @@ class LinearDecoder(nn.Module):
 
     def loss(self, logits: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Per-sentence negative log-likelihood (token cross-entropy summed over each sentence, averaged
-        over the batch): the same scale as a CRF's sentence NLL (Ma and Hovy 2016)."""
-        return F.cross_entropy(logits[mask], tags[mask], reduction="sum") / mask.shape[0]
+        over the batch): the same scale as a CRF's sentence NLL (Ma and Hovy 2016). Padding is ignored by
+        index, not selected by the mask (a boolean selection would wait for the device)."""
+        gold = tags.masked_fill(~mask, IGNORE)
+        flat = F.cross_entropy(logits.flatten(0, 1), gold.flatten(), ignore_index=IGNORE, reduction="sum")
+        return flat / mask.shape[0]
 
     def decode(self, logits: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
-        pred = logits.argmax(-1).cpu()
-        lengths = mask.sum(1).cpu().tolist()
-        return [pred[i, :n].tolist() for i, n in enumerate(lengths)]
+        both = torch.cat([logits.argmax(-1), mask.sum(1, keepdim=True)], dim=1).cpu().tolist()  # one copy
+        return [row[: row[-1]] for row in both]
 
 
 DECODERS: dict[str, type[nn.Module]] = {"linear": LinearDecoder, "crf": CRFDecoder}

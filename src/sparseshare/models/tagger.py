@@ -62,9 +62,14 @@ def embed_words(
     return x
 
 
-def bilstm(lstm: nn.LSTM, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Run ``lstm`` over the unpadded part of each sentence; padding positions come out as zeros."""
-    lengths = mask.sum(1).cpu()
+def bilstm(
+    lstm: nn.LSTM, x: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Run ``lstm`` over the unpadded part of each sentence; padding positions come out as zeros.
+
+    ``lengths`` (on the CPU, as packing wants them) spares a device-to-host copy of ``mask.sum(1)``.
+    """
+    lengths = lengths if lengths is not None else mask.sum(1).cpu()
     packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
     out, _ = lstm(packed)
     out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
@@ -127,10 +132,12 @@ class TaggerEncoder(nn.Module):
         self.lstm = nn.LSTM(in_dim, hidden, num_layers=layers, bidirectional=True, batch_first=True)
         self.out_dim = 2 * hidden
 
-    def forward(self, words: torch.Tensor, chars: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, words: torch.Tensor, chars: torch.Tensor, mask: torch.Tensor, lengths=None
+    ) -> torch.Tensor:
         p = self.word_dropout if self.training else 0.0
         x = self.drop(embed_words(self.word_embed, self.char_cnn, words, chars, p))
-        return self.drop(bilstm(self.lstm, x, mask))
+        return self.drop(bilstm(self.lstm, x, mask, lengths))
 
 
 class TagHeads:
@@ -173,7 +180,7 @@ class MultiTaskTagger(TagHeads, nn.Module):
         self.heads = nn.ModuleDict(dict(heads))
 
     def forward(self, batch, task: str) -> torch.Tensor:
-        h = self.encoder(batch.words, batch.chars, batch.mask)
+        h = self.encoder(batch.words, batch.chars, batch.mask, getattr(batch, "lengths", None))
         return self.heads[task](h)
 
 

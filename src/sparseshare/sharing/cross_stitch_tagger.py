@@ -58,13 +58,17 @@ class CrossStitchEncoder(nn.Module):
         self.stitch = nn.ParameterList(nn.Parameter(init.clone()) for _ in range(depth))
         self.out_dim = 2 * columns[self.tasks[0]][-1].hidden_size
 
-    def forward(self, words: torch.Tensor, chars: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, words: torch.Tensor, chars: torch.Tensor, mask: torch.Tensor, lengths=None
+    ) -> torch.Tensor:
         """Every column's last stitched states, ``[T, B, L, out_dim]`` in task order, after dropout."""
         p = self.word_dropout if self.training else 0.0
         x = self.drop(embed_words(self.word_embed, self.char_cnn, words, chars, p))
         h = [x] * len(self.tasks)
         for layer, alpha in enumerate(self.stitch):
-            out = torch.stack([bilstm(self.columns[t][layer], h[i], mask) for i, t in enumerate(self.tasks)])
+            out = torch.stack(
+                [bilstm(self.columns[t][layer], h[i], mask, lengths) for i, t in enumerate(self.tasks)]
+            )
             h = torch.einsum("ts,sbld->tbld", alpha, out)  # Misra et al. Eq. 1
         return self.drop(h)
 
@@ -88,5 +92,5 @@ class CrossStitchSharing(TagHeads, nn.Module):
         self._index = {t: i for i, t in enumerate(model.tasks)}
 
     def forward(self, batch, task: str) -> torch.Tensor:
-        h = self.encoder(batch.words, batch.chars, batch.mask)
+        h = self.encoder(batch.words, batch.chars, batch.mask, getattr(batch, "lengths", None))
         return self.heads[task](h[self._index[task]])

@@ -44,14 +44,21 @@ class HierarchicalEncoder(nn.Module):
         self.out_dim = 2 * layers[-1].hidden_size
 
     def forward(
-        self, words: torch.Tensor, chars: torch.Tensor, mask: torch.Tensor, depth: int | None = None
+        self,
+        words: torch.Tensor,
+        chars: torch.Tensor,
+        mask: torch.Tensor,
+        depth: int | None = None,
+        lengths: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The (dropped-out) output of layer ``depth`` (1-based; default the top); no higher layer runs."""
         depth = depth or len(self.layers)
         p = self.word_dropout if self.training else 0.0
         x = self.drop(embed_words(self.word_embed, self.char_cnn, words, chars, p))
         for lstm in self.layers[:depth]:
-            x = bilstm(lstm, x, mask)  # no dropout between layers, as in the base network's stacked LSTM
+            x = bilstm(
+                lstm, x, mask, lengths
+            )  # no dropout between layers, as in the base network's stacked LSTM
         return self.drop(x)
 
 
@@ -81,7 +88,9 @@ class HierarchicalSharing(TagHeads, nn.Module):
         self.heads = model.heads
 
     def forward(self, batch, task: str) -> torch.Tensor:
-        h = self.encoder(batch.words, batch.chars, batch.mask, depth=self.levels[task])
+        h = self.encoder(
+            batch.words, batch.chars, batch.mask, self.levels[task], getattr(batch, "lengths", None)
+        )
         return self.heads[task](h)
 
     def task_parameter_names(self, task: str) -> list[str]:

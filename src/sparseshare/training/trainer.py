@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from sparseshare.data.task import Task, as_tasks, move_batch, num_batches
+from sparseshare.data.task import Task, as_tasks, move_batch, num_batches, stage
 from sparseshare.errors import ConfigError, ContractError, RunError
 from sparseshare.sharing.hard import as_mechanism
 from sparseshare.training.checkpoint import (
@@ -242,6 +242,8 @@ def train(
     callbacks = callbacks or []
     device = resolve_device(device, mechanism)
     mechanism.to(device)
+    for data in [*(t.data for t in tasks.values()), *([joint_data] if joint_data is not None else [])]:
+        stage(data, device)
     params = [p for p in mechanism.parameters() if p.requires_grad]
     opt = make_optimizer(params, settings.optimizer, settings.lr, settings.momentum, settings.weight_decay)
     sampler = get_sampler(settings.sampler)
