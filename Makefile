@@ -32,6 +32,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/masked_step.py
+	$(PY) bench/throughput.py
 
 clean-venv:
 	rm -rf $(VENV)

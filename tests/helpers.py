@@ -6,10 +6,19 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import torch
 
 from sparseshare.data.sequence import SequenceData
 from sparseshare.models.tagger import build_tagger
+
+# the exactness tests run on every device there is; without CUDA they show as skipped, never as passed
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+    ),
+]
 
 
 @dataclass

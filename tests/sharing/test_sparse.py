@@ -5,7 +5,7 @@ import torch
 
 from sparseshare.errors import ContractError
 from sparseshare.sharing import HardSharing, SparseSharing, build_mechanism
-from tests.helpers import random_masks, toy_batch, toy_tagger
+from tests.helpers import DEVICES, random_masks, toy_batch, toy_tagger
 
 TASKS = ("pos", "ner")
 
@@ -36,11 +36,13 @@ def test_forward_uses_masked_weights_and_leaves_model_untouched():
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("opt_name", list(_optimizers()))
-def test_masked_step_never_changes_weights_or_state_outside_the_mask(opt_name):
+def test_masked_step_never_changes_weights_or_state_outside_the_mask(opt_name, device):
     model = toy_tagger()
     masks = random_masks(model, TASKS, 0.6)
-    mech = SparseSharing(model, masks)
+    mech = SparseSharing(model, masks).to(device)
+    masks = {t: {n: m.to(device) for n, m in mk.items()} for t, mk in masks.items()}
     opt = _optimizers()[opt_name](mech.parameters())
     params = dict(model.named_parameters())
     for step in range(8):
@@ -55,7 +57,7 @@ def test_masked_step_never_changes_weights_or_state_outside_the_mask(opt_name):
             for n in masks[task]
         }
         opt.zero_grad(set_to_none=True)
-        mech.loss(toy_batch(step), task).backward()
+        mech.loss(toy_batch(step).to(device), task).backward()
         mech.step(opt, task)
         moved_inside = 0
         for n, m in masks[task].items():
@@ -85,14 +87,16 @@ def test_unmasked_step_leaks_through_momentum_which_masked_step_prevents():
     assert leaked > 0
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("opt_name", list(_optimizers()))
-def test_all_ones_sparse_equals_hard_step_for_step(opt_name):
+def test_all_ones_sparse_equals_hard_step_for_step(opt_name, device):
+    torch.backends.cudnn.deterministic = True
     hard_model = toy_tagger(seed=3, dropout=0.3)
     sparse_model = copy.deepcopy(hard_model)
     ones = random_masks(sparse_model, TASKS, 1.01)
     assert all(m.all() for mk in ones.values() for m in mk.values())
-    hard = HardSharing(hard_model)
-    sparse = SparseSharing(sparse_model, ones)
+    hard = HardSharing(hard_model).to(device)
+    sparse = SparseSharing(sparse_model, ones).to(device)
     opts = [_optimizers()[opt_name](m.parameters()) for m in (hard, sparse)]
     for step in range(10):
         task = TASKS[(step * 7) % 3 % 2]
@@ -100,7 +104,7 @@ def test_all_ones_sparse_equals_hard_step_for_step(opt_name):
         for mech, opt in zip((hard, sparse), opts):
             torch.manual_seed(100 + step)  # same dropout draws
             opt.zero_grad(set_to_none=True)
-            loss = mech.loss(toy_batch(step), task)
+            loss = mech.loss(toy_batch(step).to(device), task)
             loss.backward()
             mech.step(opt, task)
             losses.append(loss.item())

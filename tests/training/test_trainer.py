@@ -8,7 +8,7 @@ from sparseshare.sharing import HardSharing, SparseSharing
 from sparseshare.training import trainer as trainer_mod
 from sparseshare.training.samplers import get_sampler
 from sparseshare.training.trainer import TrainSettings, train
-from tests.helpers import ToyData, random_masks, toy_tagger
+from tests.helpers import DEVICES, ToyData, random_masks, toy_tagger
 
 TASKS = ("pos", "ner")
 
@@ -49,7 +49,9 @@ class _Killed(Exception):
     pass
 
 
-def test_killed_training_resumes_identically(tmp_path, monkeypatch):
+@pytest.mark.parametrize("device", DEVICES)
+def test_killed_training_resumes_identically(tmp_path, monkeypatch, device):
+    torch.backends.cudnn.deterministic = True
     settings = TrainSettings(epochs=5, patience=0, batch_size=8, lr=0.3, momentum=0.9)
 
     def mech():
@@ -57,7 +59,7 @@ def test_killed_training_resumes_identically(tmp_path, monkeypatch):
         return SparseSharing(m, random_masks(m, TASKS, 0.6))
 
     ref = mech()
-    ref_res = train(ref, _specs(), settings, seed=5, device="cpu", directory=tmp_path / "a")
+    ref_res = train(ref, _specs(), settings, seed=5, device=device, directory=tmp_path / "a")
     real, calls = trainer_mod.evaluate_task, {"n": 0}
 
     def dying(*a, **k):
@@ -69,10 +71,10 @@ def test_killed_training_resumes_identically(tmp_path, monkeypatch):
     (tmp_path / "b").mkdir()
     monkeypatch.setattr(trainer_mod, "evaluate_task", dying)
     with pytest.raises(_Killed):
-        train(mech(), _specs(), settings, seed=5, device="cpu", directory=tmp_path / "b")
+        train(mech(), _specs(), settings, seed=5, device=device, directory=tmp_path / "b")
     monkeypatch.setattr(trainer_mod, "evaluate_task", real)
     resumed = mech()
-    res = train(resumed, _specs(), settings, seed=5, device="cpu", directory=tmp_path / "b")
+    res = train(resumed, _specs(), settings, seed=5, device=device, directory=tmp_path / "b")
     assert [h["loss"] for h in res.history] == [h["loss"] for h in ref_res.history]
     for (n, a), (_, b) in zip(ref.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), n

@@ -31,21 +31,22 @@ _BITS = {
 }
 
 
-def restore_outside(t: torch.Tensor, saved: torch.Tensor, outside: torch.Tensor) -> None:
-    """``t`` takes ``saved``'s value wherever ``outside`` (all ones bits) is set, bit for bit, in place.
+def keep_outside(t: torch.Tensor, out: torch.Tensor, outside: torch.Tensor) -> None:
+    """Before the step: ``out`` holds ``t``'s bits where ``outside`` is set (all ones), zeros elsewhere."""
+    bits = outside.dtype
+    torch.bitwise_and(t.view(bits), outside, out=out.view(bits))
 
-    The select is done on the integers holding the floats' bits, ``t ^= (t ^ saved) & outside``: the same
-    result as ``torch.where(mask, t, saved)`` (NaN, -0.0 and all) at a tenth of its cost on a CPU, where
+
+def restore_outside(t: torch.Tensor, kept: torch.Tensor, inside: torch.Tensor) -> None:
+    """After the step: ``t`` takes back the bits :func:`keep_outside` kept, wherever ``inside`` is clear.
+
+    The select works on the integers holding the floats' bits (``t = t & inside | kept``): the same result
+    as ``torch.where(mask, t, saved)``, NaN and -0.0 included, at a tenth of its cost on a CPU, where
     ``where`` with a bool condition runs unvectorised (3.9 ms against 0.4 ms for 530k weights).
     """
-    bits = _BITS.get(t.dtype)
-    if bits is None or outside.dtype != bits:
-        torch.where(outside == 0, t, saved, out=t)
-        return
-    ti = t.view(bits)
-    diff = torch.bitwise_xor(ti, saved.view(bits))
-    diff.bitwise_and_(outside)
-    ti.bitwise_xor_(diff)
+    ti = t.view(inside.dtype)
+    ti.bitwise_and_(inside)
+    ti.bitwise_or_(kept.view(inside.dtype))
 
 
 class MaskedStep:
@@ -60,17 +61,17 @@ class MaskedStep:
         self._buffers = {}
         self._outside = {}
 
-    def _bits(self, m: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        """All ones bits where ``m`` is False, in ``like``'s integer width; cached for this mask tensor
-        until it is changed in place (its version counter moves) or dropped."""
-        bits = _BITS.get(like.dtype, torch.int32)
+    def _bits(self, m: torch.Tensor, bits: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """(all ones where ``m`` is False, all ones where it is True) as integers of ``bits``; cached for
+        this mask tensor until it is changed in place (its version counter moves) or dropped."""
         key = (m._version, bits)
         cached = self._outside.get(id(m))
         if cached is None or cached[0]() is not m or cached[1] != key:  # a reused id holds a dead ref
             self._outside = {k: v for k, v in self._outside.items() if v[0]() is not None}
-            cached = (weakref.ref(m), key, (~m).to(bits).neg_())
+            outside = (~m).to(bits).neg_()
+            cached = (weakref.ref(m), key, outside, torch.bitwise_not(outside))
             self._outside[id(m)] = cached
-        return cached[2]
+        return cached[2], cached[3]
 
     def _buffer(self, key, like: torch.Tensor) -> torch.Tensor:
         buf = self._buffers.get(key)
@@ -95,12 +96,19 @@ class MaskedStep:
             for k, v in optimizer.state.get(p, {}).items():
                 if torch.is_tensor(v) and v.shape == p.shape:
                     pairs.append((v, self._buffer((k, name), v), m))
-        if pairs:
-            torch._foreach_copy_([b for _, b, _ in pairs], [t for t, _, _ in pairs])
+        bits = [_BITS.get(t.dtype) for t, _, _ in pairs]
+        for (t, b, m), kind in zip(pairs, bits):
+            if kind is None:
+                b.copy_(t)
+            else:
+                keep_outside(t, b, self._bits(m, kind)[0])
         fresh = [name for name in mask if not optimizer.state.get(params[name])]
         optimizer.step()
-        for t, b, m in pairs:
-            restore_outside(t, b, self._bits(m, t))
+        for (t, b, m), kind in zip(pairs, bits):
+            if kind is None:  # no integer of this width: the slower select
+                torch.where(m, t, b, out=t)
+            else:
+                restore_outside(t, b, self._bits(m, kind)[1])
         for name in fresh:  # state created by this step: outside the mask it stays at its initial zeros
             p, m = params[name], mask[name]
             for v in optimizer.state.get(p, {}).values():
