@@ -84,13 +84,7 @@ class OldMaskedStep(MaskedStep):
 
     @torch.no_grad()
     def __call__(self, optimizer, params, mask):
-        pairs = []
-        for name, m in mask.items():
-            p = params[name]
-            pairs.append((p, self._buffer(("p", name), p), m))
-            for k, v in optimizer.state.get(p, {}).items():
-                if torch.is_tensor(v) and v.shape == p.shape:
-                    pairs.append((v, self._buffer((k, name), v), m))
+        pairs = self.pairs(optimizer, params, mask)
         if pairs:
             torch._foreach_copy_([b for _, b, _ in pairs], [t for t, _, _ in pairs])
         optimizer.step()

@@ -79,6 +79,17 @@ class MaskedStep:
             buf = self._buffers[key] = torch.empty_like(like)
         return buf
 
+    def pairs(self, optimizer, params: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor]) -> list:
+        """(live tensor, snapshot buffer, mask) for every masked weight and its per-element state."""
+        out = []
+        for name, m in mask.items():
+            p = params[name]
+            out.append((p, self._buffer(("p", name), p), m))
+            for k, v in optimizer.state.get(p, {}).items():
+                if torch.is_tensor(v) and v.shape == p.shape:
+                    out.append((v, self._buffer((k, name), v), m))
+        return out
+
     @torch.no_grad()
     def __call__(
         self,
@@ -89,13 +100,7 @@ class MaskedStep:
         if is_stateless(optimizer):
             optimizer.step()
             return
-        pairs = []  # (live tensor, snapshot buffer, mask)
-        for name, m in mask.items():
-            p = params[name]
-            pairs.append((p, self._buffer(("p", name), p), m))
-            for k, v in optimizer.state.get(p, {}).items():
-                if torch.is_tensor(v) and v.shape == p.shape:
-                    pairs.append((v, self._buffer((k, name), v), m))
+        pairs = self.pairs(optimizer, params, mask)
         bits = [_BITS.get(t.dtype) for t, _, _ in pairs]
         for (t, b, m), kind in zip(pairs, bits):
             if kind is None:
