@@ -18,7 +18,7 @@ def _cmd_run(args) -> None:
     from sparseshare.errors import ConfigError
     from sparseshare.experiments.config import load_config
     from sparseshare.experiments.report import results_table
-    from sparseshare.experiments.run_dir import finished_results
+    from sparseshare.experiments.resume import finished_results
     from sparseshare.experiments.runner import check_damage, run_experiment
 
     if args.jobs < 1:

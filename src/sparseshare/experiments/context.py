@@ -31,14 +31,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("sparseshare")
 
-# task -> (metric, span scheme); the readers emit these schemes. position: Sun et al. 2020, Table 6
-TASK_METRICS = {
-    "pos": ("accuracy", None),
-    "chunk": ("f1", "bio2"),
-    "ner": ("f1", "bioes"),
-    "position": ("accuracy", None),
-}
-
 
 @dataclass
 class Context:
@@ -138,10 +130,10 @@ def _load_sequence(cfg: ExperimentConfig, run: Path) -> Context:
     )
     tasks = {}
     for t in d.tasks:
-        if d.task_sources()[t] == "columns":  # your files: token tagging, or spans as 'columns.spans' says
-            metric, scheme = task_kind(t, d.columns.spans)
-        else:
-            metric, scheme = TASK_METRICS[t]
+        # the readers emit these schemes: chunk BIO2, ner BIOES, others token tagging (position: Table 6);
+        # your own column files as 'columns.spans' says
+        spans = d.columns.spans if d.task_sources()[t] == "columns" else None
+        metric, scheme = task_kind(t, spans)
         data = SequenceData(t, raw[t], word_vocab, char_vocab, lower_words=d.lower_words)
         tasks[t] = Task(t, data, metric, scheme=scheme)
     log = MetricsLog(run)

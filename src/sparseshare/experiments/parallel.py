@@ -30,7 +30,7 @@ import torch
 
 from sparseshare import paths
 from sparseshare.experiments.config import ExperimentConfig
-from sparseshare.experiments.run_dir import open_run
+from sparseshare.experiments.resume import open_run
 from sparseshare.experiments.sweep import point_dir, reuse_search, search_key, sweep_points
 from sparseshare.experiments.units import SEARCH, Unit, experiment_units, run_unit
 

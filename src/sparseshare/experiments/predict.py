@@ -20,6 +20,7 @@ from sparseshare.experiments.run_dir import read_json
 from sparseshare.export import export_subnet
 from sparseshare.sharing.registry import build_recipe
 from sparseshare.training.checkpoint import load_tensors
+from sparseshare.training.trainer import load_state
 
 # which system a command uses when none is named: the first of these the run finished
 PREFERENCE = ("sparse", "pbfs", "single_subnet", "hard", "shared_bottom", "single")
@@ -44,24 +45,25 @@ def pick_system(run: Path, system: str | None) -> str:
     raise RunError(f"{run}: no finished system yet")
 
 
+def system_recipe(run: Path, system: str, task: str) -> tuple[Path, dict]:
+    """(where, what) the recipe of the module ``system`` uses for ``task``: systems with one model per
+    task keep it in a folder per task."""
+    for where in (task, None):
+        path = paths.system_recipe(run, system, where)
+        if path.exists():
+            recipe = read_json(path, "network recipe")
+            if task not in recipe.get("tasks", [task]):
+                raise RunError(f"{run}: system '{system}' has no task '{task}'; it has {recipe['tasks']}")
+            return path, recipe
+    raise RunError(f"{run}: system '{system}' has no network.json for task '{task}'")
+
+
 def load_system(run: Path, system: str, task: str, device="cpu") -> torch.nn.Module:
     """The trained module ``system`` uses for ``task`` (its best-dev weights), from the run alone."""
-    for where in (task, None):  # systems with one model per task keep it in a folder per task
-        recipe_file = paths.system_recipe(run, system, where)
-        if recipe_file.exists():
-            break
-    else:
-        raise RunError(f"{run}: system '{system}' has no network.json for task '{task}'")
-    recipe = read_json(recipe_file, "network recipe")
-    if task not in recipe.get("tasks", [task]):
-        raise RunError(f"{run}: system '{system}' has no task '{task}'; it has {recipe['tasks']}")
+    path, recipe = system_recipe(run, system, task)
     module = build_recipe(recipe)
-    state, _ = load_tensors(recipe_file.with_name("best.safetensors"), device)
-    try:
-        module.load_state_dict(state)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise RunError(f"{recipe_file.parent}: the weights do not fit the network ({first})") from None
+    best = path.with_name("best.safetensors")
+    load_state(module, load_tensors(best, device)[0], best)
     return module.to(device).eval()
 
 
@@ -81,11 +83,7 @@ def export_run(run: Path, task: str, out: Path | None = None, system: str | None
     preprocess = read_preprocess(run)
     _run_tasks(run, preprocess, [task])
     module = load_system(run, system, task)
-    for where in (task, None):
-        recipe_file = paths.system_recipe(run, system, where)
-        if recipe_file.exists():
-            break
-    recipe = read_json(recipe_file, "network recipe")
+    recipe = system_recipe(run, system, task)[1]
     out = Path(out) if out else Path(f"{run.name}-{system}-{task}.safetensors")
     meta = {"run": str(run), "system": system}
     if system == "single_subnet":  # one model per task, the task's mask for every head: just the task

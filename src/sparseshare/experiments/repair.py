@@ -25,6 +25,7 @@ from pathlib import Path
 
 from sparseshare import paths
 from sparseshare.errors import SparseshareError
+from sparseshare.experiments.resume import NEEDS_SEARCH
 from sparseshare.masks.io import load_masks
 from sparseshare.training.checkpoint import load_tensors, load_training_state
 from sparseshare.training.search import mask_file
@@ -82,7 +83,7 @@ def _search_damage(run: Path) -> list[Damage]:
     finished run ends with its search whole again."""
     out = []
     sdir = paths.search_dir(run)
-    users = [paths.system_result(run, s) for s in ("sparse", "single_subnet")] + [paths.results_json(run)]
+    users = [paths.system_result(run, s) for s in NEEDS_SEARCH] + [paths.results_json(run)]
     users = [p for p in users if p.exists()]
     for log in sorted(sdir.glob("*.jsonl")):
         task = log.stem

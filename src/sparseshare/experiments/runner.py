@@ -16,7 +16,8 @@ from sparseshare.experiments.context import load_context
 from sparseshare.experiments.parallel import run_units, sweep_units, worker_threads
 from sparseshare.experiments.repair import inspect_run, repair
 from sparseshare.experiments.report import write_report
-from sparseshare.experiments.run_dir import MetricsLog, open_run, read_json, write_json_atomic
+from sparseshare.experiments.resume import open_run
+from sparseshare.experiments.run_dir import MetricsLog, read_json, write_json_atomic
 from sparseshare.experiments.sweep import point_dir, run_sweep, sweep_points
 from sparseshare.experiments.units import experiment_units, run_system
 from sparseshare.masks.io import load_masks

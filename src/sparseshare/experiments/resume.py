@@ -1,0 +1,134 @@
+"""Open a run directory: create it, or resume it with the config it was started with.
+
+One exception to "the same config": an edit whose keys affect only systems that have not started yet (and
+not a search that has) continues the run, and the new config replaces the old one (logged in
+metrics.jsonl). Anything else is refused, naming the keys. A finished run is never overwritten.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from sparseshare import paths
+from sparseshare.errors import RunError
+from sparseshare.experiments.run_dir import MetricsLog, read_json, write_text_atomic
+from sparseshare.experiments.schema import flatten, to_dict
+from sparseshare.experiments.systems import SYSTEMS
+
+if TYPE_CHECKING:
+    from sparseshare.experiments.config import ExperimentConfig
+
+NEEDS_SEARCH = tuple(n for n, s in SYSTEMS.items() if s.needs_search)
+EVERY = "*"  # a key that affects every system (data, model, training, seed, device)
+# config key prefix -> the systems it affects, and whether it affects the IMP search; the first match wins
+AFFECTS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
+    ("name", (), False),
+    ("paper", (), False),
+    ("search.force_density", NEEDS_SEARCH, False),
+    ("search", NEEDS_SEARCH, True),
+    ("pbfs", ("pbfs",), False),
+    ("model.hierarchy", ("hierarchical",), False),
+    ("tabular.cross_stitch", ("cross_stitch",), False),
+    ("tabular.mmoe_expert", ("mmoe",), False),
+    ("tabular.num_experts", ("mmoe",), False),
+    ("tabular.ple_expert", ("cgc", "ple"), False),
+    ("tabular.levels", ("ple",), False),
+    ("tabular.num_specific", ("cgc", "ple", "pbfs"), False),
+    ("tabular.num_shared", ("cgc", "ple", "pbfs"), False),
+    ("tabular.pbfs_expert", ("pbfs",), False),
+)
+
+
+def _config_text(cfg: ExperimentConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def _stored(out: Path) -> dict:
+    try:
+        raw = yaml.safe_load(paths.config(out).read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise RunError(
+            f"{paths.config(out)}: damaged ({type(e).__name__}); restore it from the config you ran, "
+            f"or choose another --out"
+        ) from None
+    if not isinstance(raw, dict):
+        raise RunError(f"{paths.config(out)}: damaged (not a mapping); restore it or choose another --out")
+    return raw
+
+
+def _affects(key: str) -> tuple[tuple[str, ...] | str, bool]:
+    for prefix, systems, search in AFFECTS:
+        if key == prefix or key.startswith(prefix + "."):
+            return systems, search
+    return EVERY, True
+
+
+def _started(out: Path, system: str) -> bool:
+    return paths.system_dir(out, system).exists()
+
+
+def config_changes(out: Path, cfg: ExperimentConfig) -> tuple[dict[str, tuple], list[str]]:
+    """(key -> (old, new) for every key that differs, the reasons the run cannot take the change)."""
+    old, new = flatten(_stored(out)), flatten(to_dict(cfg))
+    diff = {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
+    started = [s for s in set(old.get("systems") or []) | set(cfg.systems) if _started(out, s)]
+    searched = paths.search_dir(out).exists()
+    points = (out / "points").exists()
+    blocked = []
+    for key in diff:
+        if key == "systems":
+            continue  # which systems to run: finished ones are kept, new ones run
+        systems, search = _affects(key)
+        hit = started if systems == EVERY else [s for s in systems if s in started]
+        if systems and points:
+            blocked.append(f"{key} (the sweep's points have started)")
+        elif hit:
+            blocked.append(f"{key} (used by {', '.join(sorted(hit))}, already started)")
+        elif search and searched:
+            blocked.append(f"{key} (used by the IMP search, already started)")
+    return diff, blocked
+
+
+def finished_results(cfg: ExperimentConfig, out: Path) -> dict | None:
+    """The results of ``out`` if it is a finished run of ``cfg``; None if unfinished or absent.
+
+    A finished run of a different config is an error: its results are not this config's."""
+    if not paths.results_json(out).exists():
+        return None
+    if not paths.config(out).exists():
+        raise RunError(f"{out}: holds a finished run without its config.yaml; choose another --out")
+    if paths.config(out).read_text() != _config_text(cfg):
+        diff, _ = config_changes(out, cfg)
+        real = [k for k in diff if _affects(k)[0] != ()]  # the name and the paper's numbers only label it
+        if real:
+            keys = ", ".join(real[:5]) + (", ..." if len(real) > 5 else "")
+            raise RunError(
+                f"{out}: holds a finished run of a different config ({keys}); choose another --out"
+            )
+    return read_json(paths.results_json(out), "results file")
+
+
+def open_run(cfg: ExperimentConfig, out: Path) -> Path:
+    """Create ``out`` for ``cfg`` or resume it; a finished run, or a config change the run cannot take
+    (see the module docstring), is refused naming the keys."""
+    if paths.results_json(out).exists():
+        raise RunError(f"{out}: this run is finished (results.json exists); choose another --out")
+    text = _config_text(cfg)
+    if paths.config(out).exists():
+        if paths.config(out).read_text() != text:
+            diff, blocked = config_changes(out, cfg)
+            if blocked:
+                shown = "; ".join(blocked[:4]) + ("; ..." if len(blocked) > 4 else "")
+                raise RunError(
+                    f"{out}: holds an unfinished run of a different config: {shown}; resume it with that "
+                    f"config or choose another --out"
+                )
+            write_text_atomic(text, paths.config(out))
+            MetricsLog(out)({"phase": "config_changed", "keys": {k: list(v) for k, v in diff.items()}})
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(text, paths.config(out))
+    return out
