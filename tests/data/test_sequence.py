@@ -75,6 +75,32 @@ def test_shuffle_is_reproducible_and_index_maps_back():
             assert b.mask[row].sum() == len(sents["train"][i][0])
 
 
+def test_length_buckets_cover_every_sentence_once_with_less_padding():
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, 40, (203,), generator=g).tolist()
+    sents = {"train": [([f"w{i % 7}"] * n, ["T"] * n) for i, n in enumerate(lengths)]}
+    data = _data(sents)
+
+    def passes(bucket, seed=5):
+        gen = torch.Generator().manual_seed(seed)
+        return list(data.batches("train", 10, shuffle=True, generator=gen, bucket=bucket))
+
+    plain, bucketed = passes(0), passes(8)
+    for batches in (plain, bucketed):
+        assert sorted(torch.cat([b.index for b in batches]).tolist()) == list(range(203))
+        for b in batches:  # each row is the sentence its index names
+            assert b.mask.sum(1).tolist() == [lengths[i] for i in b.index.tolist()]
+    padding = [sum(b.mask.numel() - int(b.mask.sum()) for b in batches) for batches in (plain, bucketed)]
+    assert padding[1] < padding[0] / 3, padding
+    same = [b.index.tolist() for b in passes(8)]
+    assert same == [b.index.tolist() for b in bucketed]  # reproducible from the generator
+    assert same != [b.index.tolist() for b in passes(8, seed=6)]
+    # bucket 0 is the plain shuffle, batch for batch
+    gen = torch.Generator().manual_seed(5)
+    plain_default = list(data.batches("train", 10, shuffle=True, generator=gen))
+    assert [b.index.tolist() for b in plain_default] == [b.index.tolist() for b in plain]
+
+
 @pytest.mark.parametrize(
     "sentence,fault",
     [

@@ -1,6 +1,7 @@
 """The whole flow on a small slice of real CoNLL-2003 (configs/smoke.yaml), through the CLI."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,21 @@ def test_finished_run_shown_not_rerun_and_report_masks_commands(smoke_run, capsy
     assert main(["masks", str(smoke_run)]) == 0
     out = capsys.readouterr().out
     assert "overlap ratio" in out and "ner" in out
+
+
+def test_a_run_from_before_a_setting_existed_is_still_this_config(smoke_run, tmp_path, capsys):
+    """A key added to sparseshare later (train.bucket) is absent from older runs' config.yaml: at its
+    default it changes nothing, so the finished run is shown; set to anything else, it is another config."""
+    old = tmp_path / "old"
+    shutil.copytree(smoke_run, old)
+    text = (old / "config.yaml").read_text()
+    assert "  bucket: 0\n" in text
+    (old / "config.yaml").write_text(text.replace("  bucket: 0\n", ""))
+    assert main(["run", str(ROOT / "configs/smoke.yaml"), "--out", str(old)]) == 0
+    out, err = capsys.readouterr()
+    assert "finished" in err and "| Sparse sharing |" in out
+    assert main(["run", str(ROOT / "configs/smoke.yaml"), "--out", str(old), "--set", "train.bucket=4"]) == 2
+    assert "different config (train.bucket)" in capsys.readouterr().err
 
 
 def _no_training_data(monkeypatch):

@@ -3,7 +3,10 @@ from collections import Counter
 import pytest
 import torch
 
+from sparseshare.data.sequence import SequenceData, build_shared_vocabs
 from sparseshare.data.task import Task
+from sparseshare.errors import ConfigError
+from sparseshare.models.tagger import build_tagger
 from sparseshare.sharing import HardSharing, SparseSharing
 from sparseshare.training import trainer as trainer_mod
 from sparseshare.training.samplers import get_sampler
@@ -24,6 +27,36 @@ def test_training_learns_the_toy_task():
     assert res.epochs_run == 12
     assert res.history[res.best_epoch]["dev_mean"] > res.history[0]["dev_mean"]
     assert res.best_dev["pos"]["accuracy"] > 0.5  # 5 tags: chance is 0.2
+
+
+def test_bucket_needs_data_that_has_length_buckets_and_a_valid_value():
+    specs = _specs()  # ToyData.batches takes no bucket
+    with pytest.raises(ConfigError, match=r"^'train.bucket': the data of 'pos' \(ToyData\) has no length"):
+        train(HardSharing(toy_tagger(tasks=TASKS)), specs, TrainSettings(bucket=4), seed=0, device="cpu")
+    with pytest.raises(ConfigError, match=r"'train.bucket' must be >= 0, got -1"):
+        TrainSettings(bucket=-1).check()
+
+
+def test_training_with_length_buckets_on_sequence_data():
+    g = torch.Generator().manual_seed(0)
+    raw = {
+        split: [
+            ([f"w{(i * 7 + j) % 11}" for j in range(n)], [f"T{(i + j) % 3}" for j in range(n)])
+            for i, n in enumerate(torch.randint(1, 20, (k,), generator=g).tolist())
+        ]
+        for split, k in (("train", 60), ("dev", 10), ("test", 10))
+    }
+    words, chars = build_shared_vocabs([raw["train"]])
+    data = SequenceData("pos", raw, words, chars)
+    model = build_tagger(len(words), len(chars), {"pos": len(data.tag_vocab)}, word_dim=8, hidden=8)
+    res = train(
+        SparseSharing(model, random_masks(model, ["pos"], 0.5)),
+        [Task("pos", data, "accuracy")],
+        TrainSettings(epochs=2, patience=0, bucket=3),
+        seed=0,
+        device="cpu",
+    )
+    assert res.epochs_run == 2 and 0 <= res.best_dev["pos"]["accuracy"] <= 1
 
 
 def test_early_stopping_stops_after_patience(monkeypatch):

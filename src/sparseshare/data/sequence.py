@@ -225,12 +225,33 @@ class SequenceData:
         return sum(len(ws) for ws, _ in self.splits[split])
 
     def batches(
-        self, split: str, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
+        self,
+        split: str,
+        batch_size: int,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        bucket: int = 0,
     ) -> Iterator[Batch]:
         """Batches of ``split`` in order (or shuffled with ``generator``), padded to the batch maximum,
-        made where the split is staged (see :meth:`stage`)."""
+        made where the split is staged (see :meth:`stage`).
+
+        ``bucket`` (with ``shuffle``): the shuffled sentences are cut into pools of ``bucket`` batches,
+        each pool sorted by length (longest word breaking ties) and cut into batches, and the batches
+        of all pools shuffled: every sentence once per pass, batches of similar lengths, little padding.
+        """
         enc = self._enc[split]
         n = enc.lengths.shape[0]
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        for start in range(0, n, batch_size):
-            yield enc.batch(order[start : start + batch_size])
+        if not (shuffle and bucket > 0):
+            for start in range(0, n, batch_size):
+                yield enc.batch(order[start : start + batch_size])
+            return
+        pool = bucket * batch_size
+        key = enc.lengths * (int(enc.widths.max()) + 1) + enc.widths if n else enc.lengths
+        cut = []
+        for start in range(0, n, pool):
+            ids = order[start : start + pool]
+            ids = ids[torch.argsort(key[ids], stable=True)]
+            cut += [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
+        for i in torch.randperm(len(cut), generator=generator).tolist():
+            yield enc.batch(cut[i])

@@ -27,6 +27,7 @@ EVERY = "*"  # a key that affects every system (data, model, training, seed, dev
 AFFECTS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("name", (), False),
     ("paper", (), False),
+    ("resources", (), False),
     ("search.force_density", NEEDS_SEARCH, False),
     ("search", NEEDS_SEARCH, True),
     ("pbfs", ("pbfs",), False),
@@ -73,6 +74,11 @@ def _started(out: Path, system: str) -> bool:
 def config_changes(out: Path, cfg: ExperimentConfig) -> tuple[dict[str, tuple], list[str]]:
     """(key -> (old, new) for every key that differs, the reasons the run cannot take the change)."""
     old, new = flatten(_stored(out)), flatten(to_dict(cfg))
+    # a key the stored config lacks was added to sparseshare since; at its default it changes nothing
+    default = flatten(to_dict(type(cfg)(name=cfg.name)))
+    for k in set(new) - set(old):
+        if k in default and new[k] == default[k]:
+            old[k] = new[k]
     diff = {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
     started = [s for s in set(old.get("systems") or []) | set(cfg.systems) if _started(out, s)]
     searched = paths.search_dir(out).exists()

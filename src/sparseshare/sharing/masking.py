@@ -5,6 +5,13 @@ for each per-element optimizer state tensor (momentum buffer, Adam moments): a m
 changes anything outside the subnet, whatever the optimizer (the authors' code leaks here).
 Plain SGD (no momentum, no weight decay) needs no restore: its update -lr * grad is exactly zero
 where the masked forward gave zero gradient.
+
+A training step may also apply the mask to the weights in place (:meth:`MaskedStep.apply`: the entries
+outside are kept aside and zeroed, the forward runs the model's own parameters, gradients outside are
+cleared as they accumulate by :meth:`MaskedStep.mask_grad`) and put them back after the optimizer step
+(``__call__(..., applied=True)``) or without one (:meth:`MaskedStep.unapply`). Same numbers, bit for
+bit, as substituting ``M_t ⊙ θ``; what it saves is the substitution: on a GPU, cuDNN keeps its flat LSTM
+weights instead of re-flattening them every step.
 """
 
 from __future__ import annotations
@@ -79,16 +86,70 @@ class MaskedStep:
             buf = self._buffers[key] = torch.empty_like(like)
         return buf
 
-    def pairs(self, optimizer, params: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor]) -> list:
-        """(live tensor, snapshot buffer, mask) for every masked weight and its per-element state."""
+    def pairs(
+        self,
+        optimizer,
+        params: Mapping[str, torch.Tensor],
+        mask: Mapping[str, torch.Tensor],
+        weights: bool = True,
+    ) -> list:
+        """(live tensor, snapshot buffer, mask) for every masked weight (unless ``weights`` is False) and
+        its per-element optimizer state."""
         out = []
         for name, m in mask.items():
             p = params[name]
-            out.append((p, self._buffer(("p", name), p), m))
+            if weights:
+                out.append((p, self._buffer(("p", name), p), m))
             for k, v in optimizer.state.get(p, {}).items():
                 if torch.is_tensor(v) and v.shape == p.shape:
                     out.append((v, self._buffer((k, name), v), m))
         return out
+
+    def _keep(self, pairs: list) -> None:
+        for t, b, m in pairs:
+            kind = _BITS.get(t.dtype)
+            if kind is None:
+                b.copy_(t)
+            else:
+                keep_outside(t, b, self._bits(m, kind)[0])
+
+    def _restore(self, pairs: list) -> None:
+        for t, b, m in pairs:
+            kind = _BITS.get(t.dtype)
+            if kind is None:  # no integer of this width: the slower select
+                torch.where(m, t, b, out=t)
+            else:
+                restore_outside(t, b, self._bits(m, kind)[1])
+
+    def _weights(self, params: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor]) -> list:
+        return [(params[n], self._buffer(("p", n), params[n]), m) for n, m in mask.items()]
+
+    @torch.no_grad()
+    def apply(self, params: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor]) -> None:
+        """θ ← M ⊙ θ in place, the entries outside M kept aside for :meth:`unapply` or the step."""
+        pairs = self._weights(params, mask)
+        self._keep(pairs)
+        for t, _, m in pairs:
+            kind = _BITS.get(t.dtype)
+            if kind is None:
+                t.mul_(m)
+            else:
+                t.view(kind).bitwise_and_(self._bits(m, kind)[1])
+
+    @torch.no_grad()
+    def unapply(self, params: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor]) -> None:
+        """Put back the entries :meth:`apply` kept aside."""
+        self._restore(self._weights(params, mask))
+
+    @torch.no_grad()
+    def mask_grad(self, p: torch.Tensor, m: torch.Tensor) -> None:
+        """Clear ``p.grad`` outside ``m`` (what the gradient of M ⊙ θ with respect to θ is)."""
+        g = p.grad
+        kind = _BITS.get(g.dtype)
+        if kind is None:
+            g.mul_(m)
+        else:
+            g.view(kind).bitwise_and_(self._bits(m, kind)[1])
 
     @torch.no_grad()
     def __call__(
@@ -96,24 +157,20 @@ class MaskedStep:
         optimizer: torch.optim.Optimizer,
         params: Mapping[str, torch.Tensor],
         mask: Mapping[str, torch.Tensor],
+        applied: bool = False,
     ) -> None:
+        """The optimizer step, then everything outside ``mask`` as it was before. ``applied``: the
+        weights hold M ⊙ θ since :meth:`apply`, which kept their outside entries."""
         if is_stateless(optimizer):
             optimizer.step()
+            if applied:
+                self.unapply(params, mask)
             return
-        pairs = self.pairs(optimizer, params, mask)
-        bits = [_BITS.get(t.dtype) for t, _, _ in pairs]
-        for (t, b, m), kind in zip(pairs, bits):
-            if kind is None:
-                b.copy_(t)
-            else:
-                keep_outside(t, b, self._bits(m, kind)[0])
+        pairs = self.pairs(optimizer, params, mask, weights=not applied)
+        self._keep(pairs)
         fresh = [name for name in mask if not optimizer.state.get(params[name])]
         optimizer.step()
-        for (t, b, m), kind in zip(pairs, bits):
-            if kind is None:  # no integer of this width: the slower select
-                torch.where(m, t, b, out=t)
-            else:
-                restore_outside(t, b, self._bits(m, kind)[1])
+        self._restore(pairs + (self._weights(params, mask) if applied else []))
         for name in fresh:  # state created by this step: outside the mask it stays at its initial zeros
             p, m = params[name], mask[name]
             for v in optimizer.state.get(p, {}).values():

@@ -7,13 +7,16 @@ gradients outside M_t are exactly zero. Step: momentum, weight decay or Adam mom
 weights outside M_t (the authors' code leaks here), so the step snapshots every masked parameter and its
 optimizer state and restores the entries outside M_t afterwards (``masking.MaskedStep``): a task's step
 never changes a weight, or its optimizer state, outside its subnet. With all-ones masks this equals hard
-sharing, step for step. Masks are buffers (``mask:<task>:<param with / for .>``), saved in
-``state_dict`` with the weights.
+sharing, step for step. A training step may instead run inside :meth:`SparseSharing.applied` (the
+trainer does): the mask is applied to the weights in place and undone by the step, with the same numbers
+bit for bit and no substitution (on a GPU, cuDNN keeps its flat LSTM weights). Masks are buffers
+(``mask:<task>:<param with / for .>``), saved in ``state_dict`` with the weights.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -72,6 +75,7 @@ class SparseSharing(nn.Module):
         self._params = params
         self._cache: dict = {}
         self._step = MaskedStep()
+        self._applied: str | None = None  # the task whose mask the weights hold in place
         self.register_load_state_dict_post_hook(lambda module, keys: module._forget())
 
     @property
@@ -118,7 +122,45 @@ class SparseSharing(nn.Module):
             out = self._cache[key] = {n: m.to(self._params[n].dtype) for n, m in self.mask(task).items()}
         return out
 
+    @contextmanager
+    def applied(self, task: str) -> Iterator[SparseSharing]:
+        """A training step of ``task`` with M_t applied to the weights in place.
+
+        Inside the block the weights hold M_t ⊙ θ (the entries outside M_t kept aside), ``forward`` for
+        ``task`` runs the model's own parameters, gradients outside M_t are cleared as they accumulate,
+        and :meth:`step` puts the kept entries back after the optimizer step. Leaving the block without a
+        step (an error, an evaluation) puts them back too: the weights are never left masked. The numbers
+        are those of the substituting forward, bit for bit::
+
+            with mech.applied(task):
+                mech.loss(batch, task).backward()
+                mech.step(optimizer, task)
+        """
+        if self._applied is not None:
+            raise ContractError(f"the mask of task '{self._applied}' is already applied; blocks do not nest")
+        mask = self.mask(task)
+        self._step.apply(self._params, mask)
+        self._applied = task
+        hooks = [
+            self._params[n].register_post_accumulate_grad_hook(lambda p, m=m: self._step.mask_grad(p, m))
+            for n, m in mask.items()
+        ]
+        try:
+            yield self
+        finally:
+            for h in hooks:
+                h.remove()
+            if self._applied is not None:  # no step was taken
+                self._step.unapply(self._params, mask)
+                self._applied = None
+
     def forward(self, batch, task: str):
+        if self._applied == task:
+            return self.model(batch, task)
+        if self._applied is not None:
+            raise ContractError(
+                f"forward for task '{task}' while the mask of task '{self._applied}' is applied in place"
+            )
         masked = {n: self._params[n] * s for n, s in self._scales(task).items()}
         return functional_call(self.model, masked, (batch, task), strict=False)
 
@@ -145,6 +187,12 @@ class SparseSharing(nn.Module):
     def step(self, optimizer: torch.optim.Optimizer, task: str | None = None) -> None:
         """Optimizer step that leaves weights and optimizer state outside M_t (``task=None``: ∪_t M_t,
         after a joint loss) untouched."""
+        if self._applied is not None:
+            if task != self._applied:
+                raise ContractError(f"step for task '{task}' inside the applied block of '{self._applied}'")
+            self._step(optimizer, self._params, self.mask(task), applied=True)
+            self._applied = None
+            return
         self._step(optimizer, self._params, self.mask(task) if task is not None else self._union())
 
     def task_parameter_names(self, task: str) -> list[str]:

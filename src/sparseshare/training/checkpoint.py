@@ -36,6 +36,27 @@ METADATA_KEY = "sparseshare"
 TRAINING_STATE_FORMAT = "sparseshare/training-state"
 TRAINING_STATE_VERSION = 1
 
+_COMMIT_HOOKS: list[Callable[[], None]] = []
+
+
+@contextlib.contextmanager
+def on_commit(hook: Callable[[], None]):
+    """Within the block, ``hook()`` runs at every :func:`committed` point (a Ray worker sends the files
+    written since the last one back to the driver there; experiments/cluster.py)."""
+    _COMMIT_HOOKS.append(hook)
+    try:
+        yield
+    finally:
+        _COMMIT_HOOKS.remove(hook)
+
+
+def committed() -> None:
+    """A consistent point of a resumable computation: the files written so far resume it (an epoch's
+    checkpoint pair, an IMP level's record and next mask)."""
+    for hook in list(_COMMIT_HOOKS):
+        hook()
+
+
 # JSON tags for values that plain JSON cannot represent; a dict with exactly one of these keys is a tag.
 _TUPLE, _TENSOR, _DICT = "__tuple__", "__tensor__", "__dict__"
 _TAGS = frozenset({_TUPLE, _TENSOR, _DICT})

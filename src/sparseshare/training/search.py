@@ -32,6 +32,7 @@ from sparseshare.pruning.magnitude import STRATEGIES, prune
 from sparseshare.pruning.prunable import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 from sparseshare.pruning.schedules import imp_densities
 from sparseshare.sharing.sparse import SparseSharing
+from sparseshare.training.checkpoint import committed
 from sparseshare.training.trainer import TrainSettings, check_problems, load_state, train
 
 logger = logging.getLogger("sparseshare")
@@ -208,6 +209,7 @@ def search_task(
         masks.append(mask)
         if record is not None:
             _write_levels(record, levels)
+            committed()
         bar.update(1)
         bar.set_postfix(density=f"{level.density:.3f}", dev=f"{level.dev:.4f}")
         logger.info(

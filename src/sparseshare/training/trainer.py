@@ -11,8 +11,10 @@ exactly as the uninterrupted one would. Checkpoints are safetensors + JSON (neve
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import inspect
 import logging
 import math
 import time
@@ -28,6 +30,7 @@ from sparseshare.data.task import Task, as_tasks, move_batch, num_batches, stage
 from sparseshare.errors import ConfigError, ContractError, RunError
 from sparseshare.sharing.hard import as_mechanism
 from sparseshare.training.checkpoint import (
+    committed,
     load_tensors,
     load_training_state,
     save_tensors,
@@ -52,7 +55,9 @@ class TrainSettings:
 
     ``lr_decay``: lr_e = lr / (1 + lr_decay * e) (Ma and Hovy 2016). ``patience``: epochs without a better
     dev score before stopping (0: never stop early). ``joint``: all tasks every step (Σ_t w_t L_t with
-    ``loss_weights``, default 1) instead of sampling a task per step with ``sampler``.
+    ``loss_weights``, default 1) instead of sampling a task per step with ``sampler``. ``bucket``
+    (sequence data): training batches drawn from pools of ``bucket`` shuffled batches sorted by length,
+    so padding stays small (0, the default and the papers' protocol: a plain shuffle).
     """
 
     epochs: int = 30
@@ -68,6 +73,7 @@ class TrainSettings:
     joint: bool = False
     loss_weights: dict[str, float] | None = None
     eval_batch_size: int = 100
+    bucket: int = 0
 
     def problems(self, where: str = "train") -> list[str]:
         """One line per value out of range or unknown, naming its key."""
@@ -78,7 +84,9 @@ class TrainSettings:
             out.append(
                 f"'{where}.optimizer': unknown optimizer '{self.optimizer}'; valid: {list(OPTIMIZERS)}"
             )
-        for key, lo in (("epochs", 1), ("batch_size", 1), ("eval_batch_size", 1), ("patience", 0)):
+        for key, lo in (
+            ("epochs", 1), ("batch_size", 1), ("eval_batch_size", 1), ("patience", 0), ("bucket", 0)
+        ):  # fmt: skip
             if getattr(self, key) < lo:
                 out.append(f"'{where}.{key}' must be >= {lo}, got {getattr(self, key)}")
         if not self.lr > 0:
@@ -169,21 +177,34 @@ def resolve_device(device: str | torch.device | None, module: torch.nn.Module | 
     return torch.device(device)
 
 
-def _cycle(data, batch_size: int, gen: torch.Generator) -> Iterator[Any]:
-    """A task's shuffled training batches, pass after pass."""
+def _cycle(data, batch_size: int, gen: torch.Generator, bucket: int = 0) -> Iterator[Any]:
+    """A task's shuffled training batches (``bucket``: from pools sorted by length), pass after pass."""
+    extra = {"bucket": bucket} if bucket else {}
     while True:
         empty = True
-        for batch in data.batches("train", batch_size, shuffle=True, generator=gen):
+        for batch in data.batches("train", batch_size, shuffle=True, generator=gen, **extra):
             empty = False
             yield batch
         if empty:
             raise ConfigError("a task has no training batches (empty train split)")
 
 
-def _sampled(tasks: Mapping[str, Task], sizes, steps, sampler, batch_size, gen):
+def _check_bucket(bucket: int, datas: Mapping[str, Any]) -> None:
+    """``train.bucket`` needs data whose ``batches`` takes ``bucket`` (the built-in sequence data)."""
+    if not bucket:
+        return
+    for name, data in datas.items():
+        if "bucket" not in inspect.signature(data.batches).parameters:
+            raise ConfigError(
+                f"'train.bucket': the data of '{name}' ({type(data).__name__}) has no length buckets; "
+                f"set train.bucket to 0"
+            )
+
+
+def _sampled(tasks: Mapping[str, Task], sizes, steps, sampler, batch_size, gen, bucket=0):
     """(task, batch) pairs: a task drawn by the sampler, then that task's next shuffled batch."""
     order = sampler(sizes, steps, gen)
-    iters = {t: _cycle(tasks[t].data, batch_size, gen) for t in tasks}
+    iters = {t: _cycle(tasks[t].data, batch_size, gen, bucket) for t in tasks}
     for task in order:
         yield task, next(iters[task])
 
@@ -192,9 +213,9 @@ class _PerTask(dict):
     """One batch of every task (joint training over tasks with separate data)."""
 
 
-def _all_tasks(tasks: Mapping[str, Task], steps, batch_size, gen):
+def _all_tasks(tasks: Mapping[str, Task], steps, batch_size, gen, bucket=0):
     """(None, {task: batch}) per step."""
-    iters = {t: _cycle(tasks[t].data, batch_size, gen) for t in tasks}
+    iters = {t: _cycle(tasks[t].data, batch_size, gen, bucket) for t in tasks}
     for _ in range(steps):
         yield None, _PerTask((t, next(it)) for t, it in iters.items())
 
@@ -207,6 +228,13 @@ def _joint_loss(mechanism, batch, weights: Mapping[str, float]) -> torch.Tensor:
     if callable(own):
         return own(batch, weights)
     return torch.stack([float(w) * mechanism.loss(batch, t) for t, w in weights.items()]).sum()
+
+
+def _applied(mechanism, task: str | None):
+    """The mechanism's in-place block for one task's step where it has one (sparse sharing), else none."""
+    if task is None or not hasattr(mechanism, "applied"):
+        return contextlib.nullcontext()
+    return mechanism.applied(task)
 
 
 def _weights(settings: TrainSettings, tasks: Mapping[str, Task]) -> dict[str, float]:
@@ -242,7 +270,11 @@ def train(
     callbacks = callbacks or []
     device = resolve_device(device, mechanism)
     mechanism.to(device)
-    for data in [*(t.data for t in tasks.values()), *([joint_data] if joint_data is not None else [])]:
+    datas = {t: task.data for t, task in tasks.items()}
+    if joint_data is not None:
+        datas["joint data"] = joint_data
+    _check_bucket(settings.bucket, datas)
+    for data in datas.values():
         stage(data, device)
     params = [p for p in mechanism.parameters() if p.requires_grad]
     opt = make_optimizer(params, settings.optimizer, settings.lr, settings.momentum, settings.weight_decay)
@@ -294,19 +326,21 @@ def train(
         total = torch.zeros((), dtype=torch.float64, device=device)
         n = 0
         if settings.joint and joint_data is not None:
-            stream = ((None, b) for b in joint_data.batches("train", bs, True, gen))
+            extra = {"bucket": settings.bucket} if settings.bucket else {}
+            stream = ((None, b) for b in joint_data.batches("train", bs, True, gen, **extra))
         elif settings.joint:
-            stream = _all_tasks(tasks, steps, bs, gen)
+            stream = _all_tasks(tasks, steps, bs, gen, settings.bucket)
         else:
-            stream = _sampled(tasks, sizes, steps, sampler, bs, gen)
+            stream = _sampled(tasks, sizes, steps, sampler, bs, gen, settings.bucket)
         for i, (task, batch) in enumerate(stream):
             opt.zero_grad(set_to_none=True)
             batch = move_batch(batch, device)
-            loss = _joint_loss(mechanism, batch, weights) if task is None else mechanism.loss(batch, task)
-            loss.backward()
-            if settings.clip:
-                torch.nn.utils.clip_grad_norm_(params, settings.clip)
-            mechanism.step(opt, task)
+            with _applied(mechanism, task):
+                loss = _joint_loss(mechanism, batch, weights) if task is None else mechanism.loss(batch, task)
+                loss.backward()
+                if settings.clip:
+                    torch.nn.utils.clip_grad_norm_(params, settings.clip)
+                mechanism.step(opt, task)
             total += loss.detach()
             n += 1
             for cb in callbacks:
@@ -352,6 +386,7 @@ def train(
                 "finished": stopped or epoch + 1 == settings.epochs,
             }
             save_training_state(last, mechanism.state_dict(), opt.state_dict(), trainer)
+            committed()
         if stopped:
             break
     bar.close()
