@@ -36,7 +36,7 @@ def _cmd_run(args) -> None:
     if results is not None:  # never rerun or overwrite a finished run: show it
         print(f"{out}: this run is finished (choose another --out to run it again)", file=sys.stderr)
     else:
-        results = run_experiment(cfg, out, args.jobs, args.repair)
+        results = run_experiment(cfg, out, args.jobs, args.repair, args.address)
     print(f"\n{cfg.name} -> {out}\n")
     print(results_table(results))
 
@@ -149,8 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=int,
         default=1,
-        help="train up to N systems at once in worker processes, the torch threads shared out "
-        "(default 1); a run resumes with any N",
+        help="run up to N units (the warmup, each task's IMP search, each system, a sweep's points) "
+        "at once as Ray tasks, on a local Ray started for the run or the cluster at --address "
+        "(default 1: in this process, without Ray); a run resumes with any N",
+    )
+    r.add_argument(
+        "--address",
+        metavar="auto|HOST:PORT",
+        help="with --jobs, join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)",
     )
     r.add_argument(
         "--repair",

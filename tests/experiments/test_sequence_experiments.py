@@ -130,12 +130,16 @@ def test_jobs_train_systems_side_by_side_to_the_sequential_results(exp1, tmp_pat
     assert all(torch.equal(par_masks[t][n], m) for t in seq_masks for n, m in seq_masks[t].items())
     records = _phases(par_out)
     jobs = {r["unit"]: r for r in records if r["phase"] == "job"}
-    assert set(jobs) == {"search", *res["systems"]}  # every unit ran in a worker process, once
+    searches = [f"search:{t}" for t in ("pos", "ner", "chunk")]
+    assert set(jobs) == {"warmup", *searches, *res["systems"]}  # every unit ran in a Ray worker, once
+    assert sum(r["phase"] == "job" for r in records) == len(jobs)
     pids = {r["pid"] for r in jobs.values()}
     assert len(pids) >= 2 and os.getpid() not in pids
-    assert all(jobs[u]["start"] >= jobs["search"]["end"] for u in ("single_subnet", "sparse"))
+    assert all(jobs[u]["threads"] == 1 for u in jobs)  # the two cores shared out by --jobs 2
+    assert all(jobs[s]["start"] >= jobs["warmup"]["end"] for s in searches)
+    assert all(jobs[u]["start"] >= jobs[s]["end"] for u in ("single_subnet", "sparse") for s in searches)
     assert sum(r["phase"] == "warmup" for r in records) == 1
-    assert "2 job(s) of 1 torch thread(s)" in par["meta"]["machine"]
+    assert "up to 2 Ray units at once" in par["meta"]["machine"]
     assert _run("exp1_conll03", par_out, "--jobs", "2") == par  # finished: shown, nothing rerun
 
 
@@ -224,7 +228,7 @@ def test_sparsity_sweep_searches_once_and_orders_overlap(tmp_path):
     assert not any(r["phase"] in ("search", "warmup") for r in reused)
     assert any(r["phase"] == "search_reused" for r in reused)
     jobs = [r for d in (first, second) for r in _phases(d) if r["phase"] == "job"]
-    assert len(jobs) == 2 * (1 + len(res["sweep"]["points"][0]["systems"]))
+    assert len(jobs) == 2 * (1 + 3 + len(res["sweep"]["points"][0]["systems"]))  # warmup, 3 searches
     assert len({r["pid"] for r in jobs}) >= 2
 
 
@@ -262,7 +266,7 @@ def test_jobs_resume_shares_a_finished_points_search(tmp_path):
     again = _run("sparsity_sweep", out, "--jobs", "2", **sets)
     assert [p["systems"] for p in again["sweep"]["points"]] == [p["systems"] for p in res["sweep"]["points"]]
     units = [r["unit"] for d in (first, second) for r in _phases(d) if r["phase"] == "job"]
-    assert units.count("search") == 2  # the first point searched; the second (resumed) read back a copy
+    assert units.count("warmup") == 2  # the first point searched; the second (resumed) read back a copy
     reused = _phases(second)
     assert not any(r["phase"] in ("search", "warmup") for r in reused)
     assert any(r["phase"] == "search_reused" for r in reused)

@@ -54,6 +54,23 @@ def rewind_state(ctx: Context) -> dict:
     )
 
 
+def search_one(ctx: Context, task: str) -> None:
+    """One task's IMP levels from the warmup's rewind point (a unit of its own on Ray; the warmup must
+    be done, or it is run here first). The levels are left in the run's search folder."""
+    state = rewind_state(ctx)
+    search_masks(
+        ctx.build_model(),
+        {task: ctx.tasks[task]},
+        state,
+        search=ctx.cfg.search,
+        settings=ctx.settings().replace(joint=False),
+        seed=ctx.cfg.seed,
+        device=ctx.device,
+        directory=paths.search_dir(ctx.run),
+        log=ctx.log,
+    )
+
+
 def search(ctx: Context) -> tuple[dict[str, Mask], dict]:
     """Warmup, then IMP per task (Algorithm 1); the selected masks and every task's levels."""
     s = ctx.cfg.search

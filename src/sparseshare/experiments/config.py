@@ -26,7 +26,13 @@ from sparseshare.experiments.checks import (
 from sparseshare.experiments.data_config import DataConfig
 from sparseshare.experiments.datasets import DATASETS
 from sparseshare.experiments.schema import from_dict, set_key
-from sparseshare.experiments.sections import ModelConfig, PaperConfig, PBFSConfig, TabularModelConfig
+from sparseshare.experiments.sections import (
+    ModelConfig,
+    PaperConfig,
+    PBFSConfig,
+    ResourcesConfig,
+    TabularModelConfig,
+)
 from sparseshare.experiments.systems import systems_for
 from sparseshare.training.search import SearchSettings
 from sparseshare.training.trainer import TrainSettings
@@ -45,6 +51,7 @@ class ExperimentConfig:
     tabular: TabularModelConfig = field(default_factory=TabularModelConfig)
     pbfs: PBFSConfig = field(default_factory=PBFSConfig)
     paper: PaperConfig = field(default_factory=PaperConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)  # per unit, on Ray (--jobs)
     # a grid of runs of this config: axis -> point label -> {dotted key: value}; the axes' product is run
     sweep: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
@@ -79,6 +86,10 @@ class ExperimentConfig:
         out += unknown_tasks("search.force_density", self.search.force_density, tasks)
         out += unknown_tasks("train.loss_weights", self.train.loss_weights or {}, tasks)
         out += unknown_tasks("model.hierarchy", self.model.hierarchy, tasks)
+        kinds = ["warmup", "search", *valid]
+        for name in self.resources.units:
+            if name not in kinds:
+                out.append(f"'resources.units.{name}': unknown unit; units are {kinds}")
         if self.data.sequence and not bad:
             out += self._embedding_problems()
         if not bad and any(s in ("sparse", "single_subnet") for s in self.systems):

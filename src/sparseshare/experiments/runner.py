@@ -11,15 +11,15 @@ import torch
 
 from sparseshare import paths
 from sparseshare.errors import RunError
+from sparseshare.experiments.cluster import run_units
 from sparseshare.experiments.config import ExperimentConfig
 from sparseshare.experiments.context import load_context
-from sparseshare.experiments.parallel import run_units, sweep_units, worker_threads
 from sparseshare.experiments.repair import inspect_run, repair
 from sparseshare.experiments.report import write_report
 from sparseshare.experiments.resume import open_run
 from sparseshare.experiments.run_dir import MetricsLog, read_json, write_json_atomic
 from sparseshare.experiments.sweep import point_dir, run_sweep, sweep_points
-from sparseshare.experiments.units import experiment_units, run_system
+from sparseshare.experiments.units import experiment_units, run_system, sweep_units
 from sparseshare.masks.io import load_masks
 from sparseshare.masks.mask import density, overlap_matrix, overlap_ratio
 from sparseshare.training.trainer import resolve_device
@@ -39,21 +39,29 @@ def check_damage(run: Path, repair_it: bool = False) -> None:
             logger.warning("repaired %s", d.line().replace("; --repair ", ": "))
 
 
-def run_experiment(cfg: ExperimentConfig, out: Path, jobs: int = 1, repair_it: bool = False) -> dict:
+def run_experiment(
+    cfg: ExperimentConfig,
+    out: Path,
+    jobs: int = 1,
+    repair_it: bool = False,
+    address: str | None = None,
+    top: Path | None = None,
+) -> dict:
     """Run (or resume) every configured system and write results.json, results.md and figures.
 
-    ``jobs`` > 1 trains independent systems side by side in worker processes (experiments/parallel.py);
-    the files they leave are those of a sequential run, which then only assembles them. ``repair_it``:
-    damaged artifacts are deleted with what depended on them (experiments/repair.py) instead of refused.
+    ``jobs`` > 1 runs the experiment's units as Ray tasks (experiments/cluster.py; on the cluster at
+    ``address``, else a local Ray); the files they leave are those of a sequential run, which then only
+    assembles them. ``repair_it``: damaged artifacts are deleted with what depended on them
+    (experiments/repair.py) instead of refused.
     """
     if cfg.sweep:
-        return _run_sweep(cfg, out, jobs, repair_it)
+        return _run_sweep(cfg, out, jobs, repair_it, address)
     if out.exists():
         check_damage(out, repair_it)
     run = open_run(cfg, out)
     start = time.time()
-    if jobs > 1:
-        run_units(experiment_units(cfg, run), jobs)
+    if jobs > 1 and top is None:  # a sweep's points ran their units already
+        run_units(experiment_units(cfg, run), jobs, run, address)
     ctx = None
     systems = {}
     for name in cfg.systems:
@@ -81,17 +89,22 @@ def run_experiment(cfg: ExperimentConfig, out: Path, jobs: int = 1, repair_it: b
 
 
 def _meta(cfg: ExperimentConfig, device: str, start: float, jobs: int = 1) -> dict:
-    threads = torch.get_num_threads() if jobs == 1 else worker_threads(jobs)
+    if jobs == 1:
+        machine = f"{platform.machine()}, 1 job of {torch.get_num_threads()} torch thread(s)"
+    else:
+        machine = f"{platform.machine()} driver, up to {jobs} Ray units at once"
     return {
         "seed": cfg.seed,
         "device": device,
         "torch": torch.__version__,
-        "machine": f"{platform.machine()}, {jobs} job(s) of {threads} torch thread(s)",
+        "machine": machine,
         "wall_seconds_this_invocation": round(time.time() - start, 1),
     }
 
 
-def _run_sweep(cfg: ExperimentConfig, out: Path, jobs: int, repair_it: bool = False) -> dict:
+def _run_sweep(
+    cfg: ExperimentConfig, out: Path, jobs: int, repair_it: bool = False, address: str | None = None
+) -> dict:
     """A grid of runs (experiments/sweep.py); the points are validated before anything runs."""
     for p in sweep_points(cfg):
         if point_dir(out, p).exists():
@@ -99,8 +112,11 @@ def _run_sweep(cfg: ExperimentConfig, out: Path, jobs: int, repair_it: bool = Fa
     run = open_run(cfg, out)
     start = time.time()
     if jobs > 1:  # every point's units at once; the points then only assemble their results
-        run_units(sweep_units(cfg, run), jobs)
-    results = {"experiment": cfg.name, "sweep": run_sweep(cfg, run, lambda c, d: run_experiment(c, d, jobs))}
+        run_units(sweep_units(cfg, run), jobs, run, address)
+    results = {
+        "experiment": cfg.name,
+        "sweep": run_sweep(cfg, run, lambda c, d: run_experiment(c, d, jobs, top=run)),
+    }
     if cfg.paper.source or cfg.paper.metrics:
         results["paper"] = {"source": cfg.paper.source, "metrics": cfg.paper.metrics}
     results["meta"] = _meta(cfg, str(resolve_device(cfg.device)), start, jobs)

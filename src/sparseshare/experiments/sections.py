@@ -133,3 +133,39 @@ class PaperConfig:
     values: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     # sweeps: point name ("axis=label,...") -> system -> task -> metric
     points: dict[str, dict[str, dict[str, dict[str, float]]]] = field(default_factory=dict)
+
+
+@dataclass
+class UnitResources:
+    """What one unit asks of a Ray node: CPUs (its torch threads follow) and a share of a GPU."""
+
+    cpus: float | None = None  # None: this machine's cores shared out by --jobs (at least 1)
+    gpus: float | None = None  # None: none (in ``units``: the default); 0.25 puts four units on a GPU
+
+    def problems(self, where: str) -> list[str]:
+        out = out_of_range(f"{where}.cpus", self.cpus, 0, lo_open=True)
+        out += out_of_range(f"{where}.gpus", self.gpus, 0)
+        if self.gpus is not None and self.gpus > 1 and self.gpus != int(self.gpus):
+            out.append(f"'{where}.gpus': above 1 a unit takes whole GPUs, got {self.gpus}")
+        return out
+
+
+@dataclass
+class ResourcesConfig(UnitResources):
+    """``resources``: what each unit of ``run --jobs N`` asks of Ray (it changes no result). ``units``:
+    per unit kind (``warmup``, ``search``, or a system name), the values that differ from the default."""
+
+    units: dict[str, UnitResources] = field(default_factory=dict)
+
+    def problems(self, where: str) -> list[str]:
+        out = super().problems(where)
+        for name, r in self.units.items():
+            out += r.problems(f"{where}.units.{name}")
+        return out
+
+    def of(self, unit_kind: str) -> UnitResources:
+        """The resources of a unit of this kind (its own entry over the defaults)."""
+        own = self.units.get(unit_kind) or UnitResources()
+        cpus = own.cpus if own.cpus is not None else self.cpus
+        gpus = own.gpus if own.gpus is not None else self.gpus
+        return UnitResources(cpus, gpus or 0.0)

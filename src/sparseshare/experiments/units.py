@@ -1,39 +1,61 @@
-"""An experiment's units of work: the IMP search (warmup, then every task's levels) and each system.
+"""An experiment's units of work: the multi-task warmup, one IMP search per task, and each system.
 
-A unit runs from the config alone (it reads the data itself) and leaves its files in the run directory:
-a system's ``result.json`` marks it done, the search's levels and warmup weights are in ``search/``.
-``single_subnet`` and ``sparse`` wait for the search (``SYSTEMS[name].needs_search``), nothing else waits.
+A unit runs on an experiment's context (its data) and leaves its files in the run directory: a system's
+``result.json`` marks it done, the warmup weights and every task's levels are in ``search/``. The
+searches wait for the warmup; ``single_subnet`` and ``sparse`` wait for every search
+(``SYSTEMS[name].needs_search``); nothing else waits. experiments/cluster.py runs them on Ray.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from sparseshare import paths
-from sparseshare.experiments.common import search
+from sparseshare.experiments.common import rewind_state, search_one
 from sparseshare.experiments.config import ExperimentConfig
-from sparseshare.experiments.context import Context, load_context
+from sparseshare.experiments.context import Context
+from sparseshare.experiments.resume import open_run
 from sparseshare.experiments.run_dir import write_json_atomic
-from sparseshare.experiments.schema import from_dict, to_dict
-from sparseshare.experiments.sweep import reuse_search
+from sparseshare.experiments.schema import to_dict
+from sparseshare.experiments.sweep import point_dir, reuse_search, search_key, sweep_points
 from sparseshare.experiments.systems import SYSTEMS, runner
 
-SEARCH = "search"  # the IMP search, a unit before the systems that use its masks
+WARMUP = "warmup"  # the multi-task warmup, the rewind point θ^(w) of every task's search
+SEARCH = "search"  # a task's IMP search is the unit "search:<task>"; "search" is their kind
 
 
 @dataclass(eq=False)
 class Unit:
     run: Path
-    raw: dict  # the run's config as a dict (pickled to the worker)
-    name: str  # a system, or SEARCH
-    after: Unit | None = None  # the search this unit waits for
-    prepare: Callable[[], None] | None = None  # done in the parent, just before it starts
+    raw: dict  # the run's config as a dict (sent to the worker)
+    name: str  # a system, WARMUP or "search:<task>"
+    after: list[Unit] = field(default_factory=list)  # the units it waits for
+    prepare: Callable[[], None] | None = None  # done by the driver, just before it is submitted
+
+    @property
+    def kind(self) -> str:
+        """What the config's ``resources.units`` names it by: warmup, search or the system."""
+        return SEARCH if self.name.startswith(SEARCH + ":") else self.name
+
+    @property
+    def label(self) -> str:
+        """The unit as errors name it (a sweep point's units with the point's label)."""
+        return f"{self.run.name}:{self.name}" if self.run.parent.name == "points" else self.name
+
+    def folders(self) -> list[Path]:
+        """The folders of the run it reads or resumes (a system's own, the search's)."""
+        out = []
+        if self.name == WARMUP or self.kind == SEARCH or SYSTEMS[self.name].needs_search:
+            out.append(paths.search_dir(self.run))
+        if self.name in SYSTEMS:
+            out.append(paths.system_dir(self.run, self.name))
+        return out
+
+    def __repr__(self) -> str:
+        return f"Unit({self.run.name}:{self.name})"
 
 
 def run_system(ctx: Context, name: str) -> dict:
@@ -45,34 +67,58 @@ def run_system(ctx: Context, name: str) -> dict:
     return res
 
 
-def experiment_units(cfg: ExperimentConfig, run: Path, share: Unit | None = None) -> list[Unit]:
-    """The unfinished systems of ``run`` in config order, preceded by the search if one needs it.
+def experiment_units(cfg: ExperimentConfig, run: Path, share: list[Unit] | None = None) -> list[Unit]:
+    """The unfinished systems of ``run`` in config order, preceded by the search's units if one needs
+    it: the warmup, then one IMP search per task (each waits for the warmup only).
 
-    ``share``: an earlier run's search unit with the same search; this run's search then waits for it
-    and starts from a copy of its folder (and only reads the levels back)."""
+    ``share``: an earlier run's search units with the same search; this run's warmup then waits for them
+    and starts from a copy of their folder (its units only read the levels back)."""
     raw = to_dict(cfg)
     todo = [Unit(run, raw, s) for s in cfg.systems if not paths.system_result(run, s).exists()]
     if not any(SYSTEMS[u.name].needs_search for u in todo):
         return todo
-    unit = Unit(run, raw, SEARCH)
-    if share is not None:
-        unit.after = share
-        unit.prepare = lambda: reuse_search(paths.search_dir(share.run), run)
+    warmup = Unit(run, raw, WARMUP)
+    if share:
+        warmup.after = list(share)
+        source = share[0].run
+        warmup.prepare = lambda: reuse_search(paths.search_dir(source), run)
+    searches = [Unit(run, raw, f"{SEARCH}:{t}", after=[warmup]) for t in cfg.data.tasks]
     for u in todo:
         if SYSTEMS[u.name].needs_search:
-            u.after = unit
-    return [unit, *todo]
+            u.after = list(searches)
+    return [warmup, *searches, *todo]
 
 
-def run_unit(raw: dict, run: str, unit: str, threads: int) -> str:
-    """Worker: rebuild the config, read the data, run one unit (writing its files), name it back."""
-    torch.set_num_threads(threads)
-    cfg = from_dict(ExperimentConfig, raw)
-    start = time.time()
-    ctx = load_context(cfg, Path(run))
-    if unit == SEARCH:
-        search(ctx)
+def run_unit(ctx: Context, unit: str) -> None:
+    """Run one unit in ``ctx.run`` (its files left there)."""
+    if unit == WARMUP:
+        rewind_state(ctx)
+    elif unit.startswith(SEARCH + ":"):
+        search_one(ctx, unit.split(":", 1)[1])
     else:
         run_system(ctx, unit)
-    ctx.log({"phase": "job", "unit": unit, "pid": os.getpid(), "start": start, "end": time.time()})
-    return unit
+
+
+def sweep_units(cfg: ExperimentConfig, run: Path) -> list[Unit]:
+    """The units of every unfinished point, each point's run opened. A point shares the search of the
+    first point with its search key, as a sequential sweep does (experiments/sweep.py)."""
+    units, searched = [], {}  # search key -> a finished point's search folder, or search units
+    for p in sweep_points(cfg):
+        d, key = point_dir(run, p), search_key(p.cfg)
+        if paths.results_json(d).exists():
+            if paths.search_dir(d).exists():
+                searched.setdefault(key, paths.search_dir(d))
+            continue
+        share = searched.get(key)
+        if isinstance(share, Path):
+            reuse_search(share, d)
+            share = None
+        open_run(p.cfg, d)
+        point_units = experiment_units(p.cfg, d, share)
+        searches = [u for u in point_units if u.name == WARMUP or u.kind == SEARCH]
+        if searches:
+            searched.setdefault(key, searches)
+        elif paths.search_dir(d).exists():  # its systems that needed the search are done: complete
+            searched.setdefault(key, paths.search_dir(d))
+        units += point_units
+    return units

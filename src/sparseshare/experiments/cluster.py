@@ -1,0 +1,345 @@
+"""An experiment's units as Ray tasks: ``sparseshare run --jobs N [--address auto|HOST:PORT]``.
+
+The units (experiments/units.py: the multi-task warmup, one IMP search per task, each system, those of
+every point of a sweep) are independent once the units they wait for are done. With ``--jobs N`` the
+driver (this process) submits each unit as a Ray task as soon as what it waits for is done, at most N at
+once: on an embedded local Ray started here (no setup) or on an existing cluster (``--address``, or
+``RAY_ADDRESS``). What a unit asks of a node is the config's ``resources`` section; its torch threads
+follow its CPUs, and a fractional GPU puts several units on one GPU.
+
+No shared filesystem: the driver alone writes the run directory.
+
+- A unit's inputs travel with it through Ray: the data, read once by the driver per data config, as an
+  object every unit of that config shares, and the unit's folders (the search's, its system's) as bytes.
+- The worker runs the unit in a private temporary run directory. At every commit point (an epoch's
+  checkpoint, an IMP level; ``training.checkpoint.committed``) it sends the files changed since the last
+  one to a mailbox actor, and its log records as they come; the driver drains the mailbox every half
+  second into the run directory (writes are atomic).
+- A worker that dies is retried by Ray (``max_retries``); the retry starts from the files the unit last
+  committed (kept by the mailbox), so it goes on from its last finished epoch or IMP level. A driver that
+  dies loses at most what it had not drained; the same command resumes from the run directory, finished
+  units are not rerun. Ctrl-C cancels the submitted tasks, writes what they committed and leaves a
+  resumable run.
+- A unit that raises a sparseshare error (bad data, bad config) stops the run with that one-line error,
+  naming the unit; the other units are cancelled (their progress kept).
+
+Units are deterministic given their inputs, so any ``--jobs N``, local or on a cluster, leaves the numbers
+of ``--jobs 1`` run with the same torch threads per unit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from sparseshare import paths
+from sparseshare.errors import RunError, SparseshareError
+from sparseshare.experiments.config import ExperimentConfig
+from sparseshare.experiments.context import Context, load_context
+from sparseshare.experiments.run_dir import MetricsLog, write_json_atomic
+from sparseshare.experiments.schema import from_dict
+from sparseshare.experiments.units import Unit, run_unit
+from sparseshare.training.checkpoint import on_commit
+from sparseshare.training.trainer import resolve_device
+
+logger = logging.getLogger("sparseshare")
+MAX_RETRIES = 3  # a unit whose worker dies is run again from its last commit, this many times
+DRAIN_SECONDS = 0.5
+
+
+def local_cpus_per_unit(jobs: int) -> int:
+    """A unit's CPUs when the config leaves them open: this machine's cores shared out by ``jobs``."""
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def _quiet_ray() -> None:
+    """Before Ray is imported: no usage statistics sent anywhere, no dashboard or log noise (the notice
+    that a local Ray uses token authentication, its default, included)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+
+
+def _check_reachable(address: str) -> None:
+    """A cluster address that does not answer is one line, not a hang."""
+    if address == "auto" or address.startswith(("ray://", "local")):
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise RunError(f"--address '{address}': expected HOST:PORT, 'auto' or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise RunError(
+            f"--address {address}: no Ray cluster answers there ({e.strerror or type(e).__name__}); "
+            f"start one with 'ray start --head' or run without --address"
+        ) from None
+
+
+@contextlib.contextmanager
+def ray_session(jobs: int, address: str | None, cpus_per_unit: float) -> Iterator[None]:
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start an embedded local Ray sized for
+    ``jobs`` units of ``cpus_per_unit`` CPUs; shut down on the way out."""
+    _quiet_ray()
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    kwargs = {"log_to_driver": False, "configure_logging": False}
+    if address:
+        _check_reachable(address)
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise RunError(f"--address {address}: cannot join the Ray cluster ({_first_line(e)})") from None
+    else:
+        cpus = max(os.cpu_count() or 1, int(jobs * cpus_per_unit + 0.999))
+        ray.init(num_cpus=cpus, include_dashboard=False, **kwargs)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+class Mailbox:
+    """Actor between the workers and the driver: the files each unit committed (kept until the unit
+    finishes, so a retried unit starts from them), the changes not yet written, and log records."""
+
+    def __init__(self):
+        self.latest: dict[str, dict[str, bytes | None]] = {}  # unit id -> path -> bytes (None: deleted)
+        self.attempts: dict[str, int] = {}
+        self.dirty: dict[str, bytes | None] = {}
+        self.logs: list[tuple[str, dict]] = []
+
+    def start(self, uid: str) -> tuple[int, dict[str, bytes | None]]:
+        """A unit's attempt number and the files it committed in earlier attempts."""
+        self.attempts[uid] = self.attempts.get(uid, 0) + 1
+        return self.attempts[uid], dict(self.latest.get(uid, {}))
+
+    def push(self, uid: str, files: dict[str, bytes | None]) -> None:
+        self.latest.setdefault(uid, {}).update(files)
+        self.dirty.update(files)
+
+    def log(self, run: str, record: dict) -> None:
+        self.logs.append((run, record))
+
+    def drain(self) -> tuple[dict[str, bytes | None], list[tuple[str, dict]]]:
+        out = (self.dirty, self.logs)
+        self.dirty, self.logs = {}, []
+        return out
+
+    def forget(self, uid: str) -> None:
+        self.latest.pop(uid, None)
+
+
+class _RemoteLog:
+    """``ctx.log`` in a worker: records go to the driver through the mailbox, in order."""
+
+    def __init__(self, mailbox, run: str):
+        self.mailbox, self.run = mailbox, run
+
+    def __call__(self, record: dict) -> None:
+        self.mailbox.log.remote(self.run, json.loads(json.dumps(record, default=str)))
+
+
+class _Sync:
+    """At each commit point: send the files of the private run directory changed since the last one."""
+
+    def __init__(self, root: Path, mailbox, uid: str):
+        self.root, self.mailbox, self.uid = root, mailbox, uid
+        self.seen = self._stat()
+
+    def _stat(self) -> dict[str, tuple[int, int]]:
+        out = {}
+        for p in self.root.rglob("*"):
+            if p.is_file() and not p.name.endswith(".tmp"):
+                st = p.stat()
+                out[p.relative_to(self.root).as_posix()] = (st.st_size, st.st_mtime_ns)
+        return out
+
+    def __call__(self) -> None:
+        import ray
+
+        now = self._stat()
+        files: dict[str, bytes | None] = {
+            rel: (self.root / rel).read_bytes() for rel, st in now.items() if self.seen.get(rel) != st
+        }
+        files.update({rel: None for rel in self.seen.keys() - now.keys()})
+        self.seen = now
+        if files:
+            ray.get(self.mailbox.push.remote(self.uid, files))
+
+
+def _materialise(root: Path, files: dict[str, bytes | None]) -> None:
+    for rel, data in files.items():
+        path = root / rel
+        if data is None:
+            path.unlink(missing_ok=True)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def _work(ctx: Context, raw: dict, rel: str, unit: str, uid: str, inputs: dict, threads: int, mailbox):
+    """A Ray worker: run one unit in a private run directory from its inputs and its earlier attempts'
+    commits, sending what it commits to the driver. Returns the unit's name."""
+    import ray
+
+    torch.set_num_threads(threads)
+    attempt, committed = ray.get(mailbox.start.remote(uid))
+    with tempfile.TemporaryDirectory(prefix="sparseshare-unit-") as tmp:
+        root = Path(tmp)
+        _materialise(root, {**inputs, **committed})
+        run = root / rel
+        run.mkdir(parents=True, exist_ok=True)
+        cfg = from_dict(ExperimentConfig, raw)
+        log = _RemoteLog(mailbox, rel)
+        ctx = dataclasses.replace(ctx, cfg=cfg, run=run, log=log, device=resolve_device(cfg.device))
+        sync = _Sync(root, mailbox, uid)
+        start = time.time()
+        log({"phase": "job_start", "unit": unit, "pid": os.getpid(), "attempt": attempt, "start": start,
+             "resumed_files": len(committed)})  # fmt: skip
+        with on_commit(sync):
+            run_unit(ctx, unit)
+        log({"phase": "job", "unit": unit, "pid": os.getpid(), "attempt": attempt, "start": start,
+             "end": time.time(), "threads": threads})  # fmt: skip
+        sync()
+    return unit
+
+
+def _write(top: Path, files: dict[str, bytes | None], logs: list[tuple[str, dict]]) -> None:
+    """The driver writes what the workers committed (atomically) and their log records."""
+    for rel, data in files.items():
+        path = top / rel
+        if data is None:
+            path.unlink(missing_ok=True)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    for rel, record in logs:
+        MetricsLog(top / rel)(record)
+
+
+def _inputs(top: Path, unit: Unit) -> dict[str, bytes]:
+    """The files of the folders ``unit`` reads or resumes, as they are on the driver's disk."""
+    out = {}
+    for folder in unit.folders():
+        if folder.exists():
+            for p in folder.rglob("*"):
+                if p.is_file() and not p.name.endswith(".tmp"):
+                    out[p.relative_to(top).as_posix()] = p.read_bytes()
+    return out
+
+
+def _data_key(raw: dict) -> str:
+    """Units whose configs read the same data share one copy of it."""
+    return json.dumps({k: raw.get(k) for k in ("data", "model", "seed")}, sort_keys=True, default=str)
+
+
+def _unit_error(unit: Unit, e: BaseException) -> BaseException:
+    """A unit's failure as the driver raises it: a sparseshare error keeps its type and one line per
+    problem, naming the unit; a dead worker (after Ray's retries) is a RunError."""
+    import ray
+
+    cause = getattr(e, "cause", None)
+    if isinstance(cause, SparseshareError):
+        lines = str(cause).splitlines() or [type(cause).__name__]
+        return type(cause)("\n".join(f"unit '{unit.label}': {line}" for line in lines))
+    if isinstance(e, (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError)):
+        return RunError(
+            f"unit '{unit.label}': its worker died {MAX_RETRIES + 1} times; what it committed is kept, "
+            f"run the same command again to resume"
+        )
+    return cause if isinstance(cause, BaseException) else e
+
+
+def run_units(units: list[Unit], jobs: int, top: Path, address: str | None = None) -> None:
+    """Run ``units`` on Ray, at most ``jobs`` at once, each when the units it waits for are done; the
+    run directory ``top`` (a run, or a sweep holding the units' runs) is written by this process only."""
+    if not units:
+        return
+    cfg0 = from_dict(ExperimentConfig, units[0].raw)
+    default_cpus = 1 if (address or os.environ.get("RAY_ADDRESS")) else local_cpus_per_unit(jobs)
+    with ray_session(jobs, address, cfg0.resources.of("search").cpus or default_cpus):
+        import ray
+
+        mailbox = ray.remote(Mailbox).options(num_cpus=0).remote()
+        work = ray.remote(_work)
+        shared: dict[str, tuple] = {}  # data key -> (the context in Ray's store, its preprocessing)
+        queue, running, done = list(units), {}, set()
+
+        def drain() -> None:
+            _write(top, *ray.get(mailbox.drain.remote()))
+
+        def submit(unit: Unit):
+            if unit.prepare is not None:
+                unit.prepare()
+            key = _data_key(unit.raw)
+            if key not in shared:
+                ctx = load_context(from_dict(ExperimentConfig, unit.raw), unit.run)
+                shared[key] = (ray.put(ctx), ctx.preprocess)
+            elif not paths.preprocess(unit.run).exists():
+                write_json_atomic(shared[key][1], paths.preprocess(unit.run))
+            res = from_dict(ExperimentConfig, unit.raw).resources.of(unit.kind)
+            cpus = res.cpus or default_cpus
+            rel = unit.run.relative_to(top).as_posix()
+            rel = "" if rel == "." else rel
+            options = {
+                "num_cpus": cpus,
+                "num_gpus": res.gpus,
+                "max_retries": MAX_RETRIES,
+                "retry_exceptions": False,
+                "name": f"sparseshare {unit.label}",
+            }
+            uid = f"{rel}:{unit.name}"
+            return work.options(**options).remote(
+                shared[key][0], unit.raw, rel, unit.name, uid, _inputs(top, unit), max(1, int(cpus)), mailbox
+            ), uid
+
+        try:
+            while queue or running:
+                while len(running) < jobs:
+                    unit = next((u for u in queue if all(a in done for a in u.after)), None)
+                    if unit is None:
+                        break
+                    queue.remove(unit)
+                    ref, uid = submit(unit)
+                    running[ref] = (unit, uid)
+                if not running:
+                    raise RuntimeError(f"units wait for units that are not among them: {queue}")
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=DRAIN_SECONDS)
+                drain()
+                for ref in ready:
+                    unit, uid = running.pop(ref)
+                    try:
+                        ray.get(ref)
+                    except Exception as e:  # noqa: BLE001 - mapped to the unit's one-line error
+                        for other in running:
+                            ray.cancel(other, force=True)
+                        drain()
+                        raise _unit_error(unit, e) from None
+                    drain()
+                    ray.get(mailbox.forget.remote(uid))
+                    done.add(unit)
+        except KeyboardInterrupt:
+            for ref in running:
+                ray.cancel(ref, force=True)
+            with contextlib.suppress(Exception):
+                drain()
+            raise
