@@ -90,17 +90,23 @@ def _check_reachable(address: str) -> None:
 def ray_session(jobs: int, address: str | None, cpus_per_unit: float) -> Iterator[None]:
     """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start an embedded local Ray sized for
     ``jobs`` units of ``cpus_per_unit`` CPUs; shut down on the way out."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        _check_reachable(address)
+        if "RAY_AUTH_MODE" not in os.environ and _has_token():
+            os.environ["RAY_AUTH_MODE"] = "token"  # read when Ray is imported; 'ray start' checks tokens
     _quiet_ray()
     import ray
 
-    address = address or os.environ.get("RAY_ADDRESS") or None
     kwargs = {"log_to_driver": False, "configure_logging": False}
     if address:
-        _check_reachable(address)
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as e:
-            raise RunError(f"--address {address}: cannot join the Ray cluster ({_first_line(e)})") from None
+            raise RunError(
+                f"--address {address}: cannot join the Ray cluster ({_first_line(e)}); a cluster with "
+                f"token authentication needs its token here (~/.ray/auth_token or RAY_AUTH_TOKEN)"
+            ) from None
     else:
         cpus = max(os.cpu_count() or 1, int(jobs * cpus_per_unit + 0.999))
         ray.init(num_cpus=cpus, include_dashboard=False, **kwargs)
@@ -108,6 +114,13 @@ def ray_session(jobs: int, address: str | None, cpus_per_unit: float) -> Iterato
         yield
     finally:
         ray.shutdown()
+
+
+def _has_token() -> bool:
+    """Ray's authentication token is here (the places Ray reads it from)."""
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return True
+    return (Path.home() / ".ray" / "auth_token").is_file()
 
 
 def _first_line(e: BaseException) -> str:
@@ -212,7 +225,7 @@ def _work(ctx: Context, raw: dict, rel: str, unit: str, uid: str, inputs: dict, 
         sync = _Sync(root, mailbox, uid)
         start = time.time()
         log({"phase": "job_start", "unit": unit, "pid": os.getpid(), "attempt": attempt, "start": start,
-             "resumed_files": len(committed)})  # fmt: skip
+             "input_files": len(inputs), "committed_files": len(committed)})  # fmt: skip
         with on_commit(sync):
             run_unit(ctx, unit)
         log({"phase": "job", "unit": unit, "pid": os.getpid(), "attempt": attempt, "start": start,

@@ -1,0 +1,183 @@
+"""run --jobs N on Ray (experiments/cluster.py): a cluster address, a worker killed mid-unit, the driver
+killed and resumed, Ctrl-C, a unit's error, and the same numbers as --jobs 1 throughout."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from sparseshare.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE = str(ROOT / "configs" / "smoke.yaml")
+# the hard-sharing system alone, long enough to be killed in the middle of its training
+LONG_HARD = ["--set", "systems=[hard]", "--set", "train.epochs=12", "--set", "train.patience=0"]
+
+
+def _argv(out: Path, *flags: str) -> list[str]:
+    return ["run", SMOKE, "--out", str(out), *flags]
+
+
+def _numbers(run: Path) -> dict:
+    """results.json without what depends on the machine or the moment."""
+
+    def strip(x):
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if k not in ("seconds", "meta")}
+        if isinstance(x, list):
+            return [strip(v) for v in x]
+        return x
+
+    return strip(json.loads((run / "results.json").read_text()))
+
+
+def _records(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory):
+    """The smoke run and the long hard-sharing run, --jobs 1 (one torch thread, as each Ray unit here)."""
+    root = tmp_path_factory.mktemp("seq")
+    assert main(_argv(root / "smoke")) == 0
+    assert main(_argv(root / "hard", *LONG_HARD)) == 0
+    return root
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ray(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    ray = Path(sys.executable).with_name("ray")
+    return subprocess.run([str(ray), *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_a_cluster_address_runs_the_units_there_with_the_same_numbers(sequential, tmp_path):
+    port = _free_port()
+    temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # Ray's socket paths must stay short
+    started = _ray("start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+                   f"--temp-dir={temp}", "--disable-usage-stats")  # fmt: skip
+    assert started.returncode == 0, started.stderr[-2000:]
+    try:
+        out = tmp_path / "on_cluster"
+        assert main(_argv(out, "--jobs", "2", "--address", f"127.0.0.1:{port}")) == 0
+    finally:
+        _ray("stop", "--force")
+    assert _numbers(out) == _numbers(sequential / "smoke")
+    jobs = [r for r in _records(out) if r["phase"] == "job"]
+    searches = {"search:pos", "search:chunk", "search:ner"}
+    assert {r["unit"] for r in jobs} == {"warmup", *searches, "single", "hard", "sparse"}
+    assert os.getpid() not in {r["pid"] for r in jobs}
+
+
+def test_an_address_that_does_not_answer_is_one_line(tmp_path, capsys):
+    began = time.time()
+    assert main(_argv(tmp_path / "r", "--jobs", "2", "--address", f"127.0.0.1:{_free_port()}")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no Ray cluster answers there" in err[0], err
+    assert time.time() - began < 30
+
+
+def test_a_worker_killed_mid_unit_is_retried_from_its_last_commit(sequential, tmp_path):
+    out = tmp_path / "killed_worker"
+    last = out / "systems" / "hard" / "last.safetensors"
+    killed = {}
+
+    def kill_the_unit():
+        deadline = time.time() + 120
+        while time.time() < deadline and not killed:
+            if last.exists():  # the driver wrote a commit of the unit: it is mid-training
+                starts = [r for r in _records(out) if r["phase"] == "job_start" and r["unit"] == "hard"]
+                killed["pid"] = starts[0]["pid"]
+                os.kill(killed["pid"], signal.SIGKILL)
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=kill_the_unit)
+    watcher.start()
+    try:
+        assert main(_argv(out, "--jobs", "2", *LONG_HARD)) == 0
+    finally:
+        watcher.join()
+    assert killed, "the unit finished before it could be killed"
+    assert _numbers(out) == _numbers(sequential / "hard")
+    records = _records(out)
+    starts = [r for r in records if r["phase"] == "job_start"]
+    assert [r["attempt"] for r in starts] == [1, 2] and starts[0]["pid"] == killed["pid"]
+    assert starts[1]["committed_files"] > 0  # the retry began from the files the first attempt committed
+    epochs = [r["epoch"] for r in records if r["phase"] == "hard"]
+    assert epochs.count(0) == 1 and sorted(set(epochs)) == list(range(12))  # not rerun from scratch
+
+
+def _cli(out: Path, *flags: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    argv = [sys.executable, "-m", "sparseshare.cli", *_argv(out, *flags)]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.time() + seconds
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.time() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def test_a_killed_driver_resumes_and_ctrl_c_leaves_a_resumable_run(sequential, tmp_path):
+    out = tmp_path / "killed_driver"
+    proc = _cli(out, "--jobs", "2", *LONG_HARD)
+    _wait_for(out / "systems" / "hard" / "last.safetensors", proc)
+    proc.kill()  # SIGKILL: no cleanup of any kind
+    proc.wait(timeout=60)
+
+    # Ctrl-C in the middle of the resumed run: the cluster's tasks are cancelled, the run stays resumable
+    def started() -> int:
+        return sum(r["phase"] == "job_start" for r in _records(out))
+
+    before = started()
+    assert before == 1
+    proc = _cli(out, "--jobs", "2", *LONG_HARD)
+    deadline = time.time() + 120
+    while started() == before and time.time() < deadline:  # the unit is training again
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        time.sleep(0.02)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted; run the same command again to resume" in err
+    assert not (out / "results.json").exists()
+    assert main(_argv(out, "--jobs", "2", *LONG_HARD)) == 0
+    assert _numbers(out) == _numbers(sequential / "hard")
+    records = _records(out)
+    starts = [r for r in records if r["phase"] == "job_start"]
+    assert len(starts) == 3 and all(r["input_files"] > 0 for r in starts[1:])  # its commits went along
+    epochs = [r["epoch"] for r in records if r["phase"] == "hard"]
+    assert epochs.count(0) == 1 and sorted(set(epochs)) == list(range(12))  # never from scratch
+
+
+def test_a_units_error_stops_the_run_in_one_line_naming_the_unit(tmp_path, capsys):
+    argv = ["run", str(ROOT / "configs" / "pbfs_synthetic.yaml"), "--set", "systems=[single, mmoe]",
+            "--set", "data.limits={train: 300, dev: 100, test: 100}", "--set", "train.bucket=4"]  # fmt: skip
+
+    def errors() -> list[str]:
+        return [x for x in capsys.readouterr().err.splitlines() if x.startswith("sparseshare: error:")]
+
+    assert main([*argv, "--out", str(tmp_path / "seq")]) == 2
+    sequential = errors()
+    assert main([*argv, "--out", str(tmp_path / "par"), "--jobs", "2"]) == 2
+    err = errors()
+    assert len(sequential) == 1 and "'train.bucket': the data of" in sequential[0]
+    assert len(err) == 1 and err[0].startswith("sparseshare: error: unit '"), err
+    assert err[0].split("': ", 1)[1] == sequential[0].removeprefix("sparseshare: error: ")
