@@ -33,6 +33,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/masked_step.py
 	$(PY) bench/throughput.py
+	$(PY) bench/scale.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -100,7 +100,7 @@ def test_a_worker_killed_mid_unit_is_retried_from_its_last_commit(sequential, tm
         while time.time() < deadline and not killed:
             if last.exists():  # the driver wrote a commit of the unit: it is mid-training
                 starts = [r for r in _records(out) if r["phase"] == "job_start" and r["unit"] == "hard"]
-                killed["pid"] = starts[0]["pid"]
+                killed["pid"] = starts[0]["pid"]  # logs are written before the files they precede
                 os.kill(killed["pid"], signal.SIGKILL)
             time.sleep(0.02)
 

@@ -37,7 +37,9 @@ import os
 import socket
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -91,10 +93,8 @@ def ray_session(jobs: int, address: str | None, cpus_per_unit: float) -> Iterato
     """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start an embedded local Ray sized for
     ``jobs`` units of ``cpus_per_unit`` CPUs; shut down on the way out."""
     address = address or os.environ.get("RAY_ADDRESS") or None
-    if address:
-        _check_reachable(address)
-        if "RAY_AUTH_MODE" not in os.environ and _has_token():
-            os.environ["RAY_AUTH_MODE"] = "token"  # read when Ray is imported; 'ray start' checks tokens
+    if address and "RAY_AUTH_MODE" not in os.environ and _has_token():
+        os.environ["RAY_AUTH_MODE"] = "token"  # read when Ray is imported; 'ray start' checks tokens
     _quiet_ray()
     import ray
 
@@ -234,8 +234,17 @@ def _work(ctx: Context, raw: dict, rel: str, unit: str, uid: str, inputs: dict, 
     return unit
 
 
+def _warm() -> int:
+    """A worker readies itself (the imports of a unit) before its first unit."""
+    import sparseshare.experiments.units  # noqa: F401
+
+    return os.getpid()
+
+
 def _write(top: Path, files: dict[str, bytes | None], logs: list[tuple[str, dict]]) -> None:
-    """The driver writes what the workers committed (atomically) and their log records."""
+    """The driver writes the workers' log records, then what they committed (atomically)."""
+    for rel, record in logs:
+        MetricsLog(top / rel)(record)
     for rel, data in files.items():
         path = top / rel
         if data is None:
@@ -245,8 +254,6 @@ def _write(top: Path, files: dict[str, bytes | None], logs: list[tuple[str, dict
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
-    for rel, record in logs:
-        MetricsLog(top / rel)(record)
 
 
 def _inputs(top: Path, unit: Unit) -> dict[str, bytes]:
@@ -261,8 +268,12 @@ def _inputs(top: Path, unit: Unit) -> dict[str, bytes]:
 
 
 def _data_key(raw: dict) -> str:
-    """Units whose configs read the same data share one copy of it."""
-    return json.dumps({k: raw.get(k) for k in ("data", "model", "seed")}, sort_keys=True, default=str)
+    """Units whose configs read the same data share one copy of it. The seed draws tabular splits and
+    the vectors of words without a pretrained one; sequence data without embeddings does not use it."""
+    cfg = from_dict(ExperimentConfig, raw)
+    uses_seed = cfg.data.kind != "sequence" or bool(cfg.data.embeddings)
+    keys = ("data", "model", "seed") if uses_seed else ("data", "model")
+    return json.dumps({k: raw.get(k) for k in keys}, sort_keys=True, default=str)
 
 
 def _unit_error(unit: Unit, e: BaseException) -> BaseException:
@@ -287,72 +298,133 @@ def run_units(units: list[Unit], jobs: int, top: Path, address: str | None = Non
     run directory ``top`` (a run, or a sweep holding the units' runs) is written by this process only."""
     if not units:
         return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        _check_reachable(address)  # before any data is read
     cfg0 = from_dict(ExperimentConfig, units[0].raw)
-    default_cpus = 1 if (address or os.environ.get("RAY_ADDRESS")) else local_cpus_per_unit(jobs)
-    with ray_session(jobs, address, cfg0.resources.of("search").cpus or default_cpus):
+    default_cpus = 1 if address else local_cpus_per_unit(jobs)
+    # one torch thread there: the cores are the workers' (a second OpenMP team spin-waits against them)
+    loader = ThreadPoolExecutor(1, "sparseshare-data", initializer=torch.set_num_threads, initargs=(1,))
+    data = _Data(units, loader)
+    try:
+        with ray_session(jobs, address, cfg0.resources.of("search").cpus or default_cpus):
+            _dispatch(units, jobs, top, data, default_cpus)
+    finally:
+        loader.shutdown(wait=True, cancel_futures=True)
+
+
+class _Data:
+    """Each distinct data config read once by the driver, in a background thread a few configs ahead of
+    the units (so no worker waits for the next point's data), put in Ray's object store while units of
+    it remain, then dropped."""
+
+    AHEAD = 2
+
+    def __init__(self, units: list[Unit], loader: ThreadPoolExecutor):
+        self.loader = loader
+        self.order = [(_data_key(u.raw), u) for u in units]
+        self.left = Counter(k for k, _ in self.order)
+        self.loading: dict[str, Future] = {}
+        self.shared: dict[str, tuple] = {}  # key -> (the context in Ray's store, its preprocessing)
+        self.prefetch()
+
+    def prefetch(self) -> None:
+        ahead = 0
+        for key, unit in self.order:
+            if self.left[key] == 0 or key in self.shared:
+                continue
+            if key not in self.loading:
+                cfg = from_dict(ExperimentConfig, unit.raw)
+                self.loading[key] = self.loader.submit(load_context, cfg, unit.run)
+            ahead += 1
+            if ahead >= self.AHEAD:
+                return
+
+    def ref(self, unit: Unit):
+        """The unit's context in Ray's object store (its run given the preprocessing file)."""
         import ray
 
-        mailbox = ray.remote(Mailbox).options(num_cpus=0).remote()
-        work = ray.remote(_work)
-        shared: dict[str, tuple] = {}  # data key -> (the context in Ray's store, its preprocessing)
-        queue, running, done = list(units), {}, set()
+        key = _data_key(unit.raw)
+        if key not in self.shared:
+            future = self.loading.pop(key, None) or self.loader.submit(
+                load_context, from_dict(ExperimentConfig, unit.raw), unit.run
+            )
+            ctx = future.result()
+            self.shared[key] = (ray.put(ctx), ctx.preprocess)
+        elif not paths.preprocess(unit.run).exists():
+            write_json_atomic(self.shared[key][1], paths.preprocess(unit.run))
+        self.prefetch()
+        return self.shared[key][0]
 
-        def drain() -> None:
-            _write(top, *ray.get(mailbox.drain.remote()))
+    def done(self, unit: Unit) -> None:
+        key = _data_key(unit.raw)
+        self.left[key] -= 1
+        if self.left[key] == 0:
+            self.shared.pop(key, None)  # the last reference: Ray frees it
 
-        def submit(unit: Unit):
-            if unit.prepare is not None:
-                unit.prepare()
-            key = _data_key(unit.raw)
-            if key not in shared:
-                ctx = load_context(from_dict(ExperimentConfig, unit.raw), unit.run)
-                shared[key] = (ray.put(ctx), ctx.preprocess)
-            elif not paths.preprocess(unit.run).exists():
-                write_json_atomic(shared[key][1], paths.preprocess(unit.run))
-            res = from_dict(ExperimentConfig, unit.raw).resources.of(unit.kind)
-            cpus = res.cpus or default_cpus
-            rel = unit.run.relative_to(top).as_posix()
-            rel = "" if rel == "." else rel
-            options = {
-                "num_cpus": cpus,
-                "num_gpus": res.gpus,
-                "max_retries": MAX_RETRIES,
-                "retry_exceptions": False,
-                "name": f"sparseshare {unit.label}",
-            }
-            uid = f"{rel}:{unit.name}"
-            return work.options(**options).remote(
-                shared[key][0], unit.raw, rel, unit.name, uid, _inputs(top, unit), max(1, int(cpus)), mailbox
-            ), uid
 
-        try:
-            while queue or running:
-                while len(running) < jobs:
-                    unit = next((u for u in queue if all(a in done for a in u.after)), None)
-                    if unit is None:
-                        break
-                    queue.remove(unit)
-                    ref, uid = submit(unit)
-                    running[ref] = (unit, uid)
-                if not running:
-                    raise RuntimeError(f"units wait for units that are not among them: {queue}")
-                ready, _ = ray.wait(list(running), num_returns=1, timeout=DRAIN_SECONDS)
-                drain()
-                for ref in ready:
-                    unit, uid = running.pop(ref)
-                    try:
-                        ray.get(ref)
-                    except Exception as e:  # noqa: BLE001 - mapped to the unit's one-line error
-                        for other in running:
-                            ray.cancel(other, force=True)
-                        drain()
-                        raise _unit_error(unit, e) from None
+def _dispatch(units: list[Unit], jobs: int, top: Path, data: _Data, default_cpus: float) -> None:
+    import ray
+
+    mailbox = ray.remote(Mailbox).options(num_cpus=0).remote()
+    work = ray.remote(_work)
+    warm = ray.remote(_warm).options(num_cpus=default_cpus)
+    for _ in range(jobs):  # workers import torch and sparseshare while the driver reads the data
+        warm.remote()
+    queue, running, done = list(units), {}, set()
+
+    def drain() -> None:
+        _write(top, *ray.get(mailbox.drain.remote()))
+
+    def submit(unit: Unit):
+        if unit.prepare is not None:
+            unit.prepare()
+        ctx = data.ref(unit)
+        res = from_dict(ExperimentConfig, unit.raw).resources.of(unit.kind)
+        cpus = res.cpus or default_cpus
+        rel = unit.run.relative_to(top).as_posix()
+        rel = "" if rel == "." else rel
+        options = {
+            "num_cpus": cpus,
+            "num_gpus": res.gpus,
+            "max_retries": MAX_RETRIES,
+            "retry_exceptions": False,
+            "name": f"sparseshare {unit.label}",
+        }
+        uid = f"{rel}:{unit.name}"
+        return work.options(**options).remote(
+            ctx, unit.raw, rel, unit.name, uid, _inputs(top, unit), max(1, int(cpus)), mailbox
+        ), uid
+
+    try:
+        while queue or running:
+            while len(running) < jobs:
+                unit = next((u for u in queue if all(a in done for a in u.after)), None)
+                if unit is None:
+                    break
+                queue.remove(unit)
+                ref, uid = submit(unit)
+                running[ref] = (unit, uid)
+            if not running:
+                raise RuntimeError(f"units wait for units that are not among them: {queue}")
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=DRAIN_SECONDS)
+            drain()
+            for ref in ready:
+                unit, uid = running.pop(ref)
+                try:
+                    ray.get(ref)
+                except Exception as e:  # noqa: BLE001 - mapped to the unit's one-line error
+                    for other in running:
+                        ray.cancel(other, force=True)
                     drain()
-                    ray.get(mailbox.forget.remote(uid))
-                    done.add(unit)
-        except KeyboardInterrupt:
-            for ref in running:
-                ray.cancel(ref, force=True)
-            with contextlib.suppress(Exception):
+                    raise _unit_error(unit, e) from None
                 drain()
-            raise
+                ray.get(mailbox.forget.remote(uid))
+                data.done(unit)
+                done.add(unit)
+    except KeyboardInterrupt:
+        for ref in running:
+            ray.cancel(ref, force=True)
+        with contextlib.suppress(Exception):
+            drain()
+        raise
