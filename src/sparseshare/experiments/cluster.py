@@ -197,14 +197,17 @@ class _Sync:
             ray.get(self.mailbox.push.remote(self.uid, files))
 
 
-def _materialise(root: Path, files: dict[str, bytes | None]) -> None:
+def _put_files(root: Path, files: dict[str, bytes | None]) -> None:
+    """Write ``files`` (run-relative path -> bytes; None: delete it) under ``root``, each atomically."""
     for rel, data in files.items():
         path = root / rel
         if data is None:
             path.unlink(missing_ok=True)
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
 
 
 def _work(ctx: Context, raw: dict, rel: str, unit: str, uid: str, inputs: dict, threads: int, mailbox):
@@ -216,7 +219,7 @@ def _work(ctx: Context, raw: dict, rel: str, unit: str, uid: str, inputs: dict, 
     attempt, committed = ray.get(mailbox.start.remote(uid))
     with tempfile.TemporaryDirectory(prefix="sparseshare-unit-") as tmp:
         root = Path(tmp)
-        _materialise(root, {**inputs, **committed})
+        _put_files(root, {**inputs, **committed})
         run = root / rel
         run.mkdir(parents=True, exist_ok=True)
         cfg = from_dict(ExperimentConfig, raw)
@@ -245,15 +248,7 @@ def _write(top: Path, files: dict[str, bytes | None], logs: list[tuple[str, dict
     """The driver writes the workers' log records, then what they committed (atomically)."""
     for rel, record in logs:
         MetricsLog(top / rel)(record)
-    for rel, data in files.items():
-        path = top / rel
-        if data is None:
-            path.unlink(missing_ok=True)
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+    _put_files(top, files)
 
 
 def _inputs(top: Path, unit: Unit) -> dict[str, bytes]:
@@ -303,14 +298,23 @@ def run_units(units: list[Unit], jobs: int, top: Path, address: str | None = Non
         _check_reachable(address)  # before any data is read
     cfg0 = from_dict(ExperimentConfig, units[0].raw)
     default_cpus = 1 if address else local_cpus_per_unit(jobs)
-    # one torch thread there: the cores are the workers' (a second OpenMP team spin-waits against them)
-    loader = ThreadPoolExecutor(1, "sparseshare-data", initializer=torch.set_num_threads, initargs=(1,))
-    data = _Data(units, loader)
-    try:
-        with ray_session(jobs, address, cfg0.resources.of("search").cpus or default_cpus):
-            _dispatch(units, jobs, top, data, default_cpus)
-    finally:
-        loader.shutdown(wait=True, cancel_futures=True)
+    with ray_session(jobs, address, cfg0.resources.of("search").cpus or default_cpus):
+        # Started once Ray is up: Ray starts its processes with a preexec_fn, and a fork while another
+        # thread runs torch can deadlock the child.
+        loader = ThreadPoolExecutor(1, "sparseshare-data", initializer=torch.set_num_threads, initargs=(1,))
+        try:
+            _dispatch(units, jobs, top, _Data(units, loader), default_cpus)
+        finally:
+            loader.shutdown(wait=True, cancel_futures=True)
+
+
+def _load(cfg: ExperimentConfig, run: Path) -> Context:
+    """The driver reads a config's data with one thread of BLAS and torch: the cores are the workers'
+    (a second team of spinning threads against them runs a hundred times slower)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return load_context(cfg, run)
 
 
 class _Data:
@@ -335,7 +339,7 @@ class _Data:
                 continue
             if key not in self.loading:
                 cfg = from_dict(ExperimentConfig, unit.raw)
-                self.loading[key] = self.loader.submit(load_context, cfg, unit.run)
+                self.loading[key] = self.loader.submit(_load, cfg, unit.run)
             ahead += 1
             if ahead >= self.AHEAD:
                 return
@@ -347,7 +351,7 @@ class _Data:
         key = _data_key(unit.raw)
         if key not in self.shared:
             future = self.loading.pop(key, None) or self.loader.submit(
-                load_context, from_dict(ExperimentConfig, unit.raw), unit.run
+                _load, from_dict(ExperimentConfig, unit.raw), unit.run
             )
             ctx = future.result()
             self.shared[key] = (ray.put(ctx), ctx.preprocess)

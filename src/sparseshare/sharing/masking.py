@@ -130,11 +130,7 @@ class MaskedStep:
         pairs = self._weights(params, mask)
         self._keep(pairs)
         for t, _, m in pairs:
-            kind = _BITS.get(t.dtype)
-            if kind is None:
-                t.mul_(m)
-            else:
-                t.view(kind).bitwise_and_(self._bits(m, kind)[1])
+            self._clear_outside(t, m)
 
     @torch.no_grad()
     def unapply(self, params: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor]) -> None:
@@ -144,12 +140,15 @@ class MaskedStep:
     @torch.no_grad()
     def mask_grad(self, p: torch.Tensor, m: torch.Tensor) -> None:
         """Clear ``p.grad`` outside ``m`` (what the gradient of M ⊙ θ with respect to θ is)."""
-        g = p.grad
-        kind = _BITS.get(g.dtype)
+        self._clear_outside(p.grad, m)
+
+    def _clear_outside(self, t: torch.Tensor, m: torch.Tensor) -> None:
+        """``t`` ← +0 outside ``m``, in place."""
+        kind = _BITS.get(t.dtype)
         if kind is None:
-            g.mul_(m)
+            t.mul_(m)
         else:
-            g.view(kind).bitwise_and_(self._bits(m, kind)[1])
+            t.view(kind).bitwise_and_(self._bits(m, kind)[1])
 
     @torch.no_grad()
     def __call__(
