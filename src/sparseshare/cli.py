@@ -74,6 +74,7 @@ def _cmd_report(args) -> None:
 def _cmd_masks(args) -> None:
     from sparseshare import paths
     from sparseshare.errors import RunError
+    from sparseshare.experiments.report import overlap_text
     from sparseshare.masks import density, load_masks, overlap_matrix, overlap_ratio
 
     run = Path(args.run_dir)
@@ -82,9 +83,12 @@ def _cmd_masks(args) -> None:
     masks = load_masks(paths.masks(run))
     for t, m in masks.items():
         print(f"{t:>10}  density {100 * density(m):6.2f}%  ({sum(int(x.sum()) for x in m.values()):,} kept)")
-    print(f"overlap ratio (all tasks): {overlap_ratio(list(masks.values())):.4f}")
+    d = {t: density(m) for t, m in masks.items()}
+    print(f"overlap ratio (all tasks): {overlap_text(overlap_ratio(list(masks.values())), list(d.values()))}")
     for k, v in overlap_matrix(masks).items():
-        print(f"  {k:>20}: {v:.4f}")
+        print(f"  {k:>20}: {overlap_text(v, [d[t] for t in k.split('|')])}")
+    print("chance: the OR of independent random masks of these densities; normalised: (OR - chance) / "
+          "(max possible - chance)")  # fmt: skip
 
 
 def _cmd_predict(args) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from sparseshare import paths
 from sparseshare.experiments.systems import label
+from sparseshare.masks.mask import chance_overlap, normalised_overlap
 from sparseshare.metrics import LOWER_IS_BETTER
 
 ERROR_METRICS = LOWER_IS_BETTER
@@ -81,10 +83,18 @@ def primary_table(results: dict) -> str:
     out = "\n".join(rows)
     if "masks" in results:
         dens = ", ".join(f"{t} {100 * v['density']:.2f}%" for t, v in results["masks"].items())
-        pair = ", ".join(f"{k} {v:.3f}" for k, v in results["overlap"]["pairwise"].items())
-        ov = results["overlap"]["all"]
-        out += f"\n\nSelected subnet density (kept): {dens}. Overlap Ratio (Eq. 4): all {ov:.3f}"
+        d = {t: v["density"] for t, v in results["masks"].items()}
+        pair = ", ".join(
+            f"{k} {overlap_text(v, [d[t] for t in k.split('|')])}"
+            for k, v in results["overlap"]["pairwise"].items()
+        )
+        ov = overlap_text(results["overlap"]["all"], list(d.values()))
+        out += f"\n\nSelected subnet density (kept): {dens}. Overlap Ratio (Eq. 4): all {ov}"
         out += f"; pairwise {pair}." if pair else "."
+        out += (
+            " (chance: the OR of independent random masks of the same densities; normalised: "
+            "(OR - chance) / (max possible - chance), 0 at chance, 1 for nested masks)"
+        )
     search = next((r["search"] for r in results["systems"].values() if "search" in r), None)
     if search:  # the cost of IMP: training epochs over all levels, per task (warmup not included)
         spent = ", ".join(f"{t} {v['epochs']} over {len(v['levels'])} levels" for t, v in search.items())
@@ -294,6 +304,14 @@ def plot_search(results: dict, out: Path) -> Path | None:
     return path
 
 
+def overlap_text(ratio: float, densities: list[float]) -> str:
+    """An Overlap Ratio beside its chance level and normalised value, e.g. ``0.843 (chance 0.136,
+    normalised 0.79)``."""
+    chance, norm = chance_overlap(densities), normalised_overlap(ratio, densities)
+    norm_text = "n/a" if math.isnan(norm) else f"{norm:.2f}"
+    return f"{ratio:.3f} (chance {chance:.3f}, normalised {norm_text})"
+
+
 def plot_overlap(results: dict, out: Path) -> Path | None:
     """Heatmap of the pairwise mask Overlap Ratio."""
     if "masks" not in results or len(results["masks"]) < 2:
@@ -313,11 +331,15 @@ def plot_overlap(results: dict, out: Path) -> Path | None:
     im = ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
     ax.set_xticks(range(len(tasks)), tasks)
     ax.set_yticks(range(len(tasks)), tasks)
+    dens = [results["masks"][t]["density"] for t in tasks]
     for i in range(len(tasks)):
         for j in range(len(tasks)):
-            ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", color="w" if m[i, j] < 0.6 else "k")
+            text = (
+                f"{m[i, j]:.2f}" if i == j else f"{m[i, j]:.2f}\n({chance_overlap([dens[i], dens[j]]):.2f})"
+            )
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color="w" if m[i, j] < 0.6 else "k")
     fig.colorbar(im, ax=ax)
-    ax.set_title("Mask Overlap Ratio")
+    ax.set_title("Mask Overlap Ratio (chance)")
     fig.tight_layout()
     path = out / "overlap.png"
     fig.savefig(path, dpi=120)

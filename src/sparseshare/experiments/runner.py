@@ -21,7 +21,7 @@ from sparseshare.experiments.run_dir import MetricsLog, read_json, write_json_at
 from sparseshare.experiments.sweep import point_dir, run_sweep, sweep_points
 from sparseshare.experiments.units import experiment_units, run_system, sweep_units
 from sparseshare.masks.io import load_masks
-from sparseshare.masks.mask import density, overlap_matrix, overlap_ratio
+from sparseshare.masks.mask import density, overlap_report
 from sparseshare.training.trainer import resolve_device
 
 logger = logging.getLogger("sparseshare")
@@ -81,7 +81,7 @@ def run_experiment(
     if paths.masks(run).exists():
         masks = load_masks(paths.masks(run))
         results["masks"] = {t: {"density": density(m)} for t, m in masks.items()}
-        results["overlap"] = {"all": overlap_ratio(list(masks.values())), "pairwise": overlap_matrix(masks)}
+        results["overlap"] = overlap_report(masks)
     results["meta"] = _meta(cfg, str(resolve_device(cfg.device)), start, jobs)
     write_report(run, results)
     write_json_atomic(results, paths.results_json(run))  # last: marks the run finished

@@ -8,6 +8,7 @@ mapping ``task -> mask``. Density is the fraction kept; sparsity = 1 - density.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -74,4 +75,48 @@ def overlap_matrix(task_masks: Mapping[str, Mapping[str, torch.Tensor]]) -> dict
     return {
         f"{a}|{b}": overlap_ratio([task_masks[a], task_masks[b]])
         for a, b in itertools.combinations(list(task_masks), 2)
+    }
+
+
+def chance_overlap(densities: Sequence[float]) -> float:
+    """The Overlap Ratio that independent random masks of these densities have in expectation: the
+    expected intersection ∏ d_t over the expected union 1 - ∏ (1 - d_t); for two masks
+    d1·d2 / (d1 + d2 - d1·d2). An OR at this level says nothing about shared structure."""
+    inter = math.prod(densities)
+    union = 1.0 - math.prod(1.0 - d for d in densities)
+    return inter / union if union > 0 else 1.0
+
+
+def max_overlap(densities: Sequence[float]) -> float:
+    """The largest Overlap Ratio masks of these densities can have (nested masks): min d / max d."""
+    return min(densities) / max(densities) if max(densities) > 0 else 1.0
+
+
+def normalised_overlap(ratio: float, densities: Sequence[float]) -> float:
+    """(OR - chance) / (max possible - chance): 0 at chance, 1 for nested masks, below 0 for masks that
+    avoid each other; NaN where the densities leave no room (max = chance, e.g. all-ones masks)."""
+    chance, top = chance_overlap(densities), max_overlap(densities)
+    if top - chance <= 1e-12:
+        return math.nan
+    return (ratio - chance) / (top - chance)
+
+
+def overlap_report(task_masks: Mapping[str, Mapping[str, torch.Tensor]]) -> dict:
+    """Overlap Ratios of all masks and of every pair, each beside its chance level, its maximum for the
+    densities and the normalised overlap (results.json ``overlap``)."""
+    dens = {t: density(m) for t, m in task_masks.items()}
+    pairs = overlap_matrix(task_masks)
+
+    def beside(ratio: float, tasks: Sequence[str]) -> dict:
+        d = [dens[t] for t in tasks]
+        return {"or": ratio, "chance": chance_overlap(d), "max": max_overlap(d),
+                "normalised": normalised_overlap(ratio, d)}  # fmt: skip
+
+    return {
+        "all": overlap_ratio(list(task_masks.values())),
+        "pairwise": pairs,
+        "baseline": {
+            "all": beside(overlap_ratio(list(task_masks.values())), list(task_masks)),
+            "pairwise": {k: beside(v, k.split("|")) for k, v in pairs.items()},
+        },
     }
