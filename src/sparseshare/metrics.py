@@ -7,9 +7,12 @@ model's ``predict`` and the task's targets give, batch by batch, joined along th
 - ``accuracy``: class ids (tensors, or lists of tag sequences: token accuracy). Predictions with one more
   dimension than the targets are logits (argmax); float predictions of the targets' shape are binary
   probabilities (threshold 0.5). Negative integer targets (e.g. -100 padding) and NaN are left out.
-- ``f1`` with a tag ``scheme`` (bio2/iob1/bioes): strict span F1 of tag sequences (seqeval, exact span
-  and type; conlleval is lenient, so it can be a little higher). Ids become tags through ``labels``.
-  Also gives precision, recall and token accuracy.
+- ``f1`` with a tag ``scheme`` (bio2/iob1/bioes): strict span F1 of tag sequences (seqeval's strict
+  mode: a span counts only if well formed under the scheme, with exact bounds and type); this is the
+  primary value. Also gives ``f1_lenient`` (with its precision and recall: seqeval's default mode, which
+  follows conlleval, the CoNLL shared tasks' scorer and the papers'; it also takes spans from ill-formed
+  tag sequences, e.g. a lone I-, so it can be a little higher), precision, recall and token accuracy.
+  Ids become tags through ``labels``.
 - ``auc``, ``f1`` (positive class), ``f1_macro``: binary tasks, predictions are probabilities; each gives
   all four with accuracy. The PBFS paper's census F1 (0.64-0.75 at accuracy 0.95, 6% positives) fits
   macro F1, not positive-class F1, so its configs compare against ``f1_macro``.
@@ -39,6 +42,21 @@ NAMES = ("accuracy", "f1", "f1_macro", "auc", "mse", "mae")
 _SEQEVAL_SCHEMES = {"bio2": "IOB2", "iob2": "IOB2", "iob1": "IOB2", "bioes": "IOBES"}
 
 
+def delta_m(scores: dict[str, float], baseline: dict[str, float], metrics: dict[str, str]) -> float:
+    """Δm% (Maninis et al., CVPR 2019; the multi-task literature's summary): the mean over tasks of the
+    relative change against the baseline (single task), sign-corrected so that a better score counts
+    positive for lower-is-better metrics too: 100/T · Σ_t s_t (M_t - B_t) / |B_t|, s_t = -1 for MSE/MAE.
+    NaN when a baseline score is 0 or missing (no relative change exists)."""
+    terms = []
+    for t, m in metrics.items():
+        b, v = baseline.get(t), scores.get(t)
+        if b is None or v is None or b == 0 or math.isnan(b) or math.isnan(v):
+            return math.nan
+        sign = -1.0 if m in LOWER_IS_BETTER else 1.0
+        terms.append(sign * (v - b) / abs(b))
+    return 100.0 * sum(terms) / len(terms) if terms else math.nan
+
+
 def token_accuracy(gold: Sequence[Sequence], pred: Sequence[Sequence]) -> dict[str, float]:
     """Fraction of tokens whose predicted tag equals the gold tag (POS, position prediction)."""
     total = correct = 0
@@ -51,18 +69,19 @@ def token_accuracy(gold: Sequence[Sequence], pred: Sequence[Sequence]) -> dict[s
 
 
 def span_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], scheme: str) -> dict[str, float]:
-    """Strict (exact span and type) precision, recall and F1 with seqeval."""
+    """Strict precision, recall and F1 (seqeval's strict mode under ``scheme``), and the lenient ones as
+    conlleval scores them (seqeval's default mode), suffixed ``_lenient``."""
     from seqeval.metrics import f1_score, precision_score, recall_score
     from seqeval.scheme import IOB2, IOBES
 
     sch = {"IOB2": IOB2, "IOBES": IOBES}[_SEQEVAL_SCHEMES[scheme]]
     g, p = [list(s) for s in gold], [list(s) for s in pred]
-    kw = {"mode": "strict", "scheme": sch, "zero_division": 0}
-    return {
-        "f1": float(f1_score(g, p, **kw)),
-        "precision": float(precision_score(g, p, **kw)),
-        "recall": float(recall_score(g, p, **kw)),
-    }
+    out = {}
+    for suffix, kw in (("", {"mode": "strict", "scheme": sch}), ("_lenient", {})):
+        out[f"f1{suffix}"] = float(f1_score(g, p, zero_division=0, **kw))
+        out[f"precision{suffix}"] = float(precision_score(g, p, zero_division=0, **kw))
+        out[f"recall{suffix}"] = float(recall_score(g, p, zero_division=0, **kw))
+    return out
 
 
 def score(kind: str, y_true: np.ndarray, y_pred: np.ndarray, threshold: float = 0.5) -> dict[str, float]:

@@ -5,11 +5,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from sparseshare.cli import main
 from sparseshare.data.readers import conll2003_tasks as conll03_tasks
 from sparseshare.data.sources import get_source, resolve
 from sparseshare.masks import load_masks
+from sparseshare.training.checkpoint import load_tensors
 from tests.helpers import export_reproduces_the_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -219,3 +221,29 @@ def test_malformed_data_file_stops_with_one_line(tmp_path, capsys, jobs):
     err = capsys.readouterr().err.strip()
     assert err == f"sparseshare: error: {d / 'train.txt'}:4: expected 4 columns, found 3"
     assert not (out / "results.json").exists()
+
+
+def test_the_controls_train_random_masks_and_reinitialised_weights(smoke_run, tmp_path):
+    """sparse_random: masks with the IMP masks' kept count in every matrix, other entries; sparse_reinit:
+    the IMP masks over fresh weights. Both train as sparse sharing does (weights outside stay put)."""
+    out = tmp_path / "controls"
+    shutil.copytree(smoke_run / "search", out / "search")  # the same search, read back
+    argv = ["run", str(ROOT / "configs/smoke.yaml"), "--out", str(out)]
+    assert main([*argv, "--set", "systems=[sparse_random, sparse_reinit]"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["systems"]) == {"sparse_random", "sparse_reinit"}
+    imp = load_masks(smoke_run / "masks.safetensors")
+    warm = load_tensors(smoke_run / "search" / "warmup.safetensors")[0]
+    for name in ("sparse_random", "sparse_reinit"):
+        best = load_tensors(out / "systems" / name / "best.safetensors")[0]
+        union = {}
+        for t, mask in imp.items():
+            for n, m in mask.items():
+                got = best[f"mask:{t}:{n.replace('.', '/')}"]
+                assert int(got.sum()) == int(m.sum())  # the same count kept, matrix by matrix
+                assert torch.equal(got, m) == (name == "sparse_reinit"), f"{name} {t} {n}"
+                union[n] = union.get(n, torch.zeros_like(got)) | got
+        for n, u in union.items():  # never trained outside every mask: the starting weights
+            start = best[f"model.{n}"][~u]
+            assert torch.equal(start, warm[n][~u]) == (name == "sparse_random"), f"{name} {n}"
+    assert "Sparse sharing, random masks (control)" in (out / "results.md").read_text()

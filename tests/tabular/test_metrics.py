@@ -47,3 +47,37 @@ def test_trainer_runs_tabular_tasks_with_the_evaluator():
     for t in data.tasks:
         assert set(result.best_dev[t]) == {"mse", "mae"}
         assert result.best_dev[t]["mse"] < 0.7 * before[t]
+
+
+def test_delta_m_on_a_hand_made_table():
+    from sparseshare.experiments.report import primary_table
+    from sparseshare.metrics import delta_m
+
+    metrics = {"income": "auc", "age": "mse"}
+    single = {"income": 0.80, "age": 2.0}
+    better = {"income": 0.88, "age": 1.5}  # +10% AUC, MSE down 25%: both better
+    assert delta_m(better, single, metrics) == pytest.approx(100 * (0.10 + 0.25) / 2)
+    worse = {"income": 0.72, "age": 2.5}
+    assert delta_m(worse, single, metrics) == pytest.approx(100 * (-0.10 - 0.25) / 2)
+    assert math.isnan(delta_m(better, {"income": 0.0, "age": 2.0}, metrics))
+
+    def system(scores):
+        return {"params": 1000, "tasks": {t: {"metric": m, "test": scores[t], "dev": scores[t]}
+                                          for t, m in metrics.items()}}  # fmt: skip
+
+    table = primary_table({"systems": {"single": system(single), "pbfs": system(better)}})
+    assert table.splitlines()[0].endswith("| Δm% | # Params |")
+    assert "| +17.50 | 1k |" in table.splitlines()[3] and "| - | 1k |" in table.splitlines()[2]
+
+
+def test_span_f1_is_strict_and_lenient_as_conlleval():
+    from sparseshare.metrics import span_f1
+
+    gold = [["B-PER", "I-PER", "O", "B-LOC"]]
+    # a lone I-PER opens a span for conlleval (lenient) but is ill-formed BIO2 (strict drops it)
+    pred = [["I-PER", "I-PER", "O", "B-LOC"]]
+    out = span_f1(gold, pred, "bio2")
+    assert (out["precision"], out["recall"]) == (1.0, 0.5)  # strict: only LOC predicted, and right
+    assert out["f1"] == pytest.approx(2 / 3)
+    assert out["f1_lenient"] == 1.0  # conlleval reads I-PER I-PER as the PER span
+    assert out["precision_lenient"] == out["recall_lenient"] == 1.0

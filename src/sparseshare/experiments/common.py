@@ -5,6 +5,9 @@ final evaluation; all through the public pipeline (``sparseshare.warmup``, ``sea
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+
+import torch
 
 from sparseshare import paths
 from sparseshare.experiments.context import Context
@@ -155,23 +158,55 @@ def run_sparse(ctx: Context) -> dict:
     save_masks(masks, paths.masks(ctx.run))
     model = ctx.build_model()
     load_state(model, rewind_state(ctx), paths.warmup(ctx.run))
+    return {**_train_subnets(ctx, "sparse", model, masks), "search": _selected(masks, levels)}
+
+
+def run_sparse_random(ctx: Context) -> dict:
+    """Control: sparse sharing with random masks. Each task's mask keeps, in every masked matrix, as many
+    weights as its IMP mask keeps there, drawn uniformly at random (seeded); trained as sparse sharing
+    is, from θ^(w). Does the IMP mask matter, or only how many weights each task keeps?"""
+    masks, levels = search(ctx)
+    gen = torch.Generator().manual_seed(ctx.cfg.seed * 7919 + 17)
+    drawn: dict[str, Mask] = {}
+    for t, mask in masks.items():
+        drawn[t] = {}
+        for n, m in mask.items():
+            keep = torch.zeros(m.numel(), dtype=torch.bool)
+            keep[torch.randperm(m.numel(), generator=gen)[: int(m.sum())]] = True
+            drawn[t][n] = keep.view(m.shape)
+    model = ctx.build_model()
+    load_state(model, rewind_state(ctx), paths.warmup(ctx.run))
+    return {**_train_subnets(ctx, "sparse_random", model, drawn), "search": _selected(drawn, levels)}
+
+
+def run_sparse_reinit(ctx: Context) -> dict:
+    """Control: sparse sharing with the IMP masks and the weights re-initialised (a fresh random draw,
+    neither θ^(0) nor θ^(w); pretrained word vectors stay). The lottery-ticket control: do the masks
+    work only with the weights they were found on?"""
+    masks, levels = search(ctx)
+    model = ctx.build(ctx.recipe(), seed=ctx.cfg.seed * 7919 + 29)
+    return {**_train_subnets(ctx, "sparse_reinit", model, masks), "search": _selected(masks, levels)}
+
+
+def _selected(masks: Mapping[str, Mask], levels: dict) -> dict:
+    return {t: {**v, "density": density(masks[t])} for t, v in levels.items()}
+
+
+def _train_subnets(ctx: Context, name: str, model, masks: Mapping[str, Mask]) -> dict:
+    """Train ``model``'s subnets jointly with task sampling (as sparse sharing does), evaluate, count."""
     mech = SparseSharing(model, masks)
     pruned = list(next(iter(masks.values())))
-    save_recipe(ctx, "sparse", {**ctx.recipe(), "mechanism": "sparse", "options": {"names": pruned}})
+    save_recipe(ctx, name, {**ctx.recipe(), "mechanism": "sparse", "options": {"names": pruned}})
     train_jointly(
         mech,
         ctx.tasks,
         ctx.settings().replace(joint=False),
         seed=ctx.cfg.seed,
         device=ctx.device,
-        directory=paths.system_dir(ctx.run, "sparse"),
+        directory=paths.system_dir(ctx.run, name),
         log=ctx.log,
-        desc="sparse",
+        desc=name,
     )
     others = [n for n, _ in model.named_parameters() if n not in pruned]
     params = union_count(list(masks.values())) + ctx.count_params(model, others)
-    return {
-        "params": params,
-        "tasks": final_eval(ctx, mech, list(ctx.tasks)),
-        "search": {t: {**v, "density": density(masks[t])} for t, v in levels.items()},
-    }
+    return {"params": params, "tasks": final_eval(ctx, mech, list(ctx.tasks))}

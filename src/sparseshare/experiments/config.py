@@ -69,7 +69,7 @@ class ExperimentConfig:
             return out
         valid = systems_for(self.data.kind)
         if not self.systems:
-            self.systems = list(valid)
+            self.systems = systems_for(self.data.kind, default=True)
         bad = [s for s in self.systems if s not in valid]
         if bad:
             out.append(f"'systems': unknown system(s) {bad} for '{self.data.dataset}'; valid: {list(valid)}")

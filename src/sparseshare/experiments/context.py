@@ -61,9 +61,10 @@ class Context:
                   "tower": m.tower, "dropout": m.dropout, **overrides}  # fmt: skip
         return {"network": "shared_bottom", "kwargs": kwargs}
 
-    def build(self, recipe: dict) -> torch.nn.Module:
-        """The recipe's module, initialised from the config's seed (pretrained embeddings put in)."""
-        torch.manual_seed(self.cfg.seed)
+    def build(self, recipe: dict, seed: int | None = None) -> torch.nn.Module:
+        """The recipe's module, initialised from the config's seed, or ``seed`` (pretrained embeddings put
+        in)."""
+        torch.manual_seed(self.cfg.seed if seed is None else seed)
         if recipe["network"] == "tagger" and self.embeddings is not None:
             recipe = {**recipe, "kwargs": {**recipe["kwargs"], "embeddings": self.embeddings}}
         return build_recipe(recipe)

@@ -8,7 +8,7 @@ from pathlib import Path
 from sparseshare import paths
 from sparseshare.experiments.systems import label
 from sparseshare.masks.mask import chance_overlap, normalised_overlap
-from sparseshare.metrics import LOWER_IS_BETTER
+from sparseshare.metrics import LOWER_IS_BETTER, delta_m
 
 ERROR_METRICS = LOWER_IS_BETTER
 
@@ -53,6 +53,13 @@ def results_table(results: dict) -> str:
     return primary_table(results)
 
 
+def _delta_m_text(sys: dict, base: dict, tasks: list[str]) -> str:
+    metrics = {t: sys["tasks"][t]["metric"] for t in tasks}
+    dm = delta_m({t: sys["tasks"][t]["test"] for t in tasks}, {t: base["tasks"][t]["test"] for t in tasks},
+                 metrics)  # fmt: skip
+    return "n/a" if math.isnan(dm) else f"{dm:+.2f}"
+
+
 def primary_table(results: dict) -> str:
     """Each task's primary (selection) metric, test and dev, Δ vs single task, # Params."""
     systems = results["systems"]
@@ -62,7 +69,7 @@ def primary_table(results: dict) -> str:
     for t in tasks:
         metric = next(iter(systems.values()))["tasks"][t]["metric"]
         head += [f"{t} test {metric}", "Δ" if base else "", f"{t} dev"]
-    head += ["# Params"]
+    head += (["Δm%"] if base else []) + ["# Params"]
     head = [h for h in head if h]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, sys in systems.items():
@@ -78,9 +85,16 @@ def primary_table(results: dict) -> str:
                     "-" if name == "single" else (f"{d:+.4f}" if m in ERROR_METRICS else f"{d:+.2f}")
                 )
             cells.append(_fmt(m, r["dev"]))
+        if base:
+            cells.append("-" if name == "single" else _delta_m_text(sys, base, tasks))
         cells.append(f"{sys['params'] / 1000:.0f}k")
         rows.append("| " + " | ".join(cells) + " |")
     out = "\n".join(rows)
+    if base:
+        out += (
+            "\n\nΔm%: the mean over tasks of the relative change of the test score against single task, "
+            "a better score counting positive (MSE/MAE included); n/a where a single-task score is 0."
+        )
     if "masks" in results:
         dens = ", ".join(f"{t} {100 * v['density']:.2f}%" for t, v in results["masks"].items())
         d = {t: v["density"] for t, v in results["masks"].items()}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sparseshare.errors import ConfigError
 from sparseshare.experiments import sequence, tabular
-from sparseshare.experiments.common import run_single_subnet, run_sparse
+from sparseshare.experiments.common import run_single_subnet, run_sparse, run_sparse_random, run_sparse_reinit
 from sparseshare.experiments.context import Context
 
 KINDS = ("sequence", "tabular")
@@ -26,6 +26,7 @@ class System:
     label: str  # its row in the tables
     runners: Mapping[str, Callable[[Context], dict]]  # data kind -> runner
     needs_search: bool = False
+    default: bool = True  # run when a config lists no systems (controls are asked for by name)
 
 
 SYSTEMS: dict[str, System] = {
@@ -48,13 +49,28 @@ SYSTEMS: dict[str, System] = {
         System(
             "sparse", "Sparse sharing", {"sequence": run_sparse, "tabular": run_sparse}, needs_search=True
         ),
+        System(
+            "sparse_random",
+            "Sparse sharing, random masks (control)",
+            {"sequence": run_sparse_random, "tabular": run_sparse_random},
+            needs_search=True,
+            default=False,
+        ),
+        System(
+            "sparse_reinit",
+            "Sparse sharing, IMP masks, re-initialised (control)",
+            {"sequence": run_sparse_reinit, "tabular": run_sparse_reinit},
+            needs_search=True,
+            default=False,
+        ),
     )
 }
 
 
-def systems_for(kind: str) -> list[str]:
-    """The systems that run on ``kind`` data, in registry order (a config's default)."""
-    return [n for n, s in SYSTEMS.items() if kind in s.runners]
+def systems_for(kind: str, default: bool = False) -> list[str]:
+    """The systems that run on ``kind`` data, in registry order (``default``: those a config without a
+    ``systems`` list runs)."""
+    return [n for n, s in SYSTEMS.items() if kind in s.runners and (s.default or not default)]
 
 
 def label(name: str) -> str:
