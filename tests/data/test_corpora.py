@@ -35,7 +35,8 @@ def test_every_sequence_dataset_is_sequence(tmp_path):
             dataset, "[ner]"
         )
         cfg = _load(tmp_path, f"dataset: {dataset}\ntasks: {tasks}\n{extra}")
-        assert cfg.data.sequence and cfg.systems == systems_for("sequence")
+        assert cfg.data.sequence and cfg.systems == systems_for("sequence", default=True)
+        assert "sparse_random" in systems_for("sequence") and "sparse_random" not in cfg.systems
     cfg = _load(
         tmp_path, "dataset: mixed\ntasks: [ner, position]\nsources: {ner: conll2003, position: conll2003}"
     )
