@@ -178,10 +178,9 @@ class _Sync:
 
     def _stat(self) -> dict[str, tuple[int, int]]:
         out = {}
-        for p in self.root.rglob("*"):
-            if p.is_file() and not p.name.endswith(".tmp"):
-                st = p.stat()
-                out[p.relative_to(self.root).as_posix()] = (st.st_size, st.st_mtime_ns)
+        for p in _files(self.root):
+            st = p.stat()
+            out[p.relative_to(self.root).as_posix()] = (st.st_size, st.st_mtime_ns)
         return out
 
     def __call__(self) -> None:
@@ -195,6 +194,11 @@ class _Sync:
         self.seen = now
         if files:
             ray.get(self.mailbox.push.remote(self.uid, files))
+
+
+def _files(folder: Path) -> Iterator[Path]:
+    """The finished files under ``folder`` (not the temporaries of atomic writes)."""
+    return (p for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".tmp"))
 
 
 def _put_files(root: Path, files: dict[str, bytes | None]) -> None:
@@ -253,13 +257,7 @@ def _write(top: Path, files: dict[str, bytes | None], logs: list[tuple[str, dict
 
 def _inputs(top: Path, unit: Unit) -> dict[str, bytes]:
     """The files of the folders ``unit`` reads or resumes, as they are on the driver's disk."""
-    out = {}
-    for folder in unit.folders():
-        if folder.exists():
-            for p in folder.rglob("*"):
-                if p.is_file() and not p.name.endswith(".tmp"):
-                    out[p.relative_to(top).as_posix()] = p.read_bytes()
-    return out
+    return {p.relative_to(top).as_posix(): p.read_bytes() for f in unit.folders() for p in _files(f)}
 
 
 def _data_key(raw: dict) -> str:
@@ -296,9 +294,9 @@ def run_units(units: list[Unit], jobs: int, top: Path, address: str | None = Non
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
         _check_reachable(address)  # before any data is read
-    cfg0 = from_dict(ExperimentConfig, units[0].raw)
     default_cpus = 1 if address else local_cpus_per_unit(jobs)
-    with ray_session(jobs, address, cfg0.resources.of("search").cpus or default_cpus):
+    widest = max(from_dict(ExperimentConfig, u.raw).resources.of(u.kind).cpus or default_cpus for u in units)
+    with ray_session(jobs, address, widest):
         # Started once Ray is up: Ray starts its processes with a preexec_fn, and a fork while another
         # thread runs torch can deadlock the child.
         loader = ThreadPoolExecutor(1, "sparseshare-data", initializer=torch.set_num_threads, initargs=(1,))
@@ -326,8 +324,9 @@ class _Data:
 
     def __init__(self, units: list[Unit], loader: ThreadPoolExecutor):
         self.loader = loader
-        self.order = [(_data_key(u.raw), u) for u in units]
-        self.left = Counter(k for k, _ in self.order)
+        self.key = {u: _data_key(u.raw) for u in units}
+        self.order = [(self.key[u], u) for u in units]
+        self.left = Counter(self.key.values())
         self.loading: dict[str, Future] = {}
         self.shared: dict[str, tuple] = {}  # key -> (the context in Ray's store, its preprocessing)
         self.prefetch()
@@ -348,7 +347,7 @@ class _Data:
         """The unit's context in Ray's object store (its run given the preprocessing file)."""
         import ray
 
-        key = _data_key(unit.raw)
+        key = self.key[unit]
         if key not in self.shared:
             future = self.loading.pop(key, None) or self.loader.submit(
                 _load, from_dict(ExperimentConfig, unit.raw), unit.run
@@ -361,7 +360,7 @@ class _Data:
         return self.shared[key][0]
 
     def done(self, unit: Unit) -> None:
-        key = _data_key(unit.raw)
+        key = self.key[unit]
         self.left[key] -= 1
         if self.left[key] == 0:
             self.shared.pop(key, None)  # the last reference: Ray frees it
@@ -422,7 +421,7 @@ def _dispatch(units: list[Unit], jobs: int, top: Path, data: _Data, default_cpus
                         ray.cancel(other, force=True)
                     drain()
                     raise _unit_error(unit, e) from None
-                drain()
+                # its last commit was in the drain above: a unit pushes, and waits, before it returns
                 ray.get(mailbox.forget.remote(uid))
                 data.done(unit)
                 done.add(unit)

@@ -41,6 +41,11 @@ class Unit:
         return SEARCH if self.name.startswith(SEARCH + ":") else self.name
 
     @property
+    def in_search(self) -> bool:
+        """The warmup or a task's IMP search."""
+        return self.name == WARMUP or self.kind == SEARCH
+
+    @property
     def label(self) -> str:
         """The unit as errors name it (a sweep point's units with the point's label)."""
         return f"{self.run.name}:{self.name}" if self.run.parent.name == "points" else self.name
@@ -48,7 +53,7 @@ class Unit:
     def folders(self) -> list[Path]:
         """The folders of the run it reads or resumes (a system's own, the search's)."""
         out = []
-        if self.name == WARMUP or self.kind == SEARCH or SYSTEMS[self.name].needs_search:
+        if self.in_search or SYSTEMS[self.name].needs_search:
             out.append(paths.search_dir(self.run))
         if self.name in SYSTEMS:
             out.append(paths.system_dir(self.run, self.name))
@@ -115,7 +120,7 @@ def sweep_units(cfg: ExperimentConfig, run: Path) -> list[Unit]:
             share = None
         open_run(p.cfg, d)
         point_units = experiment_units(p.cfg, d, share)
-        searches = [u for u in point_units if u.name == WARMUP or u.kind == SEARCH]
+        searches = [u for u in point_units if u.in_search]
         if searches:
             searched.setdefault(key, searches)
         elif paths.search_dir(d).exists():  # its systems that needed the search are done: complete
