@@ -82,3 +82,32 @@ def test_bad_yaml_names_line(tmp_path):
     p = _write(tmp_path, "name: x\ntrain: [unclosed\n")
     with pytest.raises(ConfigError, match=r"c.yaml:\d+: not valid YAML"):
         load_config(p)
+
+
+def test_a_search_preset_fills_the_keys_a_config_leaves_unset(tmp_path):
+    """search.preset: paper is the protocol of Sun et al. (20 warmup epochs, Table 4's densities
+    10^(-n/20) down to 10%, up to 100 epochs per level with early stopping); fast is the CPU budget."""
+    cfg = load_config(_write(tmp_path, "name: x\nsearch: {preset: paper, patience: 3}\n"))
+    s = cfg.search
+    assert (s.warmup_epochs, s.epochs_per_level, s.min_density, s.patience) == (20, 100, 0.1, 3)
+    assert (1 - s.alpha) ** 20 <= 0.1 < (1 - s.alpha) ** 19  # level 20 is the first at <= 10%
+    assert abs((1 - s.alpha) ** 10 - 10**-0.5) < 1e-3  # level n keeps 10^(-n/20) (Table 4)
+    fast = load_config(_write(tmp_path, "name: x\nsearch: {preset: fast}\n")).search
+    assert (fast.warmup_epochs, fast.epochs_per_level, fast.alpha, fast.min_density) == (4, 2, 0.2, 0.3)
+    # named on the command line, a preset replaces the file's values; other overrides still win
+    p = _write(tmp_path, "name: x\nsearch: {alpha: 0.25, warmup_epochs: 2, strategy: layerwise}\n")
+    s = load_config(p, ["search.warmup_epochs=7", "search.preset=paper"]).search
+    assert (s.alpha, s.warmup_epochs, s.epochs_per_level, s.strategy) == (0.1088, 7, 100, "layerwise")
+    valid = r"'search.preset': unknown preset 'papr'; valid: \['fast', 'paper'\]"
+    with pytest.raises(ConfigError, match=valid):
+        load_config(p, ["search.preset=papr"])
+
+
+def test_a_sweep_point_can_name_a_preset(tmp_path):
+    from sparseshare.experiments.sweep import sweep_points
+
+    text = "name: x\nsearch: {alpha: 0.25}\nsweep:\n  budget:\n    cpu: {search.preset: fast}\n"
+    text += "    paper: {search.preset: paper}\n"
+    pts = {p.name: p.cfg.search for p in sweep_points(load_config(_write(tmp_path, text)))}
+    assert (pts["budget=cpu"].alpha, pts["budget=cpu"].epochs_per_level) == (0.2, 2)
+    assert (pts["budget=paper"].alpha, pts["budget=paper"].epochs_per_level) == (0.1088, 100)

@@ -35,7 +35,7 @@ TINY = {
     "search.alpha": 0.5,
     "search.min_density": 0.25,
 }
-SWEEP_CONFIGS = {"task_pairs": 3, "sparsity_sweep": 7, "mtw_ablation": 2}
+SWEEP_CONFIGS = {"task_pairs": 3, "sparsity_sweep": 7, "mtw_ablation": 2, "overlap_budget": 6}
 
 
 def _run(name: str, out: Path, *flags: str, **extra) -> dict:
@@ -162,13 +162,15 @@ def test_exp3_mixes_three_corpora_with_crf_decoders(tmp_path):
 
 def test_negative_transfer_pairs_ner_with_position_prediction(tmp_path):
     out = tmp_path / "neg"
-    res = _run("negative_transfer", out)
+    res = _run("negative_transfer", out, **{"model.char_filters": 0})
     assert list(res["systems"]) == ["single", "hard", "sparse"]
     for sys in res["systems"].values():
         assert sys["tasks"]["position"]["metric"] == "accuracy" and sys["tasks"]["ner"]["metric"] == "f1"
     assert set(res["overlap"]["pairwise"]) == {"ner|position"}
     cfg = load_config(ROOT / "configs/negative_transfer.yaml")
-    assert (cfg.model.hidden, cfg.model.layers, cfg.model.word_dim, cfg.data.embeddings) == (50, 1, 50, None)
+    # the authors' model: random 50-d words, no character features, a 1-layer BiLSTM of 50
+    m = cfg.model
+    assert (m.hidden, m.layers, m.word_dim, m.char_filters, cfg.data.embeddings) == (50, 1, 50, 0, None)
     assert "/ 61.62 |" in (out / "results.md").read_text()  # hard sharing's NER in Table 6
 
 
@@ -270,3 +272,30 @@ def test_jobs_resume_shares_a_finished_points_search(tmp_path):
     reused = _phases(second)
     assert not any(r["phase"] in ("search", "warmup") for r in reused)
     assert any(r["phase"] == "search_reused" for r in reused)
+
+
+def test_a_seed_axis_on_a_sequence_experiment_gives_mean_and_sd(tmp_path):
+    out = tmp_path / "seeds"
+    res = _run("quickstart", out, sweep="{seed: {'1': {seed: 1}, '2': {seed: 2}}}", systems="[hard]")
+    pts = res["sweep"]["points"]
+    assert [p["point"] for p in pts] == ["seed=1", "seed=2"]
+    a, b = (p["systems"]["hard"]["tasks"]["ner"]["test"] for p in pts)
+    md = (out / "results.md").read_text()
+    row = next(x for x in md.split("Over seeds:")[1].splitlines() if x.startswith("| Hard sharing | 2 |"))
+    sd = abs(a - b) / 2**0.5 * 100
+    assert f"{100 * (a + b) / 2:.2f} ± {sd:.2f}" in row
+
+
+def test_overlap_budget_compares_masks_at_matched_densities_beside_chance(tmp_path):
+    out = tmp_path / "budget"
+    at = {d: f"{{search.force_density: {{pos: {d}, chunk: {d}, ner: {d}}}}}" for d in (0.5, 0.25)}
+    sweep = "{budget: {'1': {search.epochs_per_level: 1}}, "
+    sweep += f"density: {{'0.5': {at[0.5]}, '0.25': {at[0.25]}}}}}"
+    res = _run("overlap_budget", out, sweep=sweep)
+    for p in res["sweep"]["points"]:
+        d = float(p["labels"]["density"])
+        assert all(v["density"] == pytest.approx(d, abs=0.01) for v in p["masks"].values())
+        base = p["overlap"]["baseline"]["all"]
+        assert base["chance"] == pytest.approx(d**3 / (3 * d - 3 * d**2 + d**3), rel=0.05)
+    md = (out / "results.md").read_text()
+    assert "(chance 0." in next(x for x in md.splitlines() if x.startswith("| 1 | 0.25 | Sparse sharing |"))

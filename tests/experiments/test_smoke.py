@@ -247,3 +247,43 @@ def test_the_controls_train_random_masks_and_reinitialised_weights(smoke_run, tm
             start = best[f"model.{n}"][~u]
             assert torch.equal(start, warm[n][~u]) == (name == "sparse_random"), f"{name} {n}"
     assert "Sparse sharing, random masks (control)" in (out / "results.md").read_text()
+
+
+def test_the_report_flags_unconverged_systems_and_compares_at_equal_total_epochs(smoke_run):
+    res = json.loads((smoke_run / "results.json").read_text())
+    single = res["systems"]["single"]["training"]
+    assert single["start_epochs"] == 0 and set(single["runs"]) == {"pos", "chunk", "ner"}
+    sparse = res["systems"]["sparse"]["training"]
+    assert sparse["start_epochs"] == 1  # the warmup's epoch (configs/smoke.yaml)
+    run = sparse["runs"]["sparse"]
+    assert run["cap"] == 2 and len(run["dev_mean"]) == run["epochs"] and 1 <= run["best_epoch"] <= 2
+    assert res["systems"]["sparse"]["search"]["pos"]["budget"] == 1
+    md = (smoke_run / "results.md").read_text()
+    assert "Training (best-dev epoch / epochs run, of the cap" in md
+    hard = res["systems"]["hard"]["training"]["runs"]["hard"]
+    line = next(x for x in md.splitlines() if x.startswith("- Hard sharing: "))
+    assert line.endswith(" †") == (hard["best_epoch"] == hard["epochs"])
+    # columns: the budgets given, 2 epochs (from scratch) and 1 + 2 (sparse sharing after the warmup)
+    row = next(x for x in md.splitlines() if x.startswith("| Sparse sharing | 1 |")).strip("| ").split(" | ")
+    assert row[2:] == [f"{100 * run['dev_mean'][0]:.2f}", f"{100 * max(run['dev_mean']):.2f}"]
+    row = next(x for x in md.splitlines() if x.startswith("| Single task | 0 |")).strip("| ").split(" | ")
+    assert row[3] == "-"  # single task stopped at its cap of 2 epochs
+    assert "(budget 1 per level)" in md
+
+
+def test_a_matched_budget_goes_on_from_its_base_system_to_the_from_scratch_numbers(smoke_run, tmp_path):
+    """hard_matched: hard sharing with the warmup's epoch more; it continues hard's checkpoints, and
+    equals a hard_matched trained on its own from scratch."""
+    cont, scratch = tmp_path / "cont", tmp_path / "scratch"
+    shutil.copytree(smoke_run / "systems" / "hard", cont / "systems" / "hard")
+    argv = ["run", str(ROOT / "configs/smoke.yaml"), "--set", "train.patience=0"]
+    assert main([*argv, "--out", str(cont), "--set", "systems=[hard, hard_matched]"]) == 0
+    assert main([*argv, "--out", str(scratch), "--set", "systems=[hard_matched]"]) == 0
+    a, b = (json.loads((d / "results.json").read_text())["systems"] for d in (cont, scratch))
+    run = a["hard_matched"]["training"]["runs"]["hard_matched"]
+    assert run["epochs"] == run["cap"] == 3
+    assert a["hard_matched"]["budget"] == {"epochs": 3, "extra_epochs": 1}
+    assert run["dev_mean"][:2] == a["hard"]["training"]["runs"]["hard"]["dev_mean"]
+    assert run["dev_mean"] == b["hard_matched"]["training"]["runs"]["hard_matched"]["dev_mean"]
+    assert a["hard_matched"]["tasks"] == b["hard_matched"]["tasks"]
+    assert "Hard sharing, matched budget" in (cont / "results.md").read_text()

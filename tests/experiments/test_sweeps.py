@@ -19,7 +19,8 @@ SWEEPS = {
     "pbfs_synthetic": 4,
     "pbfs_units": 5,
     "pbfs_sparsity": 18,
-    "pbfs_pools": 2,
+    "pbfs_pools": 4,
+    "pbfs_student": 2,
     "pbfs_sparsity_movielens": 9,
     "pbfs_sparsity_student": 9,
     "pbfs_sparsity_synthetic": 9,
@@ -109,16 +110,19 @@ def test_a_sweep_resumes_from_its_finished_points(synthetic_sweep, capsys):
 
 
 @NEEDS_STUDENT
-def test_pbfs_pools_sweep_gives_one_and_three_pools_per_subject(tmp_path):
+def test_pbfs_pools_sweep_gives_one_and_three_pools_within_each_subject(tmp_path):
     out = tmp_path / "pools"
     assert main(["run", str(ROOT / "configs/pbfs_pools.yaml"), "--out", str(out), *FAST]) == 0
     res = json.loads((out / "results.json").read_text())
     pools = {}
-    for p in res["sweep"]["points"]:
+    for p in res["sweep"]["points"]:  # as the paper: a 3-task model per subject (Table 9)
         detail = json.loads((out / "points" / p["point"] / "results.json").read_text())
-        pools[p["labels"]["pools"]] = detail["systems"]["pbfs"]["pbfs"]["pools"]
-    assert len(pools["1"]) == 1 and len(pools["1"][0]) == 6
-    assert len(pools["3"]) == 6 and all(len({t[:3] for t in pool}) == 1 for pool in pools["3"])
+        subject = p["labels"]["subject"]
+        assert set(detail["systems"]["pbfs"]["tasks"]) == {f"{subject}_G{k}" for k in (1, 2, 3)}
+        pools[subject, p["labels"]["pools"]] = detail["systems"]["pbfs"]["pbfs"]["pools"]
+    for subject in ("por", "mat"):
+        assert [len(p) for p in pools[subject, "1"]] == [3]
+        assert len(pools[subject, "3"]) == 3 and all(len(p) == 2 for p in pools[subject, "3"])
 
 
 def test_census_sparsity_sweep_on_a_slice(tmp_path):
@@ -149,12 +153,14 @@ def test_a_seed_axis_adds_mean_and_sd_over_seeds(tmp_path, capsys):
     out = tmp_path / "seeds"
     seeds = "sweep={seed: {'1': {seed: 1}, '2': {seed: 2}}}"
     argv = ["run", str(ROOT / "configs/pbfs_student.yaml"), "--out", str(out), *FAST, "--set", seeds]
-    argv += ["--set", "systems=[shared_bottom, pbfs]"]
+    argv += ["--set", "systems=[shared_bottom, pbfs]", "--set", "data.subjects=[mat]"]
+    argv += ["--set", "data.tasks=[mat_G1, mat_G2, mat_G3]", "--set", "paper.points={}"]
+    argv += ["--set", "paper.values={pbfs: {mat_G3: {mse: 0.0019}}}"]
     assert main(argv) == 0
     res = json.loads((out / "results.json").read_text())
     pts = res["sweep"]["points"]
     assert [p["point"] for p in pts] == ["seed=1", "seed=2"]
-    assert pts[0]["paper"]["pbfs"]["por_G1"]["mse"] == pytest.approx(0.0005)  # the config's own numbers
+    assert pts[0]["paper"]["pbfs"]["mat_G3"]["mse"] == pytest.approx(0.0019)  # the config's own numbers
     a, b = (p["systems"]["pbfs"]["tasks"]["mat_G3"]["test"] for p in pts)
     assert a != b  # two seeds, two different runs
     md = (out / "results.md").read_text()

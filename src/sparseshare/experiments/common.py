@@ -38,6 +38,7 @@ def final_eval(ctx: Context, mech, tasks: list[str], specs=None) -> dict:
 
 def save_recipe(ctx: Context, system: str, recipe: dict, task: str | None = None) -> None:
     """How to rebuild the system's module (for ``predict`` and ``export``), beside its weights."""
+    system = ctx.system_name(system)
     write_json_atomic({**recipe, "system": system, "tasks": [task] if task else list(ctx.tasks)},
                       paths.system_recipe(ctx.run, system, task))  # fmt: skip
 
@@ -96,6 +97,7 @@ def search(ctx: Context) -> tuple[dict[str, Mask], dict]:
             "levels": [x.__dict__ for x in r.levels],
             "selected": r.select(s.force_density.get(t)),
             "epochs": r.epochs,
+            "budget": s.epochs_per_level,
         }
         for t, r in found.items()
     }

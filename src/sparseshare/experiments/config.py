@@ -7,6 +7,7 @@ top level, its checks across sections, and loading with ``--set`` overrides.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,20 @@ def parse_overrides(items: list[str]) -> list[tuple[str, object]]:
     return out
 
 
+def presets_first(raw: dict, overrides: list[tuple[str, object]]) -> list[tuple[str, object]]:
+    """A preset named on the command line (``--set search.preset=paper``) replaces the values the config
+    file gives for the preset's keys; the other overrides, applied after it, still win."""
+    hints = typing.get_type_hints(ExperimentConfig)
+    first = [(k, v) for k, v in overrides if k.count(".") == 1 and k.endswith(".preset")]
+    for key, value in first:
+        section = raw.get(key.split(".")[0])
+        presets = getattr(hints.get(key.split(".")[0]), "PRESETS", {})
+        if isinstance(section, dict) and isinstance(value, str):
+            for k in presets.get(value, {}):
+                section.pop(k, None)
+    return first + [(k, v) for k, v in overrides if (k, v) not in first]
+
+
 def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
     """Read a YAML config, apply ``--set`` overrides, and validate it."""
     path = Path(path)
@@ -178,7 +193,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a config must be a mapping of keys")
     raw.setdefault("name", path.stem)
-    for key, value in parse_overrides(list(overrides)):
+    for key, value in presets_first(raw, parse_overrides(list(overrides))):
         set_key(raw, key, value)
     try:
         return from_dict(ExperimentConfig, raw)

@@ -44,6 +44,11 @@ class Context:
     embeddings: torch.Tensor | None = None  # pretrained word vectors (sequence), given at build time
     data: Any = None  # tabular: every task's rows in one TabularData (joint training, Eq. 10)
     preprocess: dict = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # a system's folder under another name (a variant)
+
+    def system_name(self, name: str) -> str:
+        """The name ``name``'s files go under in this context (``hard_matched`` for ``hard``, say)."""
+        return self.names.get(name, name)
 
     @property
     def kinds(self) -> dict[str, str]:

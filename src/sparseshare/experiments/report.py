@@ -111,9 +111,79 @@ def primary_table(results: dict) -> str:
         )
     search = next((r["search"] for r in results["systems"].values() if "search" in r), None)
     if search:  # the cost of IMP: training epochs over all levels, per task (warmup not included)
-        spent = ", ".join(f"{t} {v['epochs']} over {len(v['levels'])} levels" for t, v in search.items())
+        spent = ", ".join(
+            f"{t} {v['epochs']} over {len(v['levels'])} levels"
+            + (f" (budget {v['budget']} per level)" if "budget" in v else "")
+            for t, v in search.items()
+        )
         out += f"\nEpochs spent in the IMP search (after the warmup): {spent}."
+    training = training_text(results)
+    equal = equal_epochs_table(results)
+    out += f"\n\n{training}" if training else ""
+    out += f"\n\n{equal}" if equal else ""
     return out
+
+
+def training_text(results: dict) -> str | None:
+    """Per system, the best-dev epoch of each trained network against the epochs it ran and its cap; a
+    '†' where the best epoch was the last one run (still improving when it stopped: not converged)."""
+    lines = []
+    for name, sys in results["systems"].items():
+        runs = sys.get("training", {}).get("runs")
+        if not runs:
+            continue
+        cells = [
+            f"{'' if key == name else key + ' '}{r['best_epoch']}/{r['epochs']} of {r['cap']}"
+            + (" †" if r["best_epoch"] == r["epochs"] else "")
+            for key, r in runs.items()
+        ]
+        lines.append(f"- {label(name)}: {', '.join(cells)}")
+    if not lines:
+        return None
+    head = "Training (best-dev epoch / epochs run, of the cap; † the best epoch was the last: not converged):"
+    return head + "\n" + "\n".join(lines)
+
+
+def _best_within(runs: dict, start: int, total: int) -> float | None:
+    """The mean over a system's networks of the best mean dev score within ``total`` epochs, counting the
+    ``start`` epochs its weights saw before (None: it had not started, or stopped at its cap before)."""
+    best = []
+    for r in runs.values():
+        own = total - start
+        if own < 1 or (own > len(r["dev_mean"]) and len(r["dev_mean"]) >= r["cap"]):
+            return None
+        curve = [v for v in r["dev_mean"][:own] if not math.isnan(v)]
+        if not curve:
+            return None
+        best.append(max(curve))
+    return sum(best) / len(best) if best else None
+
+
+def equal_epochs_table(results: dict) -> str | None:
+    """Best dev score within equal total epochs (the warmup's epochs counted for the systems that start
+    from θ^(w)), at each budget some system was given; only where some system had a head start."""
+    systems = {n: s["training"] for n, s in results["systems"].items() if s.get("training", {}).get("runs")}
+    if not any(tr["start_epochs"] for tr in systems.values()):
+        return None
+    totals = sorted({tr["start_epochs"] + r["cap"] for tr in systems.values() for r in tr["runs"].values()})
+    scored = [r["metric"] for s in results["systems"].values() for r in s["tasks"].values()]
+    error = any(m in ERROR_METRICS for m in scored)
+    head = ["System", "start"] + [f"dev at {t} epochs" for t in totals]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, tr in systems.items():
+        cells = [label(name), str(tr["start_epochs"])]
+        for t in totals:
+            v = _best_within(tr["runs"], tr["start_epochs"], t)
+            cells.append("-" if v is None else (f"{v:.4f}" if error else f"{100 * v:.2f}"))
+        rows.append("| " + " | ".join(cells) + " |")
+    note = (
+        "Dev at equal total epochs: the best mean dev score (the selection criterion; "
+        + ("MSE/MAE negated" if error else "percent")
+        + ") a system reached within that many epochs, counting the multi-task warmup's epochs for the "
+        "systems that start from θ^(w) ('start'); '-': not reached (it stopped at its cap before). "
+        "The IMP search's epochs are not counted (every level rewinds to θ^(w))."
+    )
+    return "\n".join(rows) + "\n\n" + note
 
 
 def _sweep_metrics(results: dict) -> dict[str, list[str]]:
@@ -164,7 +234,13 @@ def sweep_table(results: dict) -> str:
             if average:
                 cells.append(_fmt("", _avg_test(sys)))
             if overlap:
-                cell = f"{pt['overlap']['all']:.3f}" if name == "sparse" and "overlap" in pt else ""
+                cell = ""
+                if name == "sparse" and "overlap" in pt:
+                    base = pt["overlap"].get("baseline", {}).get("all")
+                    cell = f"{pt['overlap']['all']:.3f}"
+                    if base:
+                        norm = "n/a" if math.isnan(base["normalised"]) else f"{base['normalised']:.2f}"
+                        cell += f" (chance {base['chance']:.3f}, normalised {norm})"
                 paper_or = ref_avg.get("overlap")
                 cells.append(cell + (f" / {paper_or:.2f}" if cell and paper_or is not None else ""))
             if gain:

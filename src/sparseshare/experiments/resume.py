@@ -29,6 +29,7 @@ AFFECTS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("paper", (), False),
     ("resources", (), False),
     ("search.force_density", NEEDS_SEARCH, False),
+    ("search.warmup_epochs", (*NEEDS_SEARCH, *(n for n, s in SYSTEMS.items() if s.continues)), True),
     ("search", NEEDS_SEARCH, True),
     ("pbfs", ("pbfs",), False),
     ("model.hierarchy", ("hierarchical",), False),
@@ -62,8 +63,8 @@ def _stored(out: Path) -> dict:
 
 def _affects(key: str) -> tuple[tuple[str, ...] | str, bool]:
     for prefix, systems, search in AFFECTS:
-        if key == prefix or key.startswith(prefix + "."):
-            return systems, search
+        if key == prefix or key.startswith(prefix + "."):  # and the matched budgets of those systems
+            return (*systems, *(n for n, s in SYSTEMS.items() if s.continues in systems)), search
     return EVERY, True
 
 

@@ -19,7 +19,7 @@ from sparseshare.experiments.report import write_report
 from sparseshare.experiments.resume import open_run
 from sparseshare.experiments.run_dir import MetricsLog, read_json, write_json_atomic
 from sparseshare.experiments.sweep import point_dir, run_sweep, sweep_points
-from sparseshare.experiments.units import experiment_units, run_system, sweep_units
+from sparseshare.experiments.units import experiment_units, run_system, sweep_units, training_summary
 from sparseshare.masks.io import load_masks
 from sparseshare.masks.mask import density, overlap_report
 from sparseshare.training.trainer import resolve_device
@@ -68,6 +68,8 @@ def run_experiment(
         done = paths.system_result(run, name)
         if done.exists():
             systems[name] = read_json(done, "system result")
+            if "training" not in systems[name]:  # a result from before training summaries
+                systems[name]["training"] = training_summary(run, name, cfg)
             continue
         ctx = ctx or load_context(cfg, run)
         systems[name] = run_system(ctx, name)

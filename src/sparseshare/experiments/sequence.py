@@ -20,6 +20,7 @@ def _train(ctx: Context, name: str, mech, tasks: list[str] | None = None, task: 
     """Train ``mech`` (task sampling, or all tasks per step with 'train.joint'), restore its best-dev
     state, evaluate it."""
     tasks = tasks or list(ctx.tasks)
+    name = ctx.system_name(name)
     train_jointly(
         mech,
         {t: ctx.tasks[t] for t in tasks},

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from sparseshare import paths
 from sparseshare.errors import ConfigError
-from sparseshare.experiments.config import ExperimentConfig
+from sparseshare.experiments.config import ExperimentConfig, presets_first
 from sparseshare.experiments.run_dir import MetricsLog, read_json
 from sparseshare.experiments.schema import from_dict, set_key, to_dict
 
@@ -57,17 +57,18 @@ def sweep_points(cfg: ExperimentConfig) -> list[Point]:
         labels = {a: str(lab) for a, lab in combo}
         name = point_name(labels)
         raw = copy.deepcopy(base)
-        overrides = {}
+        overrides, where = {}, {}
         for axis, label in combo:
             for key, value in cfg.sweep[axis][label].items():
-                where = f"sweep.{axis}.{label}.{key}"
+                where[key] = f"sweep.{axis}.{label}.{key}"
                 if key.split(".")[0] in ("sweep", "paper", "name"):
-                    raise ConfigError(f"'{where}': a sweep cannot set '{key.split('.')[0]}'")
-                try:
-                    set_key(raw, key, value)
-                except ConfigError as e:
-                    raise ConfigError(f"'{where}': {e}") from None
+                    raise ConfigError(f"'{where[key]}': a sweep cannot set '{key.split('.')[0]}'")
                 overrides[key] = value
+        for key, value in presets_first(raw, list(overrides.items())):
+            try:
+                set_key(raw, key, value)
+            except ConfigError as e:
+                raise ConfigError(f"'{where[key]}': {e}") from None
         raw["name"] = f"{cfg.name}[{name}]"
         # the paper's numbers for this point, else the config's own (a sweep over seeds, say)
         raw["paper"]["values"] = cfg.paper.points.get(name) or cfg.paper.values

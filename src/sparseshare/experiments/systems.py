@@ -9,9 +9,14 @@ of a config's default systems and of the report's rows. Adding a system: a runne
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
+from sparseshare import paths
 from sparseshare.errors import ConfigError
 from sparseshare.experiments import sequence, tabular
 from sparseshare.experiments.common import run_single_subnet, run_sparse, run_sparse_random, run_sparse_reinit
@@ -27,13 +32,21 @@ class System:
     runners: Mapping[str, Callable[[Context], dict]]  # data kind -> runner
     needs_search: bool = False
     default: bool = True  # run when a config lists no systems (controls are asked for by name)
+    continues: str | None = None  # the system whose checkpoints it goes on from (a matched budget)
+    from_warmup: bool = False  # its training starts from θ^(w), after the warmup's epochs
 
 
 SYSTEMS: dict[str, System] = {
     s.name: s
     for s in (
         System("single", "Single task", {"sequence": sequence.run_single, "tabular": tabular.run_single}),
-        System("single_subnet", "Single task (subnet)", {"sequence": run_single_subnet}, needs_search=True),
+        System(
+            "single_subnet",
+            "Single task (subnet)",
+            {"sequence": run_single_subnet},
+            needs_search=True,
+            from_warmup=True,
+        ),
         System("hard", "Hard sharing", {"sequence": sequence.run_hard}),
         System("shared_bottom", "Shared-bottom", {"tabular": tabular.run_baseline("shared_bottom")}),
         System(
@@ -47,7 +60,11 @@ SYSTEMS: dict[str, System] = {
         System("ple", "PLE", {"tabular": tabular.run_baseline("ple")}),
         System("pbfs", "PBFS", {"tabular": tabular.run_pbfs}),
         System(
-            "sparse", "Sparse sharing", {"sequence": run_sparse, "tabular": run_sparse}, needs_search=True
+            "sparse",
+            "Sparse sharing",
+            {"sequence": run_sparse, "tabular": run_sparse},
+            needs_search=True,
+            from_warmup=True,
         ),
         System(
             "sparse_random",
@@ -55,6 +72,7 @@ SYSTEMS: dict[str, System] = {
             {"sequence": run_sparse_random, "tabular": run_sparse_random},
             needs_search=True,
             default=False,
+            from_warmup=True,
         ),
         System(
             "sparse_reinit",
@@ -65,6 +83,49 @@ SYSTEMS: dict[str, System] = {
         ),
     )
 }
+
+
+def _continue_checkpoints(run: Path, base: str, name: str) -> None:
+    """Start ``name`` from ``base``'s finished checkpoints (the same epochs, bit for bit: every epoch is
+    seeded by its number), so that only the extra epochs are trained; nothing when ``base`` has not run
+    here (``name`` then trains them all itself, to the same numbers)."""
+    src, dst = paths.system_dir(run, base), paths.system_dir(run, name)
+    if not paths.system_result(run, base).exists() or dst.exists():
+        return
+    for f in sorted(src.rglob("*.safetensors")):
+        if f.name in ("last.safetensors", "best.safetensors"):
+            (dst / f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, dst / f.relative_to(src))
+
+
+def matched(base: str) -> Callable[[Context], dict]:
+    """``base`` at a matched budget: a from-scratch system gets the multi-task warmup's epochs too
+    ('train.epochs' + 'search.warmup_epochs' at most), as many as sparse sharing's weights have seen
+    when its own training starts from θ^(w). Early stopping (patience) is unchanged, so a system that
+    stopped before its cap gives the same numbers; one that was still improving goes on."""
+
+    def run(ctx: Context) -> dict:
+        name, w = f"{base}_matched", ctx.cfg.search.warmup_epochs
+        cfg = copy.deepcopy(ctx.cfg)
+        cfg.train = cfg.train.replace(epochs=cfg.train.epochs + w)
+        _continue_checkpoints(ctx.run, base, name)
+        res = SYSTEMS[base].runners[ctx.kind](dataclasses.replace(ctx, cfg=cfg, names={base: name}))
+        return {**res, "budget": {"epochs": cfg.train.epochs, "extra_epochs": w}}
+
+    run.__doc__ = f"{base}, trained for the warmup's epochs more (a matched budget)."
+    return run
+
+
+MATCHED = ("single", "hard", "cross_stitch", "hierarchical", "shared_bottom")
+for _b in MATCHED:
+    _s = SYSTEMS[_b]
+    SYSTEMS[f"{_b}_matched"] = System(
+        f"{_b}_matched",
+        f"{_s.label}, matched budget",
+        {kind: matched(_b) for kind in _s.runners},
+        default=False,
+        continues=_b,
+    )
 
 
 def systems_for(kind: str, default: bool = False) -> list[str]:

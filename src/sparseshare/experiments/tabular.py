@@ -28,6 +28,7 @@ def _joint(
 ) -> dict:
     """Train ``mech`` on the joint loss (Eq. 10), restore the best-dev epoch, evaluate it."""
     specs = specs or ctx.tasks
+    name = ctx.system_name(name)
     weights = {t: (ctx.cfg.train.loss_weights or {}).get(t, 1.0) for t in specs}
     s = ctx.settings().replace(joint=True, loss_weights=weights)
     if patience is not None:

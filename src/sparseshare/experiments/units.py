@@ -22,6 +22,7 @@ from sparseshare.experiments.run_dir import write_json_atomic
 from sparseshare.experiments.schema import to_dict
 from sparseshare.experiments.sweep import point_dir, reuse_search, search_key, sweep_points
 from sparseshare.experiments.systems import SYSTEMS, runner
+from sparseshare.training.checkpoint import load_training_state
 
 WARMUP = "warmup"  # the multi-task warmup, the rewind point θ^(w) of every task's search
 SEARCH = "search"  # a task's IMP search is the unit "search:<task>"; "search" is their kind
@@ -57,6 +58,8 @@ class Unit:
             out.append(paths.search_dir(self.run))
         if self.name in SYSTEMS:
             out.append(paths.system_dir(self.run, self.name))
+            if SYSTEMS[self.name].continues:
+                out.append(paths.system_dir(self.run, SYSTEMS[self.name].continues))
         return out
 
     def __repr__(self) -> str:
@@ -68,8 +71,30 @@ def run_system(ctx: Context, name: str) -> dict:
     t0 = time.time()
     res = runner(name, ctx.kind)(ctx)
     res["seconds"] = round(time.time() - t0, 1)
+    res["training"] = training_summary(ctx.run, name, ctx.cfg)
     write_json_atomic(res, paths.system_result(ctx.run, name))
     return res
+
+
+def training_summary(run: Path, name: str, cfg: ExperimentConfig) -> dict:
+    """How a system trained, read from its checkpoints: per trained network (the system, or each task's
+    model) the epochs run, the best-dev epoch (1-based), the cap, and the mean dev score per epoch;
+    ``start_epochs``: epochs its weights had seen before (the warmup, for systems that start from θ^(w)),
+    so that systems compare at equal total epochs."""
+    base = paths.system_dir(run, name)
+    runs = {}
+    for last in sorted(base.rglob("last.safetensors")):
+        trainer = load_training_state(last)[2]
+        key = last.parent.relative_to(base).as_posix()
+        curve = [h["dev_mean"] for h in trainer["history"]]
+        runs[name if key == "." else key] = {
+            "epochs": len(curve),
+            "best_epoch": trainer["best_epoch"] + 1,
+            "cap": trainer.get("cap", cfg.train.epochs),
+            "dev_mean": curve,
+        }
+    start = cfg.search.warmup_epochs if SYSTEMS[name].from_warmup else 0
+    return {"start_epochs": start, "runs": runs}
 
 
 def experiment_units(cfg: ExperimentConfig, run: Path, share: list[Unit] | None = None) -> list[Unit]:
@@ -80,6 +105,10 @@ def experiment_units(cfg: ExperimentConfig, run: Path, share: list[Unit] | None 
     and starts from a copy of their folder (its units only read the levels back)."""
     raw = to_dict(cfg)
     todo = [Unit(run, raw, s) for s in cfg.systems if not paths.system_result(run, s).exists()]
+    by_name = {u.name: u for u in todo}
+    for u in todo:  # a matched budget goes on from its base system's checkpoints
+        base = by_name.get(SYSTEMS[u.name].continues or "")
+        u.after += [base] if base else []
     if not any(SYSTEMS[u.name].needs_search for u in todo):
         return todo
     warmup = Unit(run, raw, WARMUP)
@@ -90,7 +119,7 @@ def experiment_units(cfg: ExperimentConfig, run: Path, share: list[Unit] | None 
     searches = [Unit(run, raw, f"{SEARCH}:{t}", after=[warmup]) for t in cfg.data.tasks]
     for u in todo:
         if SYSTEMS[u.name].needs_search:
-            u.after = list(searches)
+            u.after += searches
     return [warmup, *searches, *todo]
 
 

@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from tqdm.auto import tqdm
@@ -47,8 +48,22 @@ class SearchSettings:
     (default: weight tensors of 2+ dims of the encoder; never embeddings, biases, heads or CRF
     transitions). ``force_density``: task -> the level nearest this density is selected instead of the
     best dev score (Figure 4).
+
+    ``preset`` fills the keys a config does not set: ``paper``, the protocol of Sun et al.: 20 warmup
+    epochs, alpha 0.1088 per level (Table 4's densities are 10^(-n/20), i.e. alpha = 1 - 10^(-1/20) =
+    0.10875; 0.1088 so that level 20 lands at <= 10% whatever the rounding of weight counts), down to
+    10% density, up to 100 epochs per level with early stopping on dev (patience 5); ``fast``, the budget
+    of this repository's CPU runs (configs/exp1_conll03.yaml): 4 warmup epochs, alpha 0.2 down to 30%,
+    at most 2 epochs per level (patience 1).
     """
 
+    PRESETS: ClassVar[dict[str, dict]] = {
+        "paper": {"warmup_epochs": 20, "epochs_per_level": 100, "patience": 5, "alpha": 0.1088,
+                  "min_density": 0.1},
+        "fast": {"warmup_epochs": 4, "epochs_per_level": 2, "patience": 1, "alpha": 0.2, "min_density": 0.3},
+    }  # fmt: skip
+
+    preset: str | None = None
     warmup_epochs: int = 20
     epochs_per_level: int = 3
     patience: int = 2
@@ -62,6 +77,8 @@ class SearchSettings:
     def problems(self, where: str = "search") -> list[str]:
         """One line per value out of range or unknown, naming its key."""
         out = []
+        if self.preset is not None and self.preset not in self.PRESETS:
+            out.append(f"'{where}.preset': unknown preset {self.preset!r}; valid: {sorted(self.PRESETS)}")
         if not 0 < self.alpha < 1:
             out.append(f"'{where}.alpha' must be in (0, 1), got {self.alpha}")
         if not 0 < self.min_density <= 1:

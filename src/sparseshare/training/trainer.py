@@ -313,7 +313,10 @@ def train(
             ck["history"],
         )
         best_state = load_tensors(best_file, device)[0]
-        if ck.get("finished"):
+        # finished: stopped early, or at its cap; a cap raised since then (a matched budget) continues
+        if ck.get("finished") and (
+            start >= settings.epochs or (settings.patience > 0 and ck["bad"] >= settings.patience)
+        ):
             return TrainResult(best_epoch, history[best_epoch]["dev"], start, history, best_state)
     bar = tqdm(range(start, settings.epochs), desc=desc, leave=False, disable=None)
     for epoch in bar:
@@ -383,6 +386,7 @@ def train(
                 "best_epoch": best_epoch,
                 "bad": bad,
                 "history": history,
+                "cap": settings.epochs,
                 "finished": stopped or epoch + 1 == settings.epochs,
             }
             save_training_state(last, mechanism.state_dict(), opt.state_dict(), trainer)
