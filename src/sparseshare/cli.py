@@ -66,9 +66,10 @@ def _load_results(run: Path) -> dict:
 
 def _cmd_report(args) -> None:
     from sparseshare.experiments.report import write_report
+    from sparseshare.experiments.runner import fill_training
 
     run = Path(args.run_dir)
-    print(write_report(run, _load_results(run)))
+    print(write_report(run, fill_training(run, _load_results(run))))
 
 
 def _cmd_masks(args) -> None:

@@ -63,7 +63,9 @@ def test_search_levels_masks_and_figures(smoke_run):
     md = (smoke_run / "results.md").read_text()
     assert "Sparse sharing" in md
     res = json.loads((smoke_run / "results.json").read_text())["systems"]["sparse"]["search"]
-    spent = ", ".join(f"{t} {v['epochs']} over {len(v['levels'])} levels" for t, v in res.items())
+    spent = ", ".join(
+        f"{t} {v['epochs']} over {len(v['levels'])} levels (budget 1 per level)" for t, v in res.items()
+    )
     assert f"Epochs spent in the IMP search (after the warmup): {spent}." in md
     assert all(v["epochs"] >= len(v["levels"]) for v in res.values())  # >= 1 epoch per level
 
@@ -287,3 +289,16 @@ def test_a_matched_budget_goes_on_from_its_base_system_to_the_from_scratch_numbe
     assert run["dev_mean"] == b["hard_matched"]["training"]["runs"]["hard_matched"]["dev_mean"]
     assert a["hard_matched"]["tasks"] == b["hard_matched"]["tasks"]
     assert "Hard sharing, matched budget" in (cont / "results.md").read_text()
+
+
+def test_report_reads_the_training_of_a_run_from_before_summaries(smoke_run, tmp_path, capsys):
+    old = tmp_path / "old"
+    shutil.copytree(smoke_run, old)
+    res = json.loads((old / "results.json").read_text())
+    for sys in res["systems"].values():
+        del sys["training"]
+    (old / "results.json").write_text(json.dumps(res))
+    (old / "results.md").unlink()
+    assert main(["report", str(old)]) == 0
+    assert (old / "results.md").read_text() == (smoke_run / "results.md").read_text()
+    assert "training" not in json.loads((old / "results.json").read_text())["systems"]["hard"]

@@ -185,3 +185,18 @@ def test_census_units_sweep_on_a_slice(tmp_path):
     assert params["64"] > 4 * params["8"]  # wider experts: (at least) quadratically more weights
     assert pts[0]["paper"]["pbfs"]["income"]["f1_macro"] == pytest.approx(0.7179)
     assert "| 8 | PBFS |" in (out / "results.md").read_text()
+
+
+def test_the_papers_point_may_leave_out_axes_such_as_the_seed():
+    cfg = load_config(ROOT / "configs/pbfs_student.yaml", ['sweep.seed={"1": {seed: 1}, "2": {seed: 2}}'])
+    got = {p.name: p.cfg.paper.values["pbfs"] for p in sweep_points(cfg)}
+    assert list(got) == [
+        "subject=por,seed=1",
+        "subject=por,seed=2",
+        "subject=mat,seed=1",
+        "subject=mat,seed=2",
+    ]
+    assert got["subject=mat,seed=2"]["mat_G3"]["mse"] == pytest.approx(0.0019)
+    assert "por_G1" in got["subject=por,seed=1"] and "mat_G1" not in got["subject=por,seed=1"]
+    with pytest.raises(ConfigError, match=r"unknown point\(s\) \['subject=xx'\]"):
+        sweep_points(load_config(ROOT / "configs/pbfs_student.yaml", ['paper.points={"subject=xx": {}}']))

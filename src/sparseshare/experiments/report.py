@@ -124,6 +124,11 @@ def primary_table(results: dict) -> str:
     return out
 
 
+def _unconverged(sys: dict) -> bool:
+    """Some network of the system had its best dev epoch last (still improving when it stopped)."""
+    return any(r["best_epoch"] == r["epochs"] for r in sys.get("training", {}).get("runs", {}).values())
+
+
 def training_text(results: dict) -> str | None:
     """Per system, the best-dev epoch of each trained network against the epochs it ran and its cap; a
     '†' where the best epoch was the last one run (still improving when it stopped: not converged)."""
@@ -218,6 +223,8 @@ def sweep_table(results: dict) -> str:
     head = axes + ["System"] + [f"{t} test {m} (ours / paper)" for t in metrics for m in metrics[t]]
     head += (["Avg test"] if average else []) + (["OR (all)"] if overlap else [])
     head += (["Δ avg vs hard"] if gain else []) + ["# Params"]
+    flag = any(_unconverged(sys) for pt in points for sys in pt["systems"].values())
+    head += ["Best = last"] if flag else []
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for pt in points:
         for name, sys in pt["systems"].items():
@@ -251,8 +258,12 @@ def sweep_table(results: dict) -> str:
                         cell += f" / {100 * ref_avg['gain']:+.2f}"
                 cells.append(cell)
             cells.append(f"{sys['params'] / 1000:.1f}k")
+            if flag:
+                cells.append("†" if _unconverged(sys) else "")
             rows.append("| " + " | ".join(cells) + " |")
     note = "Percent for accuracy, F1 and AUC; raw values for MSE/MAE. '-': not in the paper."
+    if flag:
+        note += " Best = last, †: a network of the system had its best dev epoch last (not converged)."
     src = results.get("paper", {}).get("source")
     return "\n".join(rows) + f"\n\n{note}" + (f" Paper: {src}." if src else "")
 
@@ -308,7 +319,8 @@ def _panel_value(pt: dict, name: str, sys: dict, task: str, metric: str) -> floa
 def plot_sweep(results: dict, out: Path) -> Path | None:
     """Each task's test metric along the last axis; one line per system and other-axis point (dashed:
     the paper's numbers where it gives them); where the tasks' scores can be averaged, their average,
-    and for sparse sharing the masks' Overlap Ratio (as the sparse-sharing paper's Figure 4)."""
+    and for sparse sharing the masks' Overlap Ratio (as the sparse-sharing paper's Figure 4) beside its
+    chance level (dotted)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -330,6 +342,7 @@ def plot_sweep(results: dict, out: Path) -> Path | None:
     fig, grid = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
     for ax, (task, metric) in zip(grid[0], panels):
         lines: dict[str, tuple[list, list, list]] = {}
+        chance: dict[str, tuple[list, list]] = {}
         for pt in results["sweep"]["points"]:
             rest = ",".join(f"{a}={pt['labels'][a]}" for a in axes[:-1])
             for name, sys in pt["systems"].items():
@@ -341,8 +354,15 @@ def plot_sweep(results: dict, out: Path) -> Path | None:
                 xs.append(xs_of[pt["labels"][x_axis]])
                 ours.append(value)
                 paper.append(pt.get("paper", {}).get(name, {}).get(task, {}).get(metric))
+                if task == OVERLAP:  # the OR of independent masks of the same densities
+                    base = pt["overlap"].get("baseline", {}).get("all", {})
+                    chance.setdefault(key, ([], []))[0].append(xs[-1])
+                    chance[key][1].append(base.get("chance"))
         for key, (xs, ours, paper) in lines.items():
             (line,) = ax.plot(xs, ours, "o-", ms=4, label=key)
+            cx, cy = chance.get(key, ([], []))
+            if cy and all(v is not None for v in cy):
+                ax.plot(cx, cy, ":", color=line.get_color(), label=f"{key} (chance)")
             if any(v is not None for v in paper):
                 px = [x for x, v in zip(xs, paper) if v is not None]
                 ax.plot(

@@ -125,3 +125,21 @@ def _run_sweep(
     write_report(run, results)
     write_json_atomic(results, paths.results_json(run))
     return results
+
+
+def fill_training(run: Path, results: dict) -> dict:
+    """``results`` with the training summaries (units.training_summary) of systems finished before they
+    were recorded, read from their checkpoints (``report`` only: results.json is not rewritten)."""
+    from sparseshare.experiments.config import load_config
+
+    if "sweep" in results:
+        parts = [(paths.point_dir(run, pt["point"]), pt["systems"]) for pt in results["sweep"]["points"]]
+    else:
+        parts = [(run, results["systems"])]
+    for folder, systems in parts:
+        missing = [s for s, r in systems.items() if "training" not in r]
+        if missing and paths.config(folder).exists():
+            cfg = load_config(paths.config(folder))
+            for s in missing:
+                systems[s]["training"] = training_summary(folder, s, cfg)
+    return results

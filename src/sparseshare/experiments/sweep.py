@@ -71,18 +71,31 @@ def sweep_points(cfg: ExperimentConfig) -> list[Point]:
                 raise ConfigError(f"'{where[key]}': {e}") from None
         raw["name"] = f"{cfg.name}[{name}]"
         # the paper's numbers for this point, else the config's own (a sweep over seeds, say)
-        raw["paper"]["values"] = cfg.paper.points.get(name) or cfg.paper.values
+        raw["paper"]["values"] = _paper_point(cfg.paper.points, labels) or cfg.paper.values
         try:
             sub = from_dict(ExperimentConfig, raw)
         except ConfigError as e:
             raise ConfigError(f"{_culprit(cfg, base, combo)}: {e}") from None
         points.append(Point(name, labels, overrides, sub))
-    unknown = sorted(set(cfg.paper.points) - {p.name for p in points})
+    unknown = sorted(k for k in cfg.paper.points if not any(_names_part_of(k, p.labels) for p in points))
     if unknown:
         raise ConfigError(
             f"'paper.points': unknown point(s) {unknown}; points are named like '{points[0].name}'"
         )
     return points
+
+
+def _names_part_of(key: str, labels: dict[str, str]) -> bool:
+    """``key`` ("axis=label,...") names some of ``labels``' axes at their labels."""
+    pairs = [p.split("=", 1) for p in key.split(",")]
+    return all(len(p) == 2 and labels.get(p[0]) == p[1] for p in pairs)
+
+
+def _paper_point(points: dict, labels: dict[str, str]) -> dict:
+    """The paper's numbers for a point: its exact entry, else the entry naming the most of its axes (a
+    key may leave axes out, e.g. 'subject=por' for every seed of that subject)."""
+    fits = [k for k in points if _names_part_of(k, labels)]
+    return points[max(fits, key=lambda k: k.count(","))] if fits else {}
 
 
 def _culprit(cfg: ExperimentConfig, base: dict, combo) -> str:
@@ -142,7 +155,14 @@ def run_sweep(cfg: ExperimentConfig, run: Path, run_one) -> dict:
             "point": p.name,
             "labels": p.labels,
             "overrides": p.overrides,
-            "systems": {s: {"params": r["params"], "tasks": r["tasks"]} for s, r in res["systems"].items()},
+            "systems": {
+                s: {
+                    "params": r["params"],
+                    "tasks": r["tasks"],
+                    **({"training": r["training"]} if "training" in r else {}),
+                }
+                for s, r in res["systems"].items()
+            },
         }
         for key in ("masks", "overlap"):
             if key in res:
