@@ -181,3 +181,18 @@ def test_a_units_error_stops_the_run_in_one_line_naming_the_unit(tmp_path, capsy
     assert len(sequential) == 1 and "'train.bucket': the data of" in sequential[0]
     assert len(err) == 1 and err[0].startswith("sparseshare: error: unit '"), err
     assert err[0].split("': ", 1)[1] == sequential[0].removeprefix("sparseshare: error: ")
+
+
+def test_a_local_rays_units_run_at_the_drivers_priority():
+    """Ray starts workers 15 nice levels down; beside any busy process the units would starve."""
+    import ray
+
+    from sparseshare.experiments.cluster import ray_session
+
+    with ray_session(1, None, 1):
+
+        @ray.remote
+        def niceness():
+            return os.nice(0)
+
+        assert ray.get(niceness.remote()) == os.nice(0)
