@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from sparseshare import paths
-from sparseshare.errors import RunError
+from sparseshare.errors import ConfigError, RunError
 from sparseshare.experiments.cluster import run_units
 from sparseshare.experiments.config import ExperimentConfig
 from sparseshare.experiments.context import load_context
@@ -139,7 +139,10 @@ def fill_training(run: Path, results: dict) -> dict:
     for folder, systems in parts:
         missing = [s for s, r in systems.items() if "training" not in r]
         if missing and paths.config(folder).exists():
-            cfg = load_config(paths.config(folder))
+            try:
+                cfg = load_config(paths.config(folder))
+            except ConfigError:  # e.g. a data folder named relative to where the run was started
+                continue
             for s in missing:
                 systems[s]["training"] = training_summary(folder, s, cfg)
     return results
