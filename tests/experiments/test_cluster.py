@@ -1,6 +1,7 @@
 """run --jobs N on Ray (experiments/cluster.py): a cluster address, a worker killed mid-unit, the driver
 killed and resumed, Ctrl-C, a unit's error, and the same numbers as --jobs 1 throughout."""
 
+import contextlib
 import json
 import os
 import signal
@@ -64,6 +65,17 @@ def _ray(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(ray), *args], capture_output=True, text=True, timeout=120, env=env)
 
 
+def _stop_cluster(temp: str) -> None:
+    """Stop the cluster whose processes name ``temp`` in their command lines, and no other Ray on the
+    machine (``ray stop`` would also end a Ray experiment running beside the tests)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = subprocess.run(["pgrep", "-f", temp], capture_output=True, text=True).stdout.split()
+        for pid in map(int, pids):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        time.sleep(2 if sig == signal.SIGTERM and pids else 0)
+
+
 def test_a_cluster_address_runs_the_units_there_with_the_same_numbers(sequential, tmp_path):
     port = _free_port()
     temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # Ray's socket paths must stay short
@@ -74,7 +86,7 @@ def test_a_cluster_address_runs_the_units_there_with_the_same_numbers(sequential
         out = tmp_path / "on_cluster"
         assert main(_argv(out, "--jobs", "2", "--address", f"127.0.0.1:{port}")) == 0
     finally:
-        _ray("stop", "--force")
+        _stop_cluster(temp)
     assert _numbers(out) == _numbers(sequential / "smoke")
     jobs = [r for r in _records(out) if r["phase"] == "job"]
     searches = {"search:pos", "search:chunk", "search:ner"}
@@ -120,8 +132,8 @@ def test_a_worker_killed_mid_unit_is_retried_from_its_last_commit(sequential, tm
     assert epochs.count(0) == 1 and sorted(set(epochs)) == list(range(12))  # not rerun from scratch
 
 
-def _cli(out: Path, *flags: str) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+def _cli(out: Path, *flags: str, env: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     argv = [sys.executable, "-m", "sparseshare.cli", *_argv(out, *flags)]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -196,3 +208,20 @@ def test_a_local_rays_units_run_at_the_drivers_priority():
             return os.nice(0)
 
         assert ray.get(niceness.remote()) == os.nice(0)
+
+
+def test_ray_failing_under_the_run_is_one_line_and_the_run_resumes(sequential, tmp_path):
+    """The local Ray's raylet killed mid-unit (as `ray stop` elsewhere on the machine does): one line,
+    exit 2, no traceback; the same command resumes to the uninterrupted numbers."""
+    out, temp = tmp_path / "raylet_killed", tempfile.mkdtemp(prefix="rk", dir="/tmp")
+    proc = _cli(out, "--jobs", "2", *LONG_HARD, env={"RAY_TMPDIR": temp})
+    _wait_for(out / "systems" / "hard" / "last.safetensors", proc)
+    subprocess.run(["pkill", "-9", "-f", f"raylet.*{temp}"], check=True)
+    _, err = proc.communicate(timeout=120)
+    lines = [x for x in err.splitlines() if x.startswith("sparseshare: error:")]
+    assert proc.returncode == 2 and "Traceback" not in err, err[-2000:]
+    assert len(lines) == 1 and "the Ray cluster failed under the run" in lines[0], err[-2000:]
+    assert "run the same command again to resume" in lines[0]
+    _stop_cluster(temp)
+    assert main(_argv(out, "--jobs", "2", *LONG_HARD)) == 0
+    assert _numbers(out) == _numbers(sequential / "hard")

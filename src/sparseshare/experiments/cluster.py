@@ -434,3 +434,8 @@ def _dispatch(units: list[Unit], jobs: int, top: Path, data: _Data, default_cpus
         with contextlib.suppress(Exception):
             drain()
         raise
+    except ray.exceptions.RayError as e:  # Ray itself went away under the run (a raylet killed, say)
+        raise RunError(
+            f"the Ray cluster failed under the run ({type(e).__name__}: {_first_line(e)}); what the "
+            f"units committed is kept: run the same command again to resume"
+        ) from None
