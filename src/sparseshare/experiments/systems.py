@@ -116,16 +116,14 @@ def matched(base: str) -> Callable[[Context], dict]:
     return run
 
 
+def _matched_system(base: System) -> System:
+    runner = matched(base.name)
+    return System(f"{base.name}_matched", f"{base.label}, matched budget",
+                  dict.fromkeys(base.runners, runner), default=False, continues=base.name)  # fmt: skip
+
+
 MATCHED = ("single", "hard", "cross_stitch", "hierarchical", "shared_bottom")
-for _b in MATCHED:
-    _s = SYSTEMS[_b]
-    SYSTEMS[f"{_b}_matched"] = System(
-        f"{_b}_matched",
-        f"{_s.label}, matched budget",
-        {kind: matched(_b) for kind in _s.runners},
-        default=False,
-        continues=_b,
-    )
+SYSTEMS.update({f"{b}_matched": _matched_system(SYSTEMS[b]) for b in MATCHED})
 
 
 def systems_for(kind: str, default: bool = False) -> list[str]:
