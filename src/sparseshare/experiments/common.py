@@ -16,6 +16,7 @@ from sparseshare.masks.io import save_masks
 from sparseshare.masks.mask import Mask, density, union_count
 from sparseshare.sharing.sparse import SparseSharing
 from sparseshare.training.pipeline import evaluate, search_masks, select_subnets, train_jointly, warmup
+from sparseshare.training.streams import stream_seed, task_seed
 from sparseshare.training.trainer import load_state
 
 
@@ -141,7 +142,7 @@ def run_single_subnet(ctx: Context) -> dict:
             mech,
             {t: ctx.tasks[t]},
             ctx.settings().replace(joint=False),
-            seed=ctx.cfg.seed,
+            seed=task_seed(ctx.cfg.seed, t),  # the task's own stream, as for single task
             device=ctx.device,
             directory=paths.system_dir(ctx.run, "single_subnet", t),
             log=ctx.log,
@@ -179,6 +180,54 @@ def run_sparse_random(ctx: Context) -> dict:
     model = ctx.build_model()
     load_state(model, rewind_state(ctx), paths.warmup(ctx.run))
     return {**_train_subnets(ctx, "sparse_random", model, drawn), "search": _selected(drawn, levels)}
+
+
+def permuted_masks(masks: Mapping[str, Mask], seed: int) -> dict[str, Mask]:
+    """Every task's mask with one random permutation per matrix, the same for all tasks: each matrix
+    keeps the counts of every task and of every overlap (so the Overlap Ratio, Eq. 4, and the union are
+    the IMP masks'), at other positions."""
+    gen = torch.Generator().manual_seed(seed)
+    names = list(next(iter(masks.values())))
+    perms = {n: torch.randperm(masks[next(iter(masks))][n].numel(), generator=gen) for n in names}
+    return {t: {n: m[n].flatten()[perms[n]].view(m[n].shape) for n in names} for t, m in masks.items()}
+
+
+def run_sparse_permuted(ctx: Context) -> dict:
+    """Control: sparse sharing with the IMP masks moved by one random permutation per matrix, applied
+    to every task alike (``permuted_masks``), trained as sparse sharing is, from θ^(w). It keeps what
+    ``sparse_random`` changes too (how much the tasks share, the union's size) and moves only the
+    positions: do the IMP masks' positions matter, with the sharing held fixed?"""
+    masks, levels = search(ctx)
+    drawn = permuted_masks(masks, stream_seed(ctx.cfg.seed, "sparse_permuted"))
+    model = ctx.build_model()
+    load_state(model, rewind_state(ctx), paths.warmup(ctx.run))
+    return {**_train_subnets(ctx, "sparse_permuted", model, drawn), "search": _selected(drawn, levels)}
+
+
+def run_single_warm(ctx: Context) -> dict:
+    """Control: single task, dense, from the multi-task warmup's weights θ^(w): each task trained alone
+    on the whole network, as ``single_subnet`` is on its subnet. Against ``single_subnet`` it isolates
+    pruning (same start, same stream, only the mask differs); against ``single`` the warmup. `# Params`
+    as single task: one encoder per task."""
+    state = rewind_state(ctx)
+    result, params = {}, 0
+    for t in ctx.tasks:
+        model = ctx.build_model()
+        load_state(model, state, paths.warmup(ctx.run))  # the other heads ride along untrained
+        save_recipe(ctx, "single_warm", ctx.recipe(), t)
+        train_jointly(
+            model,
+            {t: ctx.tasks[t]},
+            ctx.settings().replace(joint=False),
+            seed=task_seed(ctx.cfg.seed, t),  # the stream of single and single_subnet for this task
+            device=ctx.device,
+            directory=paths.system_dir(ctx.run, "single_warm", t),
+            log=ctx.log,
+            desc=f"single_warm {t}",
+        )
+        result.update(final_eval(ctx, model, [t]))
+        params += ctx.count_params(model)
+    return {"params": params, "tasks": result}
 
 
 def run_sparse_reinit(ctx: Context) -> dict:

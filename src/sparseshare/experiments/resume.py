@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from sparseshare.experiments.config import ExperimentConfig
 
 NEEDS_SEARCH = tuple(n for n, s in SYSTEMS.items() if s.needs_search)
+USES_WARMUP = tuple(n for n, s in SYSTEMS.items() if s.uses_warmup)
 EVERY = "*"  # a key that affects every system (data, model, training, seed, device)
 # config key prefix -> the systems it affects, and whether it affects the IMP search; the first match wins
 AFFECTS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
@@ -29,7 +30,7 @@ AFFECTS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("paper", (), False),
     ("resources", (), False),
     ("search.force_density", NEEDS_SEARCH, False),
-    ("search.warmup_epochs", (*NEEDS_SEARCH, *(n for n, s in SYSTEMS.items() if s.continues)), True),
+    ("search.warmup_epochs", (*USES_WARMUP, *(n for n, s in SYSTEMS.items() if s.continues)), True),
     ("search", NEEDS_SEARCH, True),
     ("pbfs", ("pbfs",), False),
     ("model.hierarchy", ("hierarchical",), False),

@@ -14,18 +14,19 @@ from sparseshare.experiments.common import final_eval, save_recipe
 from sparseshare.experiments.context import Context, encoder_param_count
 from sparseshare.sharing.hierarchical import DEFAULT_LEVELS
 from sparseshare.training.pipeline import train_jointly
+from sparseshare.training.streams import task_seed
 
 
 def _train(ctx: Context, name: str, mech, tasks: list[str] | None = None, task: str | None = None) -> dict:
     """Train ``mech`` (task sampling, or all tasks per step with 'train.joint'), restore its best-dev
-    state, evaluate it."""
+    state, evaluate it. A system per ``task`` trains on that task's own stream (``task_seed``)."""
     tasks = tasks or list(ctx.tasks)
     name = ctx.system_name(name)
     train_jointly(
         mech,
         {t: ctx.tasks[t] for t in tasks},
         ctx.settings(),
-        seed=ctx.cfg.seed,
+        seed=task_seed(ctx.cfg.seed, task) if task else ctx.cfg.seed,  # a task alone: its own stream
         device=ctx.device,
         directory=paths.system_dir(ctx.run, name, task),
         log=ctx.log,

@@ -3,7 +3,8 @@
 A system is a trained-and-evaluated configuration of a paper's table row: ``single`` (a model per task),
 ``hard`` sharing, ``sparse`` sharing, ... A runner takes the experiment's :class:`Context` and returns
 ``{"params": ..., "tasks": {task: {"metric", "dev", "test", "all"}}, ...}``. ``needs_search``: the
-system uses the IMP search's masks (a unit of its own under ``run --jobs``). The order here is the order
+system uses the IMP search's masks (a unit of its own under ``run --jobs``); ``needs_warmup``: it uses
+only the warmup's weights θ^(w). The order here is the order
 of a config's default systems and of the report's rows. Adding a system: a runner and one entry.
 """
 
@@ -19,7 +20,14 @@ from pathlib import Path
 from sparseshare import paths
 from sparseshare.errors import ConfigError
 from sparseshare.experiments import sequence, tabular
-from sparseshare.experiments.common import run_single_subnet, run_sparse, run_sparse_random, run_sparse_reinit
+from sparseshare.experiments.common import (
+    run_single_subnet,
+    run_single_warm,
+    run_sparse,
+    run_sparse_permuted,
+    run_sparse_random,
+    run_sparse_reinit,
+)
 from sparseshare.experiments.context import Context
 
 KINDS = ("sequence", "tabular")
@@ -34,6 +42,11 @@ class System:
     default: bool = True  # run when a config lists no systems (controls are asked for by name)
     continues: str | None = None  # the system whose checkpoints it goes on from (a matched budget)
     from_warmup: bool = False  # its training starts from θ^(w), after the warmup's epochs
+    needs_warmup: bool = False  # reads the warmup's θ^(w) (implied by needs_search)
+
+    @property
+    def uses_warmup(self) -> bool:
+        return self.needs_warmup or self.needs_search
 
 
 SYSTEMS: dict[str, System] = {
@@ -46,6 +59,14 @@ SYSTEMS: dict[str, System] = {
             {"sequence": run_single_subnet},
             needs_search=True,
             from_warmup=True,
+        ),
+        System(
+            "single_warm",
+            "Single task from θ^(w) (control)",
+            {"sequence": run_single_warm},
+            default=False,
+            from_warmup=True,
+            needs_warmup=True,
         ),
         System("hard", "Hard sharing", {"sequence": sequence.run_hard}),
         System("shared_bottom", "Shared-bottom", {"tabular": tabular.run_baseline("shared_bottom")}),
@@ -70,6 +91,14 @@ SYSTEMS: dict[str, System] = {
             "sparse_random",
             "Sparse sharing, random masks (control)",
             {"sequence": run_sparse_random, "tabular": run_sparse_random},
+            needs_search=True,
+            default=False,
+            from_warmup=True,
+        ),
+        System(
+            "sparse_permuted",
+            "Sparse sharing, permuted IMP masks (control)",
+            {"sequence": run_sparse_permuted, "tabular": run_sparse_permuted},
             needs_search=True,
             default=False,
             from_warmup=True,

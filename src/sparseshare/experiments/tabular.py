@@ -21,6 +21,7 @@ from sparseshare.experiments.context import Context
 from sparseshare.sharing.pbfs import PBFSPruner, PBFSSchedule
 from sparseshare.sharing.pools import correlation_matrix, shared_pools
 from sparseshare.training.pipeline import train_jointly
+from sparseshare.training.streams import task_seed
 
 
 def _joint(
@@ -37,7 +38,7 @@ def _joint(
         mech,
         specs,
         s,
-        seed=ctx.cfg.seed,
+        seed=task_seed(ctx.cfg.seed, task) if task else ctx.cfg.seed,  # a task alone: its own stream
         device=ctx.device,
         directory=paths.system_dir(ctx.run, name, task),
         log=ctx.log,

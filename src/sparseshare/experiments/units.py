@@ -3,7 +3,7 @@
 A unit runs on an experiment's context (its data) and leaves its files in the run directory: a system's
 ``result.json`` marks it done, the warmup weights and every task's levels are in ``search/``. The
 searches wait for the warmup; ``single_subnet`` and ``sparse`` wait for every search
-(``SYSTEMS[name].needs_search``); nothing else waits. experiments/cluster.py runs them on Ray.
+(``SYSTEMS[name].needs_search``), ``single_warm`` for the warmup; nothing else waits. experiments/cluster.py runs them on Ray.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class Unit:
     def folders(self) -> list[Path]:
         """The folders of the run it reads or resumes (a system's own, the search's)."""
         out = []
-        if self.in_search or SYSTEMS[self.name].needs_search:
+        if self.in_search or SYSTEMS[self.name].uses_warmup:
             out.append(paths.search_dir(self.run))
         if self.name in SYSTEMS:
             out.append(paths.system_dir(self.run, self.name))
@@ -78,7 +78,8 @@ def run_system(ctx: Context, name: str) -> dict:
 
 def training_summary(run: Path, name: str, cfg: ExperimentConfig) -> dict:
     """How a system trained, read from its checkpoints: per trained network (the system, or each task's
-    model) the epochs run, the best-dev epoch (1-based), the cap, and the mean dev score per epoch;
+    model) the epochs run, the best-dev epoch (1-based), the cap, the mean dev score per epoch and the
+    random stream it drew from (``seed``: a task trained alone has its own, ``streams.task_seed``);
     ``start_epochs``: epochs its weights had seen before (the warmup, for systems that start from θ^(w)),
     so that systems compare at equal total epochs."""
     base = paths.system_dir(run, name)
@@ -92,6 +93,7 @@ def training_summary(run: Path, name: str, cfg: ExperimentConfig) -> dict:
             "best_epoch": trainer["best_epoch"] + 1,
             "cap": trainer.get("cap", cfg.train.epochs),
             "dev_mean": curve,
+            "seed": trainer.get("seed"),  # its random stream (None: trained before streams were recorded)
         }
     start = cfg.search.warmup_epochs if SYSTEMS[name].from_warmup else 0
     return {"start_epochs": start, "runs": runs}
@@ -109,17 +111,20 @@ def experiment_units(cfg: ExperimentConfig, run: Path, share: list[Unit] | None 
     for u in todo:  # a matched budget goes on from its base system's checkpoints
         base = by_name.get(SYSTEMS[u.name].continues or "")
         u.after += [base] if base else []
-    if not any(SYSTEMS[u.name].needs_search for u in todo):
+    if not any(SYSTEMS[u.name].uses_warmup for u in todo):
         return todo
     warmup = Unit(run, raw, WARMUP)
     if share:
         warmup.after = list(share)
         source = share[0].run
         warmup.prepare = lambda: reuse_search(paths.search_dir(source), run)
-    searches = [Unit(run, raw, f"{SEARCH}:{t}", after=[warmup]) for t in cfg.data.tasks]
+    searched = any(SYSTEMS[u.name].needs_search for u in todo)
+    searches = [Unit(run, raw, f"{SEARCH}:{t}", after=[warmup]) for t in cfg.data.tasks] if searched else []
     for u in todo:
         if SYSTEMS[u.name].needs_search:
             u.after += searches
+        elif SYSTEMS[u.name].uses_warmup:
+            u.after.append(warmup)
     return [warmup, *searches, *todo]
 
 

@@ -34,6 +34,7 @@ from sparseshare.pruning.prunable import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 from sparseshare.pruning.schedules import imp_densities
 from sparseshare.sharing.sparse import SparseSharing
 from sparseshare.training.checkpoint import committed
+from sparseshare.training.streams import level_seed
 from sparseshare.training.trainer import TrainSettings, check_problems, load_state, train
 
 logger = logging.getLogger("sparseshare")
@@ -109,6 +110,7 @@ class Level:
     dev: float
     epochs: int
     all: dict[str, float] = field(default_factory=dict)
+    seed: int | None = None  # the level's random stream (None: a record from before streams were named)
 
 
 @dataclass
@@ -148,6 +150,17 @@ def _read_levels(path: Path) -> list[Level]:
     return levels
 
 
+def _check_streams(path: Path, levels: list[Level], seed: int, task: str) -> None:
+    """Finished levels continue a search only if they drew from the streams this one draws from."""
+    for lv in levels:
+        if lv.seed != level_seed(seed, task, lv.level):
+            how = "no recorded stream (an older sparseshare)" if lv.seed is None else f"stream {lv.seed}"
+            raise RunError(
+                f"{path}: level {lv.level} was trained with {how}, not this search's "
+                f"{level_seed(seed, task, lv.level)}: continuing it would mix two streams; choose another --out"
+            )
+
+
 def _write_levels(path: Path, levels: list[Level]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(json.dumps(lv.__dict__) + "\n" for lv in levels))
@@ -172,7 +185,9 @@ def search_task(
     log: Callable[[dict], None] | None = None,
 ) -> SearchResult:
     """IMP for one task (Algorithm 1): every level's record and mask; in memory, or resumable in
-    ``directory``. ``model`` is copied for every level and rewound to ``rewind_state``."""
+    ``directory``. ``model`` is copied for every level and rewound to ``rewind_state``. Level z trains on
+    the stream ``level_seed(seed, task, z)``: named by the task, so tasks over the same sentences do not
+    share batch orders or dropout masks, and a task's search is the same whatever tasks are beside it."""
     name = task.name
     record = None
     levels: list[Level] = []
@@ -182,6 +197,7 @@ def search_task(
         (directory / name).mkdir(parents=True, exist_ok=True)
         record = directory / f"{name}.jsonl"
         levels = _read_levels(record)
+        _check_streams(record, levels, seed, name)
         masks = [load_masks(mask_file(directory, name, z))[name] for z in range(len(levels))]
     lvl_settings = train_settings.replace(
         epochs=settings.epochs_per_level, patience=settings.patience, joint=False, loss_weights=None
@@ -204,13 +220,12 @@ def search_task(
         level_model = copy.deepcopy(model)
         load_state(level_model, rewind_state, "the rewind state")  # rewind to θ^(w)
         mech = SparseSharing(level_model, {t: mask for t in level_model.tasks})
-        result = train(
-            mech, {name: task}, lvl_settings, seed=seed + 7919 * z, device=device, desc=f"{name} level {z}"
-        )
+        stream = level_seed(seed, name, z)  # the task's own stream: not shared with the other tasks
+        result = train(mech, {name: task}, lvl_settings, seed=stream, device=device, desc=f"{name} level {z}")
         mech.load_state_dict(result.best_state)
         weights = {n: p.detach() for n, p in level_model.named_parameters() if n in mask}
         level = Level(
-            z, density(mask), result.best_dev[name][task.key], result.epochs_run, result.best_dev[name]
+            z, density(mask), result.best_dev[name][task.key], result.epochs_run, result.best_dev[name], stream
         )
         if level.density > settings.min_density:
             nxt = prune(

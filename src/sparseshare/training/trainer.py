@@ -262,7 +262,13 @@ def train(
     mean dev score; resumable from ``directory`` (``last.safetensors``, ``best.safetensors``).
 
     ``callbacks`` may define ``on_step(global_step)`` (after each optimizer step) and
-    ``on_eval(dev: {task: metrics})`` (after each dev evaluation), e.g. the PBFS pruning schedule.
+    ``on_eval(dev: {task: metrics})`` (after each dev evaluation, once the epoch's state is kept as the
+    best if it is: a callback that changes the model there, such as the PBFS schedule swapping masks,
+    changes the next epoch, never the state its score belongs to), and ``state_dict()`` /
+    ``load_state_dict(state)`` to be saved in and resumed from the checkpoint with the model.
+
+    ``seed`` names the run's random stream (per epoch: ``seed * 100_003 + epoch``); a checkpoint of
+    another stream is refused rather than continued.
     """
     tasks = as_tasks(tasks)
     mechanism = as_mechanism(mechanism)
@@ -313,6 +319,15 @@ def train(
             ck["history"],
         )
         best_state = load_tensors(best_file, device)[0]
+        if ck.get("seed") != seed:
+            how = "no recorded stream (an older sparseshare)" if "seed" not in ck else f"stream {ck['seed']}"
+            raise RunError(
+                f"{last}: was trained with {how}, not this run's {seed}: continuing it would mix two "
+                f"random streams; choose another --out"
+            )
+        stateful = [cb for cb in callbacks if hasattr(cb, "load_state_dict")]
+        for cb, state in zip(stateful, ck.get("callbacks", [])):
+            cb.load_state_dict(state)
         # finished: stopped early, or at its cap; a cap raised since then (a matched budget) continues
         if ck.get("finished") and (
             start >= settings.epochs or (settings.patience > 0 and ck["bad"] >= settings.patience)
@@ -351,9 +366,6 @@ def train(
                     cb.on_step(epoch * steps + i + 1)
         bs_eval = settings.eval_batch_size
         dev = {t: evaluate_task(mechanism, tasks[t], "dev", bs_eval, device) for t in tasks}
-        for cb in callbacks:
-            if hasattr(cb, "on_eval"):
-                cb.on_eval(dev)
         score = mean_primary(dev, tasks)
         rec = {"epoch": epoch, "loss": float(total) / max(n, 1), "dev": dev, "dev_mean": score}
         missing = undefined(dev, tasks)
@@ -372,6 +384,9 @@ def train(
                 save_tensors(best_state, best_file)
         else:
             bad += 1
+        for cb in callbacks:  # after the best state is kept: it pairs with this epoch's score
+            if hasattr(cb, "on_eval"):
+                cb.on_eval(dev)
         bar.set_postfix(loss=f"{rec['loss']:.3f}", dev=f"{score:.4f}")
         mark = "  best" if improved else ""
         logger.info(
@@ -388,6 +403,8 @@ def train(
                 "history": history,
                 "cap": settings.epochs,
                 "finished": stopped or epoch + 1 == settings.epochs,
+                "seed": seed,
+                "callbacks": [cb.state_dict() for cb in callbacks if hasattr(cb, "state_dict")],
             }
             save_training_state(last, mechanism.state_dict(), opt.state_dict(), trainer)
             committed()
