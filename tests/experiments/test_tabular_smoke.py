@@ -57,6 +57,15 @@ def test_pbfs_pruned_on_schedule_to_the_target(census_run):
     assert set(pb["best"]) == {"income", "marital"}
 
 
+def test_pbfs_tests_each_task_on_its_own_best_subnet(census_run):
+    res = json.loads((census_run / "results.json").read_text())["systems"]["pbfs"]
+    for t in ("income", "marital"):  # Algorithm 2's P_m: the tested subnet is the best one, its dev the best
+        assert res["pbfs"]["tested"][t]["sparsity"] == pytest.approx(res["pbfs"]["best"][t]["sparsity"])
+        assert res["pbfs"]["tested"][t]["step"] == res["pbfs"]["best"][t]["step"]
+        assert res["tasks"][t]["dev"] == res["pbfs"]["best"][t]["score"]
+        assert (census_run / "systems" / "pbfs" / t / "best.safetensors").exists()  # what export uses
+
+
 def test_sparse_sharing_searched_the_shared_bottom(census_run):
     res = json.loads((census_run / "results.json").read_text())
     search = res["systems"]["sparse"]["search"]

@@ -64,7 +64,9 @@ def test_two_tasks_over_the_same_sentences_get_their_own_batches_and_dropout():
     assert len(rec.dropout["pos"]) == len(rec.dropout["ner"]) > 0
     assert not all(torch.equal(a, b) for a, b in zip(rec.dropout["pos"], rec.dropout["ner"]))
     for t in ("pos", "ner"):  # each level's stream is recorded beside its score
-        assert [lv.seed for lv in found[t].levels] == [level_seed(5, t, z) for z in range(len(found[t].levels))]
+        assert [lv.seed for lv in found[t].levels] == [
+            level_seed(5, t, z) for z in range(len(found[t].levels))
+        ]
     assert found["pos"].levels[0].seed != found["ner"].levels[0].seed
 
 

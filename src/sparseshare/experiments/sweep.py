@@ -167,10 +167,25 @@ def run_sweep(cfg: ExperimentConfig, run: Path, run_one) -> dict:
         for key in ("masks", "overlap"):
             if key in res:
                 entry[key] = res[key]
-        for s, r in res["systems"].items():  # PBFS: the sparsity each task ended with
+        for s, r in res["systems"].items():  # PBFS: the sparsity each task was tested at, and its best
             if "pbfs" in r:
-                entry["systems"][s]["sparsity"] = r["pbfs"]["sparsity"]
+                entry["systems"][s].update(pbfs_sparsities(r["pbfs"]))
         if p.cfg.paper.values:
             entry["paper"] = p.cfg.paper.values
         summary.append(entry)
     return {"axes": {a: list(pts) for a, pts in cfg.sweep.items()}, "points": summary}
+
+
+def pbfs_sparsities(pbfs: dict) -> dict:
+    """``sparsity``: each task's sparsity on the subnet it was tested on; ``best_sparsity``: where its
+    dev score was best. A result from before the two were recorded has the sparsity the task ended
+    training with, which may differ from both (the reason they are recorded now)."""
+    if "tested" not in pbfs:
+        return {
+            "sparsity": pbfs["sparsity"],
+            "best_sparsity": {t: b["sparsity"] for t, b in pbfs["best"].items()},
+        }
+    return {
+        "sparsity": {t: v["sparsity"] for t, v in pbfs["tested"].items()},
+        "best_sparsity": {t: b["sparsity"] for t, b in pbfs["best"].items()},
+    }

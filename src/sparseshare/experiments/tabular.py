@@ -6,7 +6,8 @@ All systems share the data, trainer, metrics and reports. Joint-loss systems (Eq
 all tasks per step; sparse sharing samples a task per step over its IMP subnets of the shared-bottom
 network. PBFS prunes each task's shared experts on the polynomial schedule of Algorithm 2, records each
 task's dev score at every sparsity, and after the schedule ends gives each task back its best subnet
-(steps 4-5); as for every system, the best-dev epoch is the one evaluated on test.
+(steps 4-5); each task is tested on the state where its own dev score was best (Algorithm 2's P_m), the
+other systems on their best mean-dev epoch.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from sparseshare.experiments.common import final_eval, save_recipe
 from sparseshare.experiments.context import Context
 from sparseshare.sharing.pbfs import PBFSPruner, PBFSSchedule
 from sparseshare.sharing.pools import correlation_matrix, shared_pools
+from sparseshare.training.checkpoint import save_tensors
 from sparseshare.training.pipeline import train_jointly
 from sparseshare.training.streams import task_seed
+from sparseshare.training.trainer import load_state
 
 
 def _joint(
@@ -29,6 +32,13 @@ def _joint(
 ) -> dict:
     """Train ``mech`` on the joint loss (Eq. 10), restore the best-dev epoch, evaluate it."""
     specs = specs or ctx.tasks
+    _train_joint(ctx, name, mech, data, specs, callbacks, patience, task)
+    return final_eval(ctx, mech, list(specs), specs)
+
+
+def _train_joint(ctx: Context, name: str, mech, data, specs, callbacks=None, patience=None, task=None,
+                 restore_best: bool = True) -> None:  # fmt: skip
+    """Train ``mech`` on the joint loss (Eq. 10); its best mean-dev state is put back (``restore_best``)."""
     name = ctx.system_name(name)
     weights = {t: (ctx.cfg.train.loss_weights or {}).get(t, 1.0) for t in specs}
     s = ctx.settings().replace(joint=True, loss_weights=weights)
@@ -44,9 +54,9 @@ def _joint(
         log=ctx.log,
         joint_data=data if data is not None else ctx.data,
         callbacks=callbacks,
+        restore_best=restore_best,
         desc=f"{name}/{task}" if task else name,
     )
-    return final_eval(ctx, mech, list(specs), specs)
 
 
 def run_single(ctx: Context) -> dict:
@@ -128,16 +138,28 @@ def run_pbfs(ctx: Context) -> dict:
         strategy=p.strategy,
     )
     schedule = PBFSSchedule(pruner, ctx.tasks)  # Algorithm 2, step 2: prunes mu before training
-    results = _joint(ctx, "pbfs", mech, callbacks=[schedule], patience=0)
-    kept = sum(int(mech.mask(t)[n].sum()) for t in ctx.tasks for n in mech.mask(t))
+    # steps 3-5 over the whole training (no early stopping: the schedule always completes)
+    _train_joint(ctx, "pbfs", mech, ctx.data, ctx.tasks, [schedule], patience=0, restore_best=False)
+    results, tested, kept = {}, {}, 0
+    for t in ctx.tasks:  # "Return {P_1, ..., P_M}": each task on the state where its own dev was best
+        state = pruner.best[t]["state"]
+        load_state(mech, state, f"the best PBFS subnet of '{t}'")
+        save_recipe(ctx, "pbfs", recipe, t)  # predict and export use the state the task was tested on
+        save_tensors(state, paths.best_weights(ctx.run, "pbfs", t))
+        results.update(final_eval(ctx, mech, [t]))
+        tested[t] = {"sparsity": mech.sparsity(t), "step": pruner.best[t]["step"]}
+        kept += sum(int(m.sum()) for m in mech.mask(t).values())
     return {
         "params": ctx.count_params(mech),
         "tasks": results,
         "pbfs": {
             "pools": pools,
-            "sparsity": {t: mech.sparsity(t) for t in ctx.tasks},
-            "best": {t: {k: v for k, v in b.items() if k != "mask"} for t, b in pruner.best.items()},
+            "tested": tested,  # the subnet each task was tested on (Algorithm 2's P_m)
+            "best": {
+                t: {k: v for k, v in b.items() if k not in ("mask", "state")} for t, b in pruner.best.items()
+            },  # fmt: skip
             "history": pruner.history,
             "kept_shared_weights": kept,
+            "steps_per_epoch": steps // ctx.cfg.train.epochs,
         },
     }

@@ -126,14 +126,27 @@ def pbfs(
 
 
 class PBFSPruner:
-    """Algorithm 2: per task and pool, prune the shared experts from mu to lambda by polynomial decay.
+    """Algorithm 2 of the PBFS paper, "Generate sparse shared-expert for each task", per task and pool:
 
-    ``on_step(step)`` (called by the trainer after each update) re-prunes every ``frequency`` steps from
-    ``begin_step`` to ``end_step`` to ``polynomial_sparsity(step, begin, end, mu, lambda, power)``, step 2
-    being the first call (at ``begin_step``, to mu). ``on_eval(task, sparsity, score)`` records a dev
-    score (step 3); the best subnet per task is kept (ties go to the sparser one) and
-    ``restore_best()`` puts it back (step 4). Sparsities may be one number per task or a mapping
-    ``pool index -> sparsity`` for that task.
+    - step 1 (build P^s for every pool s of Q) is the network (``PBFSNet``, pools from Algorithm 1);
+    - step 2, "P^s_m = prune μ_{m→s} % parameters of P^s with low magnitude, save P^s_m in P_m": the first
+      ``on_step`` call (at ``begin_step``) prunes every task's part of every pool to its initial sparsity;
+    - step 3, "prune parameters with polynomial decay and training until shared-expert's sparsity arrived
+      to λ_{m→s}, record the performance of training process with different sparsity": ``on_step(step)``
+      (after each update) re-prunes every ``frequency`` steps from ``begin_step`` to ``end_step`` to
+      ``polynomial_sparsity(step, begin, end, μ, λ, power)``; ``on_eval(task, sparsity, score)`` records
+      the task's dev score at its current sparsity;
+    - step 4, "replace P^s_m with the sparse shared-expert reached best performance of task m":
+      ``restore_best()`` puts every task's best subnet (its mask) back into the shared network once the
+      schedule has reached λ;
+    - step 5, "repeat steps 3-4 until training is over", and "Return {P_1, ..., P_M}": training goes on
+      with the best masks, every evaluation may find a better one, and at the end each task's P_m is the
+      network state at which *its own* dev score was best (``best[task]["state"]``: the shared weights
+      and the task's mask as they were scored). A task is tested on that state, not on the epoch of the
+      best mean dev score over all tasks: tasks keep different subnets, which is the paper's point.
+
+    Ties go to the sparser subnet. Sparsities may be one number per task or a mapping ``pool index ->
+    sparsity`` for that task. ``state_dict()``/``load_state_dict()`` carry the record through a resume.
     """
 
     def __init__(
@@ -216,8 +229,19 @@ class PBFSPruner:
             better |= score == old["score"] and sparsity > old["sparsity"]  # ties -> the sparser
         if better:
             mask = {n: m.detach().clone() for n, m in self.mechanism.mask(task).items()}
-            self.best[task] = {"sparsity": sparsity, "score": float(score), "step": self._step, "mask": mask}
+            state = {k: v.detach().cpu().clone() for k, v in self.mechanism.state_dict().items()}
+            self.best[task] = {"sparsity": sparsity, "score": float(score), "step": self._step, "mask": mask,
+                               "state": state}  # fmt: skip
         return better
+
+    def state_dict(self) -> dict:
+        """The record (history, every task's best subnet and state, the last step) for a checkpoint."""
+        return {"history": list(self.history), "best": dict(self.best), "step": self._step}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.history = list(state["history"])
+        self.best = {t: dict(b) for t, b in state["best"].items()}
+        self._step = state["step"]
 
     def restore_best(self) -> None:
         """Algorithm 2, step 4: give every evaluated task back its best subnet."""
@@ -248,3 +272,10 @@ class PBFSSchedule:
             self.pruner.on_eval(t, None, dev[t][task.key])
         if self.step >= self.pruner.end_step:
             self.pruner.restore_best()
+
+    def state_dict(self) -> dict:
+        return {"pruner": self.pruner.state_dict(), "step": self.step}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.pruner.load_state_dict(state["pruner"])
+        self.step = state["step"]

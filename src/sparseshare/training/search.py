@@ -225,7 +225,12 @@ def search_task(
         mech.load_state_dict(result.best_state)
         weights = {n: p.detach() for n, p in level_model.named_parameters() if n in mask}
         level = Level(
-            z, density(mask), result.best_dev[name][task.key], result.epochs_run, result.best_dev[name], stream
+            z,
+            density(mask),
+            result.best_dev[name][task.key],
+            result.epochs_run,
+            result.best_dev[name],
+            stream,
         )
         if level.density > settings.min_density:
             nxt = prune(
