@@ -5,6 +5,8 @@ import pytest
 from sparseshare.errors import ConfigError
 from sparseshare.experiments.config import ExperimentConfig, load_config
 
+ROOT = Path(__file__).resolve().parents[2]
+
 CONFIGS = sorted(Path(__file__).resolve().parents[2].joinpath("src/sparseshare/configs").rglob("*.yaml"))
 
 
@@ -85,11 +87,24 @@ def test_bad_yaml_names_line(tmp_path):
 
 
 def test_a_search_preset_fills_the_keys_a_config_leaves_unset(tmp_path):
-    """search.preset: paper is the protocol of Sun et al. (20 warmup epochs, Table 4's densities
-    10^(-n/20) down to 10%, up to 100 epochs per level with early stopping); fast is the CPU budget."""
+    """search.preset: paper is the protocol of Sun et al. and their scripts (20 warmup epochs, Table 4's
+    densities 10^(-n/20) down to 10%, 100 epochs per level without early stopping, and the systems'
+    SGD with momentum for 100 epochs); fast is the CPU budget."""
     cfg = load_config(_write(tmp_path, "name: x\nsearch: {preset: paper, patience: 3}\n"))
     s = cfg.search
     assert (s.warmup_epochs, s.epochs_per_level, s.min_density, s.patience) == (20, 100, 0.1, 3)
+    assert (s.strategy, s.lr_decay) == ("global", 0.05)
+    t = cfg.train  # the preset is the whole protocol: the systems' training too
+    assert (t.optimizer, t.lr, t.momentum, t.lr_decay, t.epochs, t.patience, t.batch_size, t.clip) == (
+        "sgd",
+        0.1,
+        0.9,
+        0.0,
+        100,
+        0,
+        10,
+        5.0,
+    )
     assert (1 - s.alpha) ** 20 <= 0.1 < (1 - s.alpha) ** 19  # level 20 is the first at <= 10%
     assert abs((1 - s.alpha) ** 10 - 10**-0.5) < 1e-3  # level n keeps 10^(-n/20) (Table 4)
     fast = load_config(_write(tmp_path, "name: x\nsearch: {preset: fast}\n")).search
@@ -97,7 +112,7 @@ def test_a_search_preset_fills_the_keys_a_config_leaves_unset(tmp_path):
     # named on the command line, a preset replaces the file's values; other overrides still win
     p = _write(tmp_path, "name: x\nsearch: {alpha: 0.25, warmup_epochs: 2, strategy: layerwise}\n")
     s = load_config(p, ["search.warmup_epochs=7", "search.preset=paper"]).search
-    assert (s.alpha, s.warmup_epochs, s.epochs_per_level, s.strategy) == (0.1088, 7, 100, "layerwise")
+    assert (s.alpha, s.warmup_epochs, s.epochs_per_level, s.strategy) == (0.1088, 7, 100, "global")
     valid = r"'search.preset': unknown preset 'papr'; valid: \['fast', 'paper'\]"
     with pytest.raises(ConfigError, match=valid):
         load_config(p, ["search.preset=papr"])
@@ -111,3 +126,20 @@ def test_a_sweep_point_can_name_a_preset(tmp_path):
     pts = {p.name: p.cfg.search for p in sweep_points(load_config(_write(tmp_path, text)))}
     assert (pts["budget=cpu"].alpha, pts["budget=cpu"].epochs_per_level) == (0.2, 2)
     assert (pts["budget=paper"].alpha, pts["budget=paper"].epochs_per_level) == (0.1088, 100)
+
+
+def test_every_departure_from_a_preset_is_recorded(tmp_path):
+    """A key a preset sets that the run changes (a file value under --set, a sweep point) is a departure:
+    listed, never silent (mtw_ablation's points pin the warmup under the paper preset)."""
+    from sparseshare.experiments.config import preset_departures
+    from sparseshare.experiments.sweep import sweep_points
+
+    cfg = load_config(ROOT / "configs/mtw_ablation.yaml", ["search.preset=paper", "train.epochs=8"])
+    assert preset_departures(cfg) == {"train.epochs": {"value": 8, "preset": 100}}
+    got = {p.name: preset_departures(p.cfg) for p in sweep_points(cfg)}
+    assert got["warmup=mtw"] == {"search.warmup_epochs": {"value": 4, "preset": 20},
+                                 "train.epochs": {"value": 8, "preset": 100}}  # fmt: skip
+    assert got["warmup=none"]["search.warmup_epochs"] == {"value": 0, "preset": 20}
+    assert preset_departures(load_config(ROOT / "configs/mtw_ablation.yaml")) == {}  # no preset named
+    plain = load_config(_write(tmp_path, "name: x\nsearch: {preset: paper}\n"))
+    assert preset_departures(plain) == {}

@@ -83,5 +83,8 @@ def test_a_killed_pbfs_run_resumes_its_record_of_best_subnets(tmp_path):
     _, _, resumed, _ = _train(tmp_path / "cut")
     assert resumed.history == ref.history
     for t in KINDS:
-        assert resumed.best[t]["score"] == ref.best[t]["score"] and resumed.best[t]["step"] == ref.best[t]["step"]
+        assert (resumed.best[t]["score"], resumed.best[t]["step"]) == (
+            ref.best[t]["score"],
+            ref.best[t]["step"],
+        )
         assert all(torch.equal(resumed.best[t]["state"][k], v) for k, v in ref.best[t]["state"].items())

@@ -91,3 +91,21 @@ def test_selection_best_dev_ties_to_sparsest_or_forced():
     assert select_level(lv, forced_density=0.5) == 3
     assert select_level(lv, forced_density=0.85) == 1
     assert select_level(lv, higher_is_better=False) == 0  # an error metric: lowest is best
+
+
+def test_a_levels_learning_rate_decay_is_the_searchs_own_when_set(tmp_path, monkeypatch):
+    """search.lr_decay (the paper preset: 0.05 within a level, a constant rate for the systems)."""
+    seen, real = [], search_mod.train
+
+    def spy(mech, tasks, settings, **kw):
+        seen.append(settings.lr_decay)
+        return real(mech, tasks, settings, **kw)
+
+    monkeypatch.setattr(search_mod, "train", spy)
+    spec, state, names = _setup()
+    train = TRAIN.replace(lr_decay=0.0)
+    for decay, want in ((None, 0.0), (0.05, 0.05)):
+        seen.clear()
+        search_task(toy_tagger(seed=0, tasks=("pos",)), state, spec, names, train,
+                    SEARCH.replace(lr_decay=decay), seed=3, device="cpu")  # fmt: skip
+        assert seen and set(seen) == {want}

@@ -7,7 +7,6 @@ top level, its checks across sections, and loading with ``--set`` overrides.
 
 from __future__ import annotations
 
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +54,25 @@ class ExperimentConfig:
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)  # per unit, on Ray (--jobs)
     # a grid of runs of this config: axis -> point label -> {dotted key: value}; the axes' product is run
     sweep: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    @staticmethod
+    def prepare(data: dict, prefix: str, errors: list[str]) -> dict:
+        """``search.preset`` names a protocol (``SearchSettings.PRESETS``): its values stand in for the
+        ``search`` and ``train`` keys the config does not set; an unknown name is a problem."""
+        search = data.get("search")
+        name = search.get("preset") if isinstance(search, dict) else None
+        if name is None:
+            return data
+        presets = SearchSettings.PRESETS
+        if not isinstance(name, str) or name not in presets:
+            errors.append(f"'search.preset': unknown preset {name!r}; valid: {sorted(presets)}")
+            return data
+        out = dict(data)
+        for section, values in presets[name].items():
+            given = out.get(section) or {}
+            if isinstance(given, dict):
+                out[section] = {**values, **given}
+        return out
 
     def problems(self, where: str) -> list[str]:
         """Checks across sections: names, systems and what each needs, tasks named anywhere."""
@@ -166,17 +184,33 @@ def parse_overrides(items: list[str]) -> list[tuple[str, object]]:
 
 
 def presets_first(raw: dict, overrides: list[tuple[str, object]]) -> list[tuple[str, object]]:
-    """A preset named on the command line (``--set search.preset=paper``) replaces the values the config
-    file gives for the preset's keys; the other overrides, applied after it, still win."""
-    hints = typing.get_type_hints(ExperimentConfig)
-    first = [(k, v) for k, v in overrides if k.count(".") == 1 and k.endswith(".preset")]
-    for key, value in first:
-        section = raw.get(key.split(".")[0])
-        presets = getattr(hints.get(key.split(".")[0]), "PRESETS", {})
-        if isinstance(section, dict) and isinstance(value, str):
-            for k in presets.get(value, {}):
-                section.pop(k, None)
+    """A preset named on the command line or by a sweep point (``--set search.preset=paper``) replaces
+    the values the config file gives for the preset's keys, in every section it sets; the other
+    overrides, applied after it, still win (and show as departures from the preset)."""
+    first = [(k, v) for k, v in overrides if k == "search.preset"]
+    for _, value in first:
+        for section, values in (
+            SearchSettings.PRESETS.get(value, {}).items() if isinstance(value, str) else ()
+        ):
+            if isinstance(raw.get(section), dict):
+                for k in values:
+                    raw[section].pop(k, None)
     return first + [(k, v) for k, v in overrides if (k, v) not in first]
+
+
+def preset_departures(cfg: ExperimentConfig) -> dict[str, dict]:
+    """Every key the run's preset sets whose value the run changed: ``{"search.warmup_epochs":
+    {"value": 4, "preset": 20}}`` (empty without a preset). A departure is a choice, not an error, but
+    results.md lists each one, so that "the paper's protocol" is never claimed for a run it does not
+    describe."""
+    name = cfg.search.preset
+    out = {}
+    for section, values in SearchSettings.PRESETS.get(name, {}).items() if name else ():
+        for key, want in values.items():
+            got = getattr(getattr(cfg, section), key)
+            if got != want:
+                out[f"{section}.{key}"] = {"value": got, "preset": want}
+    return out
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:

@@ -12,7 +12,7 @@ import torch
 from sparseshare import paths
 from sparseshare.errors import ConfigError, RunError
 from sparseshare.experiments.cluster import run_units
-from sparseshare.experiments.config import ExperimentConfig
+from sparseshare.experiments.config import ExperimentConfig, preset_departures
 from sparseshare.experiments.context import load_context
 from sparseshare.experiments.repair import inspect_run, repair
 from sparseshare.experiments.report import write_report
@@ -60,6 +60,10 @@ def run_experiment(
         check_damage(out, repair_it)
     run = open_run(cfg, out)
     start = time.time()
+    departures = preset_departures(cfg)
+    for key, d in departures.items():
+        logger.warning("%s: %s is %r, not the '%s' preset's %r", cfg.name, key, d["value"], cfg.search.preset,
+                       d["preset"])  # fmt: skip
     if jobs > 1 and top is None:  # a sweep's points ran their units already
         run_units(experiment_units(cfg, run), jobs, run, address)
     ctx = None
@@ -80,6 +84,8 @@ def run_experiment(
             "metrics": cfg.paper.metrics,
             "values": cfg.paper.values,
         }
+    if cfg.search.preset:
+        results["preset"] = {"name": cfg.search.preset, "departures": departures}
     if paths.masks(run).exists():
         masks = load_masks(paths.masks(run))
         results["masks"] = {t: {"density": density(m)} for t, m in masks.items()}

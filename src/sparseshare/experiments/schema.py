@@ -2,9 +2,9 @@
 
 A section is a dataclass; a field without a default is required. A section may define
 ``problems(where) -> list[str]`` (range and consistency checks of its own values); the top level defines
-the checks across sections. A section with a ``PRESETS`` mapping (name -> values) takes a ``preset``
-key: the preset's values stand in for the keys the section does not set itself. ``from_dict`` reports
-unknown keys, mistyped values, missing required keys and every section's problems together, as one
+the checks across sections. A class may define ``prepare(data, prefix, errors) -> data``, applied to
+its raw mapping before it is built (the top level fills in a named preset's values there). ``from_dict``
+reports unknown keys, mistyped values, missing required keys and every section's problems together, as one
 ``ConfigError`` whose lines each name a key.
 """
 
@@ -68,22 +68,16 @@ def _required(f: dataclasses.Field) -> bool:
     return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
-def _with_preset(cls, data: dict, prefix: str, errors: list[str]) -> dict:
-    """``data`` over the values of the preset it names (``cls.PRESETS``); an unknown name is a problem."""
-    presets = getattr(cls, "PRESETS", None)
-    name = data.get("preset")
-    if not presets or name is None:
-        return data
-    if name not in presets:
-        where = f"{prefix}.preset" if prefix else "preset"
-        errors.append(f"'{where}': unknown preset {name!r}; valid: {sorted(presets)}")
-        return data
-    return {**presets[name], **data}
+def _prepared(cls, data: dict, prefix: str, errors: list[str]) -> dict:
+    """``data`` as the class's ``prepare(data, prefix, errors)`` hook gives it back (the top level
+    resolves presets there), else as it is."""
+    prepare = getattr(cls, "prepare", None)
+    return prepare(data, prefix, errors) if prepare is not None else data
 
 
 def _build(cls, data: dict, prefix: str, errors: list[str]):
     hints = typing.get_type_hints(cls)
-    data = _with_preset(cls, data, prefix, errors)
+    data = _prepared(cls, data, prefix, errors)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs, broken = {}, False
     for key, value in data.items():

@@ -3,7 +3,8 @@
 A unit runs on an experiment's context (its data) and leaves its files in the run directory: a system's
 ``result.json`` marks it done, the warmup weights and every task's levels are in ``search/``. The
 searches wait for the warmup; ``single_subnet`` and ``sparse`` wait for every search
-(``SYSTEMS[name].needs_search``), ``single_warm`` for the warmup; nothing else waits. experiments/cluster.py runs them on Ray.
+(``SYSTEMS[name].needs_search``), ``single_warm`` for the warmup; nothing else waits.
+experiments/cluster.py runs them on Ray.
 """
 
 from __future__ import annotations

@@ -50,18 +50,60 @@ class SearchSettings:
     transitions). ``force_density``: task -> the level nearest this density is selected instead of the
     best dev score (Figure 4).
 
-    ``preset`` fills the keys a config does not set: ``paper``, the protocol of Sun et al.: 20 warmup
-    epochs, alpha 0.1088 per level (Table 4's densities are 10^(-n/20), i.e. alpha = 1 - 10^(-1/20) =
-    0.10875; 0.1088 so that level 20 lands at <= 10% whatever the rounding of weight counts), down to
-    10% density, up to 100 epochs per level with early stopping on dev (patience 5); ``fast``, the budget
-    of this repository's CPU runs (configs/exp1_conll03.yaml): 4 warmup epochs, alpha 0.2 down to 30%,
-    at most 2 epochs per level (patience 1).
+    ``lr_decay``: the learning-rate decay within a level (None: ``train.lr_decay``, the systems' own).
+
+    ``preset`` names a protocol whose values stand in for the ``search`` *and* ``train`` keys a config
+    does not set (resolved with the config, experiments/config.py; results.md lists every key where a
+    run departs from its preset):
+
+    ``paper``, the protocol of Sun et al. (AAAI 2020) as the paper and the authors' released scripts
+    (github.com/choosewhatulike/sparse-sharing: run_conll03.sh, train_single.py, train_mtl.py,
+    src/prune.py, src/trainer.py) state it:
+
+    - search.warmup_epochs 20: "we set the MTW steps w = 20, 10, 10 epochs in Exp1, Exp2, Exp3" (paper,
+      Details in Subnets Generation; 10 for Exp3: set it in that config);
+    - search.alpha 0.1088, min_density 0.1: run_conll03.sh single ``--pruning_iter 20 --final_rate 0.1``,
+      i.e. prune.py's ``one_rate = 1 - final_rate ** (1 / pruning_iter)`` = 0.10875 per level, so level
+      n keeps 10^(-n/20), Table 4's densities (the paper's text rounds it to "α = 0.1"); 0.1088 so that
+      level 20 lands at <= 10% whatever the rounding of weight counts (0.1087 would run a 21st level);
+    - search.strategy global: "we use global pruning" (paper), ``prune_global`` in prune.py;
+    - search.epochs_per_level 100, search.patience 0: run_conll03.sh single ``--epochs 100``, each level
+      a fastNLP Trainer of ``n_epochs=args.epochs`` with no early stopping; the level's best-dev weights
+      are pruned (fastNLP loads the best model at the end), as here;
+    - search.lr_decay 0.05: train_single.py's ``LambdaLR(optimizer, lambda ep: 1 / (1 + 0.05 * ep))``
+      within a level (Ma and Hovy 2016);
+    - train.optimizer sgd, train.lr 0.1, train.momentum 0.9: Table 2 "Learning rate 0.1", SGD; both
+      scripts ``--optim "sgd(lr=0.1, momentum=0.9)"``;
+    - train.batch_size 10: Table 2 "Mini-batch size 10", ``--batch_size 10``;
+    - train.epochs 100, train.patience 0: run_conll03.sh mtl ``--epochs 100`` ("train these subnets ...
+      until convergence", paper); the authors' MTL trainer runs every epoch and keeps the best (on the
+      test set, src/trainer.py; here on dev);
+    - train.lr_decay 0.0: run_conll03.sh mtl ``--scheduler "fix"`` (a constant learning rate; the
+      multi-task warmup is a run of that trainer too, so the warmup uses it);
+    - train.clip 5.0: train_single.py ``GradientClipCallback(clip_type="norm", clip_value=5)`` (the MTL
+      trainer clips by value, ``clip_grad_value_(..., 5)``; here by norm everywhere).
+
+    Not in the preset, because they are the model's or the paper and the scripts disagree: dropout 0.5
+    (Table 2; ``model.dropout``), the BiLSTM depth (the paper: 1 layer in Exp1; the scripts ``--n_layer
+    2``), 100-d GloVe (``data.embeddings``), the task sampler (the paper: proportional, our default; the
+    MTL trainer: a shuffled round robin until each task's data is used up), and fastNLP's length
+    buckets (``train.bucket`` is another bucketing scheme).
+
+    ``fast``: the budget of this repository's CPU runs (configs/exp1_conll03.yaml): 4 warmup epochs,
+    alpha 0.2 down to 30%, at most 2 epochs per level (patience 1); the train section is the config's.
     """
 
-    PRESETS: ClassVar[dict[str, dict]] = {
-        "paper": {"warmup_epochs": 20, "epochs_per_level": 100, "patience": 5, "alpha": 0.1088,
-                  "min_density": 0.1},
-        "fast": {"warmup_epochs": 4, "epochs_per_level": 2, "patience": 1, "alpha": 0.2, "min_density": 0.3},
+    PRESETS: ClassVar[dict[str, dict[str, dict]]] = {
+        "paper": {
+            "search": {"warmup_epochs": 20, "epochs_per_level": 100, "patience": 0, "alpha": 0.1088,
+                       "min_density": 0.1, "strategy": "global", "lr_decay": 0.05},
+            "train": {"epochs": 100, "patience": 0, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9,
+                      "lr_decay": 0.0, "batch_size": 10, "clip": 5.0},
+        },
+        "fast": {
+            "search": {"warmup_epochs": 4, "epochs_per_level": 2, "patience": 1, "alpha": 0.2,
+                       "min_density": 0.3},
+        },
     }  # fmt: skip
 
     preset: str | None = None
@@ -74,6 +116,7 @@ class SearchSettings:
     include: list[str] = field(default_factory=lambda: list(DEFAULT_INCLUDE))
     exclude: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDE))
     force_density: dict[str, float] = field(default_factory=dict)
+    lr_decay: float | None = None
 
     def problems(self, where: str = "search") -> list[str]:
         """One line per value out of range or unknown, naming its key."""
@@ -91,6 +134,8 @@ class SearchSettings:
                 out.append(f"'{where}.{key}' must be >= {lo}, got {getattr(self, key)}")
         if not self.include:
             out.append(f"'{where}.include': name at least one glob of prunable parameters")
+        if self.lr_decay is not None and not self.lr_decay >= 0:
+            out.append(f"'{where}.lr_decay' must be >= 0 (or null: train.lr_decay), got {self.lr_decay}")
         for task, d in self.force_density.items():
             if not 0 < d <= 1:
                 out.append(f"'{where}.force_density.{task}' must be in (0, 1] (a fraction kept), got {d}")
@@ -157,7 +202,7 @@ def _check_streams(path: Path, levels: list[Level], seed: int, task: str) -> Non
             how = "no recorded stream (an older sparseshare)" if lv.seed is None else f"stream {lv.seed}"
             raise RunError(
                 f"{path}: level {lv.level} was trained with {how}, not this search's "
-                f"{level_seed(seed, task, lv.level)}: continuing it would mix two streams; choose another --out"
+                f"{level_seed(seed, task, lv.level)}: continuing would mix two streams; choose another --out"
             )
 
 
@@ -202,6 +247,8 @@ def search_task(
     lvl_settings = train_settings.replace(
         epochs=settings.epochs_per_level, patience=settings.patience, joint=False, loss_weights=None
     )
+    if settings.lr_decay is not None:
+        lvl_settings = lvl_settings.replace(lr_decay=settings.lr_decay)
     total = len(imp_densities(settings.alpha, settings.min_density))
     bar = tqdm(total=total, initial=len(levels), desc=f"IMP {name}", unit="level", disable=None)
     pending: Mask | None = None  # M^(z) for the next level when kept in memory
