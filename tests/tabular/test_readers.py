@@ -14,9 +14,10 @@ from sparseshare.data.tabular_readers import (
     read_movielens,
     read_student,
 )
-from sparseshare.errors import DataError
+from sparseshare.errors import ConfigError, DataError
 
 STUDENT = Path(__file__).resolve().parents[3] / "shared" / "data" / "student"
+CONFIGS = Path(__file__).resolve().parents[2] / "src" / "sparseshare" / "configs"
 
 
 def _census_row(i: int, income: str, marital: str) -> str:
@@ -78,7 +79,7 @@ def _atomic(path: Path, header: str, rows: list[str]) -> None:
     path.write_text("\n".join([header] + rows) + "\n")
 
 
-def test_movielens_tasks_age_scaling_and_split(tmp_path):
+def _movielens(tmp_path: Path) -> Path:
     d = tmp_path / "ml"
     d.mkdir()
     _atomic(d / "ml-100k.user", "user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token",
@@ -87,6 +88,11 @@ def test_movielens_tasks_age_scaling_and_split(tmp_path):
             ['1\tToy "Story"\t1995\tAnimation Comedy', "2\tHeat\tunkonwn\tAction"])  # fmt: skip
     inter = [f"{1 + k % 3}\t{1 + k % 2}\t{1 + k % 5}\t{880000000 + k}" for k in range(100)]
     _atomic(d / "ml-100k.inter", "user_id:token\titem_id:token\trating:float\ttimestamp:float", inter)
+    return d
+
+
+def test_movielens_tasks_age_scaling_and_split(tmp_path):
+    d = _movielens(tmp_path)
     data = read_movielens(d)
     assert data.kinds == {"rating": "binary", "age": "regression"}
     assert [data.num_examples(s) for s in ("train", "dev", "test")] == [63, 7, 30]
@@ -130,3 +136,90 @@ def test_student_tasks_and_grades():
     assert both.num_examples("train") == 389 + 237
     mat = both.for_tasks(["mat_G3"])
     assert mat.num_examples("test") == 79 and np.isnan(mat.labels("test")["por_G1"]).all()
+
+
+def _block(names: list[str], column: str) -> int:
+    """The width of a feature column's block: its one-hot (or multi-hot, or single numeric) features."""
+    return sum(n == column or n.startswith(f"{column}=") for n in names)
+
+
+def _same_rows_and_labels(a, b) -> None:
+    for s in ("train", "dev", "test"):
+        assert a.num_examples(s) == b.num_examples(s)
+        la, lb = a.labels(s), b.labels(s)
+        assert all(np.array_equal(la[t], lb[t], equal_nan=True) for t in la)
+
+
+def test_movielens_exclude_features_removes_whole_blocks(tmp_path):
+    d = _movielens(tmp_path)
+    full = read_movielens(d)
+    for column, width in (("item_id", 3), ("genre", 3), ("release_year", 1), ("zip_region", 4)):
+        assert _block(full.feature_names, column) == width  # unknown bucket + the values seen twice
+        cut = read_movielens(d, exclude=[column])
+        assert len(cut.feature_names) == len(full.feature_names) - width
+        assert not any(n.startswith(column) for n in cut.feature_names)
+        assert [n for n in full.feature_names if _block([n], column) == 0] == cut.feature_names
+        assert next(cut.batches("train", 63)).x.shape[1] == len(cut.feature_names)
+        _same_rows_and_labels(full, cut)  # the split and the labels do not depend on the features
+    both = read_movielens(d, exclude=["item_id", "genre"])
+    assert len(both.feature_names) == len(full.feature_names) - 6
+
+
+def test_census_and_student_exclude_features(tmp_path):
+    full = read_census(_census(tmp_path))
+    cut = read_census(tmp_path / "census", exclude=["age", "class of worker"])
+    width = _block(full.feature_names, "class of worker")
+    assert width >= 2 and len(cut.feature_names) == len(full.feature_names) - 1 - width
+    assert not any(n.startswith(("age", "class of worker")) for n in cut.feature_names)
+    _same_rows_and_labels(full, cut)
+    if STUDENT.is_dir():
+        full, cut = read_student(STUDENT), read_student(STUDENT, exclude=["Mjob", "absences"])
+        width = _block(full.feature_names, "Mjob")
+        assert width == 6 and len(cut.feature_names) == len(full.feature_names) - 1 - width
+        assert not any(n.startswith(("Mjob", "absences")) for n in cut.feature_names)
+        _same_rows_and_labels(full, cut)
+
+
+def test_exclude_features_unknown_column_is_an_error_listing_the_columns(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown feature column\(s\) \['title'\]; .*'item_id'"):
+        read_movielens(_movielens(tmp_path), exclude=["title"])
+    with pytest.raises(ConfigError, match=r"unknown feature column\(s\) \['user_id'\]"):
+        read_movielens(tmp_path / "ml", exclude=["user_id"])  # not a feature unless identify_users
+    assert not any(
+        n.startswith("user_id")
+        for n in read_movielens(tmp_path / "ml", identify_users=True, exclude=["user_id"]).feature_names
+    )
+
+
+def _config(dataset: str, *overrides: str):
+    from sparseshare.experiments.config import load_config
+
+    return load_config(CONFIGS / f"pbfs_{dataset}.yaml", list(overrides))
+
+
+def test_data_exclude_features_in_a_config(tmp_path):
+    from sparseshare.experiments.datasets import load_tabular
+
+    d = _movielens(tmp_path)
+    full = load_tabular(_config("movielens", f"data.data_dir={d}"))
+    cut = load_tabular(_config("movielens", f"data.data_dir={d}", "data.exclude_features=[item_id]"))
+    assert len(cut.feature_names) == len(full.feature_names) - 3
+    assert not any(n.startswith("item_id") for n in cut.feature_names)
+    assert _config("movielens").data.exclude_features == []  # the default: every feature
+    unknown = {
+        "movielens": ("cast", r"\['item_id', 'release_year', 'genre', 'gender', 'occupation', 'zip_region']"),
+        "census": ("income", r"\['age', 'class of worker', .*, 'weeks worked in year', 'year'\]"),
+        "student": ("G3", r"\['school', 'sex', .*, 'health', 'absences', 'subject'\]"),
+    }  # fmt: skip
+    for dataset, (name, columns) in unknown.items():
+        message = rf"unknown feature column\(s\) \['{name}'\] of '{dataset}'; its columns: {columns}$"
+        with pytest.raises(ConfigError, match=rf"'data.exclude_features': {message}") as e:
+            _config(dataset, f"data.exclude_features=[{name}]")
+        assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match=r"'data.exclude_features': not an option of dataset 'synthetic'"):
+        _config("synthetic", "data.exclude_features=[x]")
+    with pytest.raises(ConfigError, match="leaves 'movielens' without any feature"):
+        _config(
+            "movielens",
+            "data.exclude_features=[item_id, release_year, genre, gender, occupation, zip_region]",
+        )

@@ -117,6 +117,15 @@ def _find(directory: Path, names: Sequence[str]) -> Path:
     raise DataError(directory / names[0], None, f"missing data file (looked for {list(names)})")
 
 
+def _kept(features: Sequence[str], exclude: Sequence[str]) -> list[str]:
+    """``features`` less ``exclude``, in order; a name that is not one of them is a ConfigError listing them
+    (``data.exclude_features``: raw feature columns left out, each with its whole one-hot block)."""
+    bad = [c for c in exclude if c not in features]
+    if bad:
+        raise ConfigError(f"exclude: unknown feature column(s) {bad}; feature columns: {list(features)}")
+    return [c for c in features if c not in exclude]
+
+
 def _labels(table: RawTable, column: str, positive: Sequence[str], negative: Sequence[str]) -> np.ndarray:
     s = table.strings(column)
     pos, neg = pc.is_in(s, value_set=pa.array(positive)), pc.is_in(s, value_set=pa.array(negative))
@@ -127,13 +136,19 @@ def _labels(table: RawTable, column: str, positive: Sequence[str], negative: Seq
     return pos.to_numpy(zero_copy_only=False).astype(np.float32)
 
 
-def read_census(directory: str | Path, *, seed: int = 0, min_count: int = 2) -> TabularData:
+CENSUS_FEATURES = tuple(c for c in CENSUS_COLUMNS if c not in ("income", "marital stat", "instance weight"))
+
+
+def read_census(
+    directory: str | Path, *, seed: int = 0, exclude: Sequence[str] = (), min_count: int = 2
+) -> TabularData:
     """Census-income KDD as in MMoE (Ma et al. 2018) and PBFS: tasks 'income' (> 50K) and 'marital'.
 
     'marital' is 1 for "Never married", 0 otherwise. Features: the 39 columns other than the two labels
     and the instance weight (column 24, a sampling weight the UCI description says not to use as a
-    feature); 7 continuous columns are numeric, the rest (coded recodes too) categorical. The official
-    test file is split 1:1 into dev and test with ``seed``.
+    feature); 7 continuous columns are numeric, the rest (coded recodes too) categorical; ``exclude``
+    leaves some of :data:`CENSUS_FEATURES` out. The official test file is split 1:1 into dev and test
+    with ``seed``.
     """
     directory = Path(directory)
     files = {
@@ -142,10 +157,10 @@ def read_census(directory: str | Path, *, seed: int = 0, min_count: int = 2) -> 
     }
     dev, test = (files["test"].take(h) for h in split_rows(files["test"].num_rows, (1, 1), seed))
     tables = {"train": files["train"], "dev": dev, "test": test}
-    drop = {"income", "marital stat", "instance weight"}
-    features = [c for c in CENSUS_COLUMNS if c not in drop]
+    features = _kept(CENSUS_FEATURES, exclude)
+    numeric = [c for c in CENSUS_NUMERIC if c in features]
     categorical = [c for c in features if c not in CENSUS_NUMERIC]
-    enc = Encoder.fit([tables["train"]], list(CENSUS_NUMERIC), categorical, min_count)
+    enc = Encoder.fit([tables["train"]], numeric, categorical, min_count)
     never = ("Never married",)
     married = ("Married-civilian spouse present", "Married-spouse absent", "Married-A F spouse present",
                "Divorced", "Separated", "Widowed")  # fmt: skip
@@ -175,6 +190,11 @@ def _lookup(inter: RawTable, key: str, table: RawTable) -> pa.Array:
     return pc.fill_null(idx, 0).combine_chunks()
 
 
+# MovieLens feature columns; 'genre' is the multi-hot block genre=<name> (the item file's 'class')
+MOVIELENS_FEATURES = ("item_id", "release_year", "genre", "gender", "occupation", "zip_region")
+MOVIELENS_IDENTIFYING = ("user_id", "zip_code")
+
+
 def read_movielens(
     directory: str | Path,
     *,
@@ -182,6 +202,7 @@ def read_movielens(
     test_fraction: float = 0.3,
     dev_fraction: float = 0.1,
     identify_users: bool = False,
+    exclude: Sequence[str] = (),
     min_count: int = 2,
 ) -> TabularData:
     """MovieLens-100K (RecBole atomic files ml-100k.inter/.user/.item), PBFS Section 4.1.
@@ -190,7 +211,8 @@ def read_movielens(
     is then not a feature). Ratings are split 7:3 into train/test at random; dev is ``dev_fraction`` of
     the train part (so 63/7/30). Features: item id, release year, genres (multi-hot), gender, occupation
     and the zip code's first character. User id and full zip code identify the user, whose age every test
-    row's user already shows in train, so they are left out unless ``identify_users``.
+    row's user already shows in train, so they are left out unless ``identify_users``. ``exclude``
+    leaves some of :data:`MOVIELENS_FEATURES` out (the split and the labels stay the same).
     """
     d = Path(directory)
     inter, user, item = (_read_atomic(d / f"ml-100k.{e}") for e in ("inter", "user", "item"))
@@ -214,16 +236,22 @@ def read_movielens(
     tr, dv = (train_dev[p] for p in split_rows(len(train_dev), (1 - dev_fraction, dev_fraction), seed + 1))
     lo, hi = age[tr].min(), age[tr].max()
     scaled = ((age - lo) / max(hi - lo, 1e-12)).astype(np.float32)
-    numeric = ["release_year"] + [c for c in cols if c.startswith("genre=")]
-    categorical = ["item_id", "gender", "occupation", "zip_region"] + (
-        ["user_id", "zip_code"] if identify_users else []
-    )
+    kept = _kept(MOVIELENS_FEATURES + (MOVIELENS_IDENTIFYING if identify_users else ()), exclude)
+    genres = [c for c in cols if c.startswith("genre=")] if "genre" in kept else []
+    numeric = [c for c in ("release_year",) if c in kept] + genres
+    categorical = [c for c in ("item_id", "gender", "occupation", "zip_region", *MOVIELENS_IDENTIFYING)
+                   if c in kept]  # fmt: skip
     rows = {"train": tr, "dev": dv, "test": test}
     enc = Encoder.fit([table.take(tr)], numeric, categorical, min_count)
     parts = {s: [(table.take(r), {"rating": rating[r], "age": scaled[r]})] for s, r in rows.items()}
     return assemble(enc, parts, {"rating": "binary", "age": "regression"})
 
 
+# the survey's feature columns (student.txt); with several subjects a 'subject' column is added
+STUDENT_FEATURES = ("school", "sex", "age", "address", "famsize", "Pstatus", "Medu", "Fedu", "Mjob", "Fjob",
+                    "reason", "guardian", "traveltime", "studytime", "failures", "schoolsup", "famsup",
+                    "paid", "activities", "nursery", "higher", "internet", "romantic", "famrel", "freetime",
+                    "goout", "Dalc", "Walc", "health", "absences")  # fmt: skip
 STUDENT_NUMERIC = ("age", "Medu", "Fedu", "traveltime", "studytime", "failures", "famrel", "freetime",
                    "goout", "Dalc", "Walc", "health", "absences")  # fmt: skip
 
@@ -234,13 +262,15 @@ def read_student(
     *,
     seed: int = 0,
     fractions: Sequence[float] = (0.6, 0.2, 0.2),
+    exclude: Sequence[str] = (),
     min_count: int = 2,
 ) -> TabularData:
     """UCI Student Performance (student-{por,mat}.csv): tasks ``{subject}_G1..G3``, grades / 20.
 
     G1 and G2 are tasks, never inputs. Each subject's file is split at random with ``fractions``; with
     several subjects the rows are stacked, a 'subject' feature is added, and a row has NaN labels for
-    the other subjects' tasks (use ``data.for_tasks([task])`` as each task's data).
+    the other subjects' tasks (use ``data.for_tasks([task])`` as each task's data). ``exclude`` leaves
+    some feature columns out (those of the file, 'subject' too).
     """
     d, parts = Path(directory), {"train": [], "dev": [], "test": []}
     kinds = {f"{s}_G{k}": "regression" for s in subjects for k in (1, 2, 3)}
@@ -252,7 +282,8 @@ def read_student(
         for split, rows in zip(parts, split_rows(t.num_rows, fractions, seed + i)):
             parts[split].append((t.take(rows), {k: v[rows] for k, v in grades.items()}))
     first = parts["train"][0][0]
-    features = [c for c in first.columns if c not in ("G1", "G2", "G3")]
+    features = _kept([c for c in first.columns if c not in ("G1", "G2", "G3")], exclude)
+    numeric = [c for c in STUDENT_NUMERIC if c in features]
     categorical = [c for c in features if c not in STUDENT_NUMERIC]
-    enc = Encoder.fit([t for t, _ in parts["train"]], list(STUDENT_NUMERIC), categorical, min_count)
+    enc = Encoder.fit([t for t, _ in parts["train"]], numeric, categorical, min_count)
     return assemble(enc, parts, kinds)

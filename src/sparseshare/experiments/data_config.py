@@ -129,6 +129,8 @@ class DataConfig:
     correlation: float = 0.5  # synthetic: the cosine p of the two tasks' weight vectors
     sizes: list[int] = field(default_factory=lambda: [100_000, 10_000, 10_000])  # synthetic train/dev/test
     table: TableConfig | None = None
+    # census, movielens, student: raw feature columns left out of the features (each its whole block)
+    exclude_features: list[str] = field(default_factory=list)
     # sequence corpora; Exp3 of the sparse-sharing paper: dataset mixed, sources {pos: ptb, chunk: conll2000,
     # ner: conll2003}, paths {ptb: ..., conll2000: ...}
     sources: dict[str, str] = field(default_factory=dict)  # dataset 'mixed': task -> corpus
@@ -241,6 +243,22 @@ class DataConfig:
         bad = [s for s in self.subjects if s not in ("por", "mat")]
         if bad or not self.subjects:
             out.append(f"'{where}.subjects': unknown subject(s) {bad}; valid: ['mat', 'por']")
+        if self.exclude_features:
+            out += self._exclude_problems(where)
         if self.sequence:
             out += self._sequence_problems(where)
         return out
+
+    def _exclude_problems(self, where: str) -> list[str]:
+        key, columns = f"'{where}.exclude_features'", DATASETS[self.dataset].features
+        if columns is None:
+            able = [n for n, d in DATASETS.items() if d.features]
+            own = f" (use '{where}.table.exclude')" if self.dataset == "table" else ""
+            return [f"{key}: not an option of dataset '{self.dataset}'{own}; datasets with it: {able}"]
+        valid = columns(self)
+        bad = [c for c in self.exclude_features if c not in valid]
+        if bad:
+            return [f"{key}: unknown feature column(s) {bad} of '{self.dataset}'; its columns: {list(valid)}"]
+        if set(valid) <= set(self.exclude_features):
+            return [f"{key}: leaves '{self.dataset}' without any feature"]
+        return []

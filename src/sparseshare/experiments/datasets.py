@@ -26,6 +26,8 @@ class Dataset:
     kind: str  # "sequence" or "tabular"
     tasks: tuple[str, ...] | None  # None: named by the config (a user's own table)
     load: Callable[[Any], Any] | None = None  # tabular: (cfg) -> TabularData
+    # the raw feature columns ``data.exclude_features`` may name: (data config) -> columns; None: no option
+    features: Callable[[Any], tuple[str, ...]] | None = None
 
 
 def read_sequence_tasks(d: DataConfig) -> dict[str, dict[str, list]]:
@@ -63,14 +65,16 @@ def _census(cfg: ExperimentConfig):
     from sparseshare.data.sources import get_source, resolve
     from sparseshare.data.tabular_readers import read_census
 
-    return read_census(resolve(get_source("census_income"), cfg.data.data_dir), seed=cfg.seed)
+    root = resolve(get_source("census_income"), cfg.data.data_dir)
+    return read_census(root, seed=cfg.seed, exclude=cfg.data.exclude_features)
 
 
 def _movielens(cfg: ExperimentConfig):
     from sparseshare.data.sources import get_source, resolve
     from sparseshare.data.tabular_readers import read_movielens
 
-    return read_movielens(resolve(get_source("ml100k"), cfg.data.data_dir), seed=cfg.seed)
+    root = resolve(get_source("ml100k"), cfg.data.data_dir)
+    return read_movielens(root, seed=cfg.seed, exclude=cfg.data.exclude_features)
 
 
 def _student(cfg: ExperimentConfig):
@@ -78,7 +82,21 @@ def _student(cfg: ExperimentConfig):
 
     if cfg.data.data_dir is None:
         raise ConfigError("'data.data_dir' must name the folder with student-por.csv / student-mat.csv")
-    return read_student(Path(cfg.data.data_dir), subjects=cfg.data.subjects, seed=cfg.seed)
+    d = cfg.data
+    return read_student(Path(d.data_dir), subjects=d.subjects, seed=cfg.seed, exclude=d.exclude_features)
+
+
+def _features(dataset: str) -> Callable[[DataConfig], tuple[str, ...]]:
+    """The feature columns of a papers' dataset, read from its reader's constants (no file is read)."""
+
+    def columns(d: DataConfig) -> tuple[str, ...]:
+        from sparseshare.data import tabular_readers as r
+
+        if dataset == "student":
+            return r.STUDENT_FEATURES + (("subject",) if len(d.subjects) > 1 else ())
+        return {"census": r.CENSUS_FEATURES, "movielens": r.MOVIELENS_FEATURES}[dataset]
+
+    return columns
 
 
 def _synthetic(cfg: ExperimentConfig):
@@ -109,10 +127,14 @@ DATASETS: dict[str, Dataset] = {
     for d in (
         *(Dataset(name, "sequence", tasks) for name, tasks in CORPUS_TASKS.items()),
         Dataset("mixed", "sequence", ("pos", "chunk", "ner", "position")),  # each task from its own corpus
-        Dataset("census", "tabular", ("income", "marital"), _census),
-        Dataset("movielens", "tabular", ("rating", "age"), _movielens),
+        Dataset("census", "tabular", ("income", "marital"), _census, _features("census")),
+        Dataset("movielens", "tabular", ("rating", "age"), _movielens, _features("movielens")),
         Dataset(
-            "student", "tabular", tuple(f"{s}_G{i}" for s in ("por", "mat") for i in (1, 2, 3)), _student
+            "student",
+            "tabular",
+            tuple(f"{s}_G{i}" for s in ("por", "mat") for i in (1, 2, 3)),
+            _student,
+            _features("student"),
         ),
         Dataset("synthetic", "tabular", ("t1", "t2"), _synthetic),
         Dataset("table", "tabular", None, _table),
