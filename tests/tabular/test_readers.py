@@ -10,6 +10,7 @@ import pytest
 from sparseshare.data.tabular_readers import (
     CENSUS_COLUMNS,
     CENSUS_NUMERIC,
+    STUDENT_FEATURES,
     read_census,
     read_movielens,
     read_student,
@@ -173,6 +174,9 @@ def test_census_and_student_exclude_features(tmp_path):
     assert not any(n.startswith(("age", "class of worker")) for n in cut.feature_names)
     _same_rows_and_labels(full, cut)
     if STUDENT.is_dir():
+        for subject in ("por", "mat"):  # the columns a config may name are the file's
+            header = (STUDENT / f"student-{subject}.csv").read_text().splitlines()[0].split(";")
+            assert tuple(c for c in header if c not in ("G1", "G2", "G3")) == STUDENT_FEATURES
         full, cut = read_student(STUDENT), read_student(STUDENT, exclude=["Mjob", "absences"])
         width = _block(full.feature_names, "Mjob")
         assert width == 6 and len(cut.feature_names) == len(full.feature_names) - 1 - width
