@@ -126,13 +126,33 @@ class PBFSConfig:
 
 @dataclass
 class PaperConfig:
-    """The paper's reported numbers, printed beside ours: ``values[system][task][metric]`` (fractions)."""
+    """The paper's reported numbers, printed beside ours: ``values[system][task][metric]`` (fractions).
+
+    ``reference``: the system the report's paired differences over seeds are taken against. ``scale``:
+    metric -> factor our value is multiplied by where it is printed beside the paper's (the paper's
+    scale, e.g. ``{mse: 0.04}``), with ``scale_note`` saying why; the other tables keep the raw value."""
 
     source: str = ""
     metrics: dict[str, list[str]] = field(default_factory=dict)  # task -> metrics to report
     values: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     # sweeps: point name ("axis=label,...") -> system -> task -> metric
     points: dict[str, dict[str, dict[str, dict[str, float]]]] = field(default_factory=dict)
+    reference: str = "single"
+    scale: dict[str, float] = field(default_factory=dict)
+    scale_note: str = ""
+
+    def problems(self, where: str) -> list[str]:
+        from sparseshare.experiments.systems import SYSTEMS
+        from sparseshare.metrics import NAMES
+
+        out = []
+        if self.reference not in SYSTEMS:
+            out.append(f"'{where}.reference': unknown system '{self.reference}'; valid: {list(SYSTEMS)}")
+        for metric, factor in self.scale.items():
+            if metric not in NAMES:
+                out.append(f"'{where}.scale': unknown metric '{metric}'; valid: {list(NAMES)}")
+            out += out_of_range(f"{where}.scale.{metric}", factor, 0, lo_open=True)
+        return out
 
 
 @dataclass
