@@ -1,0 +1,156 @@
+"""The report's figures: a sweep's metrics along its last axis, Figure 3 of the sparse-sharing paper (dev
+score against density for every IMP level) and the Overlap Ratio heatmap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sparseshare.experiments.report_format import ERROR_METRICS
+from sparseshare.experiments.sweep_report import avg_test, sweep_metrics
+from sparseshare.masks.mask import chance_overlap
+
+AVERAGE, OVERLAP = "average over tasks", "mask overlap (all tasks)"
+
+
+def _panel_value(pt: dict, name: str, sys: dict, task: str, metric: str) -> float | None:
+    """What a sweep panel plots for one system at one point (None: nothing to plot)."""
+    if task == AVERAGE:
+        return avg_test(sys)
+    if task == OVERLAP:
+        return pt["overlap"]["all"] if name == "sparse" and "overlap" in pt else None
+    if task not in sys["tasks"]:
+        return None
+    return sys["tasks"][task]["all"]["test"].get(metric)
+
+
+def plot_sweep(results: dict, out: Path) -> Path | None:
+    """Each task's test metric along the last axis; one line per system and other-axis point (dashed:
+    the paper's numbers where it gives them); where the tasks' scores can be averaged, their average,
+    and for sparse sharing the masks' Overlap Ratio (as the sparse-sharing paper's Figure 4) beside its
+    chance level (dotted)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    axes = list(results["sweep"]["axes"])
+    x_axis = axes[-1]
+    labels = results["sweep"]["axes"][x_axis]
+    try:
+        xs_of = {lab: float(lab) for lab in labels}
+    except ValueError:
+        xs_of = {lab: i for i, lab in enumerate(labels)}
+    metrics = sweep_metrics(results)
+    panels = [(t, m) for t, ms in metrics.items() for m in ms]
+    if not any(m in ERROR_METRICS for ms in metrics.values() for m in ms):
+        panels.append((AVERAGE, "score"))  # the sparse-sharing paper's Figure 4: average and OR
+    if any("overlap" in pt for pt in results["sweep"]["points"]):
+        panels.append((OVERLAP, "Overlap Ratio"))
+    fig, grid = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
+    for ax, (task, metric) in zip(grid[0], panels):
+        lines: dict[str, tuple[list, list, list]] = {}
+        chance: dict[str, tuple[list, list]] = {}
+        for pt in results["sweep"]["points"]:
+            rest = ",".join(f"{a}={pt['labels'][a]}" for a in axes[:-1])
+            for name, sys in pt["systems"].items():
+                value = _panel_value(pt, name, sys, task, metric)
+                if value is None:
+                    continue
+                key = f"{name} {rest}".strip()
+                xs, ours, paper = lines.setdefault(key, ([], [], []))
+                xs.append(xs_of[pt["labels"][x_axis]])
+                ours.append(value)
+                paper.append(pt.get("paper", {}).get(name, {}).get(task, {}).get(metric))
+                if task == OVERLAP:  # the OR of independent masks of the same densities
+                    base = pt["overlap"].get("baseline", {}).get("all", {})
+                    chance.setdefault(key, ([], []))[0].append(xs[-1])
+                    chance[key][1].append(base.get("chance"))
+        for key, (xs, ours, paper) in lines.items():
+            (line,) = ax.plot(xs, ours, "o-", ms=4, label=key)
+            cx, cy = chance.get(key, ([], []))
+            if cy and all(v is not None for v in cy):
+                ax.plot(cx, cy, ":", color=line.get_color(), label=f"{key} (chance)")
+            if any(v is not None for v in paper):
+                px = [x for x, v in zip(xs, paper) if v is not None]
+                ax.plot(
+                    px,
+                    [v for v in paper if v is not None],
+                    "x--",
+                    color=line.get_color(),
+                    label=f"{key} (paper)",
+                )
+        if not all(isinstance(v, float) for v in xs_of.values()):
+            ax.set_xticks(list(xs_of.values()), labels)
+        ax.set_xlabel(x_axis)
+        ax.set_ylabel(metric if task == OVERLAP else f"test {metric}")
+        ax.set_title(task)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out / "sweep.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_search(results: dict, out: Path) -> Path | None:
+    """Figure 3: dev score against density for every IMP level of every task."""
+    search = results["systems"].get("sparse", {}).get("search")
+    if not search:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(search), figsize=(4 * len(search), 3.2), squeeze=False)
+    for ax, (task, info) in zip(axes[0], search.items()):
+        xs = [lv["density"] * 100 for lv in info["levels"]]
+        ys = [lv["dev"] * 100 for lv in info["levels"]]
+        ax.plot(xs, ys, "o-", ms=4)
+        sel = info["selected"]
+        ax.plot([xs[sel]], [ys[sel]], "r*", ms=12, label="selected")
+        ax.invert_xaxis()
+        ax.set_xlabel("density (% of prunable weights kept)")
+        ax.set_ylabel("dev score (%)")
+        ax.set_title(task)
+        ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    path = out / "search_dev_vs_density.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_overlap(results: dict, out: Path) -> Path | None:
+    """Heatmap of the pairwise mask Overlap Ratio."""
+    if "masks" not in results or len(results["masks"]) < 2:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    tasks = list(results["masks"])
+    m = np.eye(len(tasks))
+    for key, v in results["overlap"]["pairwise"].items():
+        a, b = key.split("|")
+        m[tasks.index(a), tasks.index(b)] = m[tasks.index(b), tasks.index(a)] = v
+    fig, ax = plt.subplots(figsize=(3.6, 3.2))
+    im = ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
+    ax.set_xticks(range(len(tasks)), tasks)
+    ax.set_yticks(range(len(tasks)), tasks)
+    dens = [results["masks"][t]["density"] for t in tasks]
+    for i in range(len(tasks)):
+        for j in range(len(tasks)):
+            text = (
+                f"{m[i, j]:.2f}" if i == j else f"{m[i, j]:.2f}\n({chance_overlap([dens[i], dens[j]]):.2f})"
+            )
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color="w" if m[i, j] < 0.6 else "k")
+    fig.colorbar(im, ax=ax)
+    ax.set_title("Mask Overlap Ratio (chance)")
+    fig.tight_layout()
+    path = out / "overlap.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
