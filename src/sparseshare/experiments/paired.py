@@ -23,12 +23,12 @@ SEED = "seed"
 
 def _summary(diffs: list[float]) -> dict:
     """Mean, sample sd, standard error (sd/√n) and n of paired differences; ``significant``: |mean| >
-    2 SE (never with one pair: no SE)."""
+    2 SE (never with one pair: no SE; with identical differences, SE 0, when they are not 0)."""
     n = len(diffs)
     mean = statistics.mean(diffs)
     sd = statistics.stdev(diffs) if n > 1 else None
     se = sd / math.sqrt(n) if sd is not None else None
-    significant = se is not None and abs(mean) > 2 * se
+    significant = se is not None and abs(mean) > max(2 * se, 1e-12)  # not float noise when se is 0
     return {"mean": mean, "sd": sd, "se": se, "n": n, "significant": significant, "diffs": diffs}
 
 
