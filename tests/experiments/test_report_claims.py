@@ -296,3 +296,54 @@ def test_a_bad_scale_is_a_config_error(tmp_path):
         load_config(cfg, ["paper.scale={mse: 0}"])
     with pytest.raises(ConfigError, match=r"'paper.scale': unknown metric 'rmse'"):
         load_config(cfg, ["paper.scale={rmse: 2}"])
+
+
+# 6. the protocol: a run's preset and every key where it departs from it, in results.md
+
+
+def test_results_md_lists_every_departure_from_the_preset(tmp_path):
+    from sparseshare.experiments.report import preset_text
+
+    departures = {"search.warmup_epochs": {"value": 4, "preset": 20},
+                  "train.epochs": {"value": 8, "preset": 100}}  # fmt: skip
+    res = {"experiment": "x", "systems": {"single": span_system(0.8, 0.78)},
+           "preset": {"name": "paper", "departures": departures}}  # fmt: skip
+    write_report(tmp_path, res)
+    text = (tmp_path / "results.md").read_text()
+    assert "Protocol: the 'paper' preset, departing at search.warmup_epochs 4 (preset 20), " in text
+    assert "train.epochs 8 (preset 100)." in text
+    res["preset"]["departures"] = {}
+    assert preset_text(res) == "Protocol: the 'paper' preset, no departures."
+    assert preset_text({"systems": {}}) is None  # no preset named: nothing claimed
+    sweep = {"sweep": {"points": [{"point": "warmup=none", "preset": {"name": "paper", "departures": {
+        "search.warmup_epochs": {"value": 0, "preset": 20}}}}]}}  # fmt: skip
+    want = "warmup=none: the 'paper' preset, departing at search.warmup_epochs 0 (preset 20)."
+    assert preset_text(sweep) == f"Protocol, per point: {want}"
+
+
+def test_a_run_records_how_the_report_compares_and_pairs(tmp_path):
+    """results.json alone reproduces results.md: the paper options travel with it."""
+    from sparseshare.cli import main
+
+    out = tmp_path / "r"
+    argv = ["run", str(ROOT / "configs/smoke.yaml"), "--out", str(out), "--set", "systems=[single]",
+            "--set", "search.preset=fast", "--set", "search.warmup_epochs=1",
+            "--set", "paper.scale={f1: 0.5}"]  # fmt: skip
+    assert main(argv) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["paper"]["scale"] == {"f1": 0.5} and res["paper"]["reference"] == "single"
+    # named by --set, the preset replaces smoke.yaml's search budget; the key set after it departs
+    assert res["preset"]["name"] == "fast"
+    assert res["preset"]["departures"] == {"search.warmup_epochs": {"value": 1, "preset": 4}}
+    assert "Protocol: the 'fast' preset" in (out / "results.md").read_text()
+
+
+def test_the_sweep_figure_plots_what_the_comparison_prints():
+    """Beside the paper's dashed line: the lenient span F1 and the scaled metric."""
+    from sparseshare.experiments.figures import _panel_value
+
+    sys = span_system(0.85, 0.82)
+    assert _panel_value({}, "sparse", sys, "ner", "f1", {}) == 0.82
+    assert _panel_value({}, "sparse", sys, "pos", "accuracy", {}) == 0.9
+    mse = mse_system({"g3": 0.02})
+    assert _panel_value({}, "pbfs", mse, "g3", "mse", {"mse": 0.04}) == pytest.approx(0.0008)

@@ -136,13 +136,21 @@ def test_predict_tags_every_task_in_one_pass_from_the_run_alone(smoke_run, tmp_p
     assert "system 'pbfs' has not finished" in capsys.readouterr().err
 
 
+def _weight_bytes(path: Path) -> int:
+    """The bytes of an exported file's weights (the run's vocabularies and the header ride along: with
+    the smoke run's tiny tagger they outweigh what a subnet at density 0.5 saves)."""
+    tensors, _ = load_tensors(path)
+    return sum(v.numel() * v.element_size() for k, v in tensors.items() if k != "__preprocess__")
+
+
 @pytest.mark.parametrize("system", ["sparse", "hard", "single"])
 def test_exported_subnets_reproduce_the_runs_predictions(smoke_run, tmp_path, system):
     sizes = export_reproduces_the_run(smoke_run, system, tmp_path)
     masks = json.loads((smoke_run / "results.json").read_text())["masks"]
     for t, size in sizes.items():
         if system == "sparse":  # kept values and a bit per masked weight: smaller than dense
-            assert 0 < size["density"] < 1 and size["bytes"] < size["dense_bytes"]
+            assert 0 < size["density"] < 1
+            assert _weight_bytes(tmp_path / f"{t}.safetensors") < size["dense_bytes"]
             assert size["density"] == pytest.approx(masks[t]["density"], abs=1e-9)
         else:
             assert size["density"] == 1.0 and size["bytes"] >= size["dense_bytes"]

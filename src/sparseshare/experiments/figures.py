@@ -7,23 +7,28 @@ from pathlib import Path
 
 from sparseshare.experiments.report_format import ERROR_METRICS
 from sparseshare.experiments.sweep_report import avg_test, sweep_metrics
+from sparseshare.experiments.vs_paper import LENIENT
 from sparseshare.masks.mask import chance_overlap
 
 AVERAGE, OVERLAP = "average over tasks", "mask overlap (all tasks)"
 
 
-def _panel_value(pt: dict, name: str, sys: dict, task: str, metric: str) -> float | None:
-    """What a sweep panel plots for one system at one point (None: nothing to plot)."""
+def _panel_value(pt: dict, name: str, sys: dict, task: str, metric: str, scale: dict) -> float | None:
+    """What a sweep panel plots for one system at one point (None: nothing to plot): a task's metric as
+    it is compared with the paper's dashed line, in the paper's scorer (lenient span F1) and on its
+    scale (``paper.scale``), as the comparison tables print it."""
     if task == AVERAGE:
         return avg_test(sys)
     if task == OVERLAP:
         return pt["overlap"]["all"] if name == "sparse" and "overlap" in pt else None
     if task not in sys["tasks"]:
         return None
-    return sys["tasks"][task]["all"]["test"].get(metric)
+    test = sys["tasks"][task]["all"]["test"]
+    value = test.get(metric + LENIENT, test.get(metric))
+    return None if value is None else value * scale.get(metric, 1.0)
 
 
-def plot_sweep(results: dict, out: Path) -> Path | None:
+def plot_sweep(results: dict, out: Path, scale: dict | None = None) -> Path | None:
     """Each task's test metric along the last axis; one line per system and other-axis point (dashed:
     the paper's numbers where it gives them); where the tasks' scores can be averaged, their average,
     and for sparse sharing the masks' Overlap Ratio (as the sparse-sharing paper's Figure 4) beside its
@@ -53,7 +58,7 @@ def plot_sweep(results: dict, out: Path) -> Path | None:
         for pt in results["sweep"]["points"]:
             rest = ",".join(f"{a}={pt['labels'][a]}" for a in axes[:-1])
             for name, sys in pt["systems"].items():
-                value = _panel_value(pt, name, sys, task, metric)
+                value = _panel_value(pt, name, sys, task, metric, scale or {})
                 if value is None:
                     continue
                 key = f"{name} {rest}".strip()
@@ -82,7 +87,7 @@ def plot_sweep(results: dict, out: Path) -> Path | None:
         if not all(isinstance(v, float) for v in xs_of.values()):
             ax.set_xticks(list(xs_of.values()), labels)
         ax.set_xlabel(x_axis)
-        ax.set_ylabel(metric if task == OVERLAP else f"test {metric}")
+        ax.set_ylabel(metric if task == OVERLAP else f"test {_axis_name(results, task, metric, scale or {})}")
         ax.set_title(task)
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -90,6 +95,18 @@ def plot_sweep(results: dict, out: Path) -> Path | None:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _axis_name(results: dict, task: str, metric: str, scale: dict) -> str:
+    """The plotted metric's name: lenient span F1 where the runs have it, a scaled metric's factor."""
+    lenient = any(
+        metric + LENIENT in sys["tasks"][task]["all"]["test"]
+        for pt in results["sweep"]["points"]
+        for sys in pt["systems"].values()
+        if task in sys.get("tasks", {})
+    )
+    name = f"{metric} (lenient)" if lenient else metric
+    return f"{name} x{scale[metric]:g}" if metric in scale else name
 
 
 def plot_search(results: dict, out: Path) -> Path | None:

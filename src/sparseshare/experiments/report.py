@@ -206,6 +206,25 @@ def with_stored_options(run: Path, results: dict) -> dict:
     return {**results, "paper": {**paper, **found}} if found else results
 
 
+def _departures(preset: dict) -> str:
+    got = preset.get("departures") or {}
+    if not got:
+        return f"the '{preset['name']}' preset, no departures"
+    keys = ", ".join(f"{k} {d['value']!r} (preset {d['preset']!r})" for k, d in got.items())
+    return f"the '{preset['name']}' preset, departing at {keys}"
+
+
+def preset_text(results: dict) -> str | None:
+    """Which preset the run follows and every key where it departs from it (None: no preset)."""
+    if "preset" in results:
+        return f"Protocol: {_departures(results['preset'])}."
+    sweep = results.get("sweep", {}).get("points", [])
+    points = [(pt["point"], pt["preset"]) for pt in sweep if "preset" in pt]
+    if not points:
+        return None
+    return "Protocol, per point: " + "; ".join(f"{name}: {_departures(p)}" for name, p in points) + "."
+
+
 def write_report(run: Path, results: dict) -> str:
     """Write results.md and figures/; return the table."""
     results = with_stored_options(run, results)
@@ -214,13 +233,16 @@ def write_report(run: Path, results: dict) -> str:
     text = (
         f"# {results['experiment']}\n\nTest scores of the best-dev checkpoint, evaluated once.\n\n{table}\n"
     )
+    protocol = preset_text(results)
+    if protocol:
+        text += f"\n{protocol}\n"
     if meta:
         text += "\n" + ", ".join(f"{k}: {v}" for k, v in meta.items()) + "\n"
     paths.results_md(run).write_text(text)
     figs = paths.figures(run)
     figs.mkdir(exist_ok=True)
     if "sweep" in results:
-        plot_sweep(results, figs)
+        plot_sweep(results, figs, paper_options(results)["scale"])
         return table
     plot_search(results, figs)
     plot_overlap(results, figs)

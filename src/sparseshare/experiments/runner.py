@@ -78,11 +78,12 @@ def run_experiment(
         ctx = ctx or load_context(cfg, run)
         systems[name] = run_system(ctx, name)
     results = {"experiment": cfg.name, "systems": systems}
-    if cfg.paper.values or cfg.paper.metrics:
+    if cfg.paper.values or cfg.paper.metrics or cfg.paper.reference != "single" or cfg.paper.scale:
         results["paper"] = {
             "source": cfg.paper.source,
             "metrics": cfg.paper.metrics,
             "values": cfg.paper.values,
+            **paper_options(cfg),
         }
     if cfg.search.preset:
         results["preset"] = {"name": cfg.search.preset, "departures": departures}
@@ -94,6 +95,12 @@ def run_experiment(
     write_report(run, results)
     write_json_atomic(results, paths.results_json(run))  # last: marks the run finished
     return results
+
+
+def paper_options(cfg: ExperimentConfig) -> dict:
+    """How the report compares with the paper and pairs seeds (``paper.reference``, ``scale``,
+    ``scale_note``), recorded so that a results.json alone reproduces its results.md."""
+    return {"reference": cfg.paper.reference, "scale": cfg.paper.scale, "scale_note": cfg.paper.scale_note}
 
 
 def _meta(cfg: ExperimentConfig, device: str, start: float, jobs: int = 1) -> dict:
@@ -125,8 +132,8 @@ def _run_sweep(
         "experiment": cfg.name,
         "sweep": run_sweep(cfg, run, lambda c, d: run_experiment(c, d, jobs, top=run)),
     }
-    if cfg.paper.source or cfg.paper.metrics:
-        results["paper"] = {"source": cfg.paper.source, "metrics": cfg.paper.metrics}
+    if cfg.paper.source or cfg.paper.metrics or cfg.paper.reference != "single" or cfg.paper.scale:
+        results["paper"] = {"source": cfg.paper.source, "metrics": cfg.paper.metrics, **paper_options(cfg)}
     results["meta"] = _meta(cfg, str(resolve_device(cfg.device)), start, jobs)
     write_report(run, results)
     write_json_atomic(results, paths.results_json(run))

@@ -51,7 +51,7 @@ def sweep_points(cfg: ExperimentConfig) -> list[Point]:
     """Every point of the grid as a validated config; a bad key or value fails naming it."""
     base = to_dict(cfg)
     base["sweep"] = {}
-    base["paper"] = {"source": cfg.paper.source, "metrics": cfg.paper.metrics, "values": {}, "points": {}}
+    base["paper"] = {**base["paper"], "values": {}, "points": {}}  # the point's own numbers go in below
     points = []
     for combo in itertools.product(*[[(a, lab) for lab in pts] for a, pts in cfg.sweep.items()]):
         labels = {a: str(lab) for a, lab in combo}
@@ -164,7 +164,7 @@ def run_sweep(cfg: ExperimentConfig, run: Path, run_one) -> dict:
                 for s, r in res["systems"].items()
             },
         }
-        for key in ("masks", "overlap"):
+        for key in ("masks", "overlap", "preset"):
             if key in res:
                 entry[key] = res[key]
         for s, r in res["systems"].items():  # PBFS: the sparsity each task was tested at, and its best
