@@ -69,7 +69,23 @@ def _cmd_report(args) -> None:
     from sparseshare.experiments.runner import fill_training
 
     run = Path(args.run_dir)
-    print(write_report(run, fill_training(run, _load_results(run))))
+    results = fill_training(run, _load_results(run))
+    if args.reference:
+        results = _with_reference(run, results, args.reference)
+    print(write_report(run, results))
+
+
+def _with_reference(run: Path, results: dict, reference: str) -> dict:
+    """``results`` comparing against ``reference`` (a system the run has), for the report only."""
+    from sparseshare.errors import ConfigError
+
+    parts = (
+        [pt["systems"] for pt in results["sweep"]["points"]] if "sweep" in results else [results["systems"]]
+    )
+    present = list(dict.fromkeys(s for systems in parts for s in systems))
+    if reference not in present:
+        raise ConfigError(f"--reference: {run} has no system '{reference}'; its systems: {present}")
+    return {**results, "paper": {**results.get("paper", {}), "reference": reference}}
 
 
 def _cmd_masks(args) -> None:
@@ -172,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=_cmd_run)
     rep = sub.add_parser("report", help="print a finished run's table and redraw its figures")
     rep.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
+    rep.add_argument(
+        "--reference",
+        metavar="SYSTEM",
+        help="the system Δ's paired differences are taken against (default: the config's paper.reference, "
+        "single task); results.md is written with it",
+    )
     rep.set_defaults(fn=_cmd_report)
     m = sub.add_parser("masks", help="densities and overlap ratios of a run's masks")
     m.add_argument("run_dir", metavar="RUN_DIR", help="a run directory whose systems include 'sparse'")

@@ -347,3 +347,39 @@ def test_the_sweep_figure_plots_what_the_comparison_prints():
     assert _panel_value({}, "sparse", sys, "pos", "accuracy", {}) == 0.9
     mse = mse_system({"g3": 0.02})
     assert _panel_value({}, "pbfs", mse, "g3", "mse", {"mse": 0.04}) == pytest.approx(0.0008)
+
+
+def test_paired_differences_in_the_papers_metric_and_scorer():
+    """The claims compare in the paper's scorer: lenient span F1 (here strict - 3 points, and the
+    lenient differences are their own), and a paper metric other than the primary one."""
+    res = _seed_sweep()
+    for i, pt in enumerate(res["sweep"]["points"]):  # make the lenient differences differ from strict
+        if "hard" in pt["systems"]:
+            pt["systems"]["hard"]["tasks"]["ner"]["all"]["test"]["f1_lenient"] -= 0.01 * (i + 1)
+    res["paper"] = {"metrics": {"pos": ["accuracy"], "ner": ["f1"]}}
+    strict = paired_differences(res)
+    lenient = paired_differences(res, scorer="paper")
+    get = {e["system"]: e for e in strict["against_reference"] if e["at"]["warmup"] == "mtw"}
+    got = {e["system"]: e for e in lenient["against_reference"] if e["at"]["warmup"] == "mtw"}
+    assert (
+        get["hard"]["tasks"]["ner"]["metric"] == "f1"
+        and got["hard"]["tasks"]["ner"]["metric"] == "f1_lenient"
+    )
+    # points 0, 2, 4 hold hard sharing: its lenient F1 is 1, 3, 5 points lower than strict - 3
+    assert got["hard"]["tasks"]["ner"]["diffs"] == pytest.approx([-3.0, -6.0, -6.0])
+    assert got["sparse"]["tasks"]["ner"]["diffs"] == get["sparse"]["tasks"]["ner"]["diffs"]
+    table = results_table({**res, "experiment": "x"})
+    assert "Paired differences in the paper's metric and scorer" in table and "ner Δ test f1_lenient" in table
+
+
+def test_report_takes_another_reference_system(tmp_path, capsys):
+    from sparseshare.cli import main
+
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps({**_seed_sweep(), "experiment": "x"}))
+    assert main(["report", str(run), "--reference", "hard"]) == 0
+    text = (run / "results.md").read_text()
+    assert "| Sparse sharing | Hard sharing | 3 |" in text and "Each row against Hard sharing" in text
+    assert main(["report", str(run), "--reference", "pbfs"]) == 2
+    assert "no system 'pbfs'" in capsys.readouterr().err

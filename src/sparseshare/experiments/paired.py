@@ -17,8 +17,15 @@ import statistics
 from sparseshare.experiments.references import UNMATCHED_MARK, is_reference, reference_of, references_note
 from sparseshare.experiments.report_format import ERROR_METRICS, markdown, unit
 from sparseshare.experiments.systems import label
+from sparseshare.experiments.vs_paper import LENIENT
 
 SEED = "seed"
+_IN = {"primary": "", "paper": " in the paper's metric and scorer"}
+_WHICH = {
+    "primary": "Primary test metric (span tasks: the strict span F1)",
+    "paper": "Each task's first metric in the paper's tables (span tasks: the lenient F1, the papers' "
+    "scorer)",
+}
 
 
 def _summary(diffs: list[float]) -> dict:
@@ -37,22 +44,46 @@ def _averageable(metrics: list[str]) -> bool:
     return len({m in ERROR_METRICS for m in metrics}) == 1
 
 
-def _compare(pairs: list[tuple[dict, dict]]) -> dict:
-    """Per task (primary test metric, printed units) and for the average over tasks, the summary of
-    ``a - b`` over the (a, b) system results given, one pair per seed."""
+def _primary(task: str, result: dict) -> tuple[str, float | None]:
+    r = result["tasks"][task]
+    return r["metric"], r["test"]
+
+
+def paper_scorer(paper_metrics: dict[str, list[str]]):
+    """A task's score as the paper's tables give it: the first metric the config compares for the task
+    (``paper.metrics``), lenient for span F1 (the papers' scorer); the primary where none is named."""
+
+    def pick(task: str, result: dict) -> tuple[str, float | None]:
+        names = paper_metrics.get(task) or []
+        if not names:
+            return _primary(task, result)
+        test = result["tasks"][task].get("all", {}).get("test", {})
+        m = names[0]
+        if m + LENIENT in test:
+            return m + LENIENT, test[m + LENIENT]
+        return m, test.get(m)
+
+    return pick
+
+
+def _compare(pairs: list[tuple[dict, dict]], pick=_primary) -> dict:
+    """Per task (the metric ``pick`` gives: the primary test metric by default; printed units) and for
+    the average over tasks, the summary of ``a - b`` over the (a, b) system results given, one pair per
+    seed."""
     tasks: dict[str, dict] = {}
     names = [t for t in pairs[0][0]["tasks"] if all(t in a["tasks"] and t in b["tasks"] for a, b in pairs)]
+    values: dict[str, list[float]] = {}
     for t in names:
-        m = pairs[0][0]["tasks"][t]["metric"]
-        diffs = [unit(m) * (a["tasks"][t]["test"] - b["tasks"][t]["test"]) for a, b in pairs]
-        tasks[t] = {"metric": m, **_summary(diffs)}
+        m = pick(t, pairs[0][0])[0]
+        got = [(pick(t, a)[1], pick(t, b)[1]) for a, b in pairs]
+        if any(x is None or y is None for x, y in got):
+            continue
+        values[t] = [x - y for x, y in got]
+        tasks[t] = {"metric": m, **_summary([unit(m) * d for d in values[t]])}
     metrics = [tasks[t]["metric"] for t in tasks]
     average = None
     if tasks and _averageable(metrics):
-        diffs = [
-            unit(metrics[0]) * statistics.mean(a["tasks"][t]["test"] - b["tasks"][t]["test"] for t in tasks)
-            for a, b in pairs
-        ]
+        diffs = [unit(metrics[0]) * statistics.mean(values[t][i] for t in tasks) for i in range(len(pairs))]
         average = _summary(diffs)
     return {"n": len(pairs), "tasks": tasks, "average": average}
 
@@ -66,7 +97,7 @@ def _groups(results: dict, axes: list[str]) -> dict[tuple, dict[str, dict]]:
     return out
 
 
-def paired_differences(results: dict, reference: str = "single") -> dict | None:
+def paired_differences(results: dict, reference: str = "single", scorer: str = "primary") -> dict | None:
     """The paired differences of a sweep with a ``seed`` axis of 2+ labels (None without one).
 
     ``against_reference``: per point of the other axes (``at``) and system, ``system - reference`` per
@@ -76,7 +107,10 @@ def paired_differences(results: dict, reference: str = "single") -> dict | None:
     and ``average`` (over tasks, None where their metrics do not share a scale). Differences are of the
     primary test metric (span tasks: strict F1), in percentage points for accuracy, F1 and AUC, raw for
     MSE/MAE. ``skipped``: the systems and points where the reference did not run; ``disjoint``: the
-    labels that share no task with their axis' first label (not compared)."""
+    labels that share no task with their axis' first label (not compared). ``scorer="paper"``: each
+    task's first metric in ``paper.metrics`` instead, lenient for span F1 (how the papers score; the
+    claims compare in it)."""
+    pick = paper_scorer(results.get("paper", {}).get("metrics") or {}) if scorer == "paper" else _primary
     axes = results["sweep"]["axes"]
     if SEED not in axes or len(axes[SEED]) < 2:
         return None
@@ -96,7 +130,7 @@ def paired_differences(results: dict, reference: str = "single") -> dict | None:
             pairs = [(r[name], r[ref]) for r in runs if name in r and ref in r]
             if pairs:
                 entry = {"at": at, "system": name, "reference": ref, "budget_matched": same}
-                out["against_reference"].append({**entry, **_compare(pairs)})
+                out["against_reference"].append({**entry, **_compare(pairs, pick)})
     for axis in rest:
         first = axes[axis][0]
         for key, seeds in groups.items():
@@ -107,12 +141,13 @@ def paired_differences(results: dict, reference: str = "single") -> dict | None:
             for name in dict.fromkeys(s for pt in seeds.values() for s in pt["systems"]):
                 runs = [(pt["systems"], base.get(sd, {}).get("systems", {})) for sd, pt in seeds.items()]
                 pairs = [(a[name], b[name]) for a, b in runs if name in a and name in b]
-                if pairs and not _compare(pairs)["tasks"]:
+                compared = _compare(pairs, pick) if pairs else None
+                if compared is not None and not compared["tasks"]:
                     out["disjoint"].append({"axis": axis, "label": at[axis], "base": first})
-                elif pairs:
+                elif compared is not None:
                     where = {a: v for a, v in at.items() if a != axis}
                     entry = {"axis": axis, "label": at[axis], "base": first, "system": name, "at": where}
-                    out["across_axes"].append({**entry, **_compare(pairs)})
+                    out["across_axes"].append({**entry, **compared})
     return out
 
 
@@ -142,10 +177,10 @@ def _stat_cells(e: dict, cols: dict[str, str], average: bool) -> list[str]:
     return cells
 
 
-def paired_tables(results: dict, reference: str = "single") -> str | None:
+def paired_tables(results: dict, reference: str = "single", scorer: str = "primary") -> str | None:
     """Markdown: the paired differences against the reference, then across each axis' labels, with a
-    note on how they were taken."""
-    data = paired_differences(results, reference)
+    note on how they were taken (``scorer``: see ``paired_differences``)."""
+    data = paired_differences(results, reference, scorer)
     if data is None:
         return None
     rest = [a for a in results["sweep"]["axes"] if a != SEED]
@@ -164,7 +199,8 @@ def paired_tables(results: dict, reference: str = "single") -> str | None:
         names = list(dict.fromkeys(e["system"] for e in vs))
         present = {s for pt in results["sweep"]["points"] for s in pt["systems"]}
         parts.append(
-            f"Paired differences, each system minus its reference at the same seed and point:\n\n"
+            f"Paired differences{_IN[scorer]}, each system minus its reference at the same seed and "
+            "point:\n\n"
             f"{markdown(head, rows)}\n\n{references_note(names + [reference], present, reference)}"
         )
     skipped: dict[tuple, list[str]] = {}
@@ -193,7 +229,8 @@ def paired_tables(results: dict, reference: str = "single") -> str | None:
             cells = [e["axis"], f"{e['label']} - {e['base']}", at, label(e["system"])]
             rows.append(cells + _stat_cells(e, cols, average))
         parts.append(
-            "Paired differences between an axis' labels, each label minus the axis' first, per system, "
+            f"Paired differences{_IN[scorer]} between an axis' labels, each label minus the axis' first, "
+            "per system, "
             f"at the same seed and other labels:\n\n{markdown(head, rows)}"
         )
     if not parts:
@@ -202,8 +239,9 @@ def paired_tables(results: dict, reference: str = "single") -> str | None:
         "Paired differences: per seed, a difference of test scores taken at the same seed (and the same "
         "labels of the other axes); mean ± standard error (sd/√n) over the n seeds; *: |mean| > 2 SE. "
         "A seed draws the initialisation and, in PBFS runs, the data splits too, so only scores at the "
-        "same seed are on the same data: pairing by seed is what makes these differences valid. Primary "
-        "test metric (span tasks: the strict span F1), in percentage points for accuracy, F1 and AUC, raw "
-        "for MSE/MAE (negative: lower error); Δ avg over tasks where the tasks' metrics share a scale."
+        "same seed are on the same data: pairing by seed is what makes these differences valid. "
+        + _WHICH[scorer]
+        + ", in percentage points for accuracy, F1 and AUC, raw for MSE/MAE (negative: lower error); Δ avg "
+        "over tasks where the tasks' metrics share a scale."
     )
     return "\n\n".join(parts) + "\n\n" + note
