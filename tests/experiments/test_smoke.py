@@ -259,6 +259,65 @@ def test_the_controls_train_random_masks_and_reinitialised_weights(smoke_run, tm
     assert "Sparse sharing, random masks (control)" in (out / "results.md").read_text()
 
 
+def test_the_permuted_control_keeps_the_sharing_and_moves_the_positions(smoke_run, tmp_path):
+    """sparse_permuted: every task's IMP mask under one permutation per matrix, the same for all tasks:
+    each task's count, every overlap and the union are the IMP masks', the positions are not; trained
+    from θ^(w) as sparse sharing is. sparse_random (drawn per task) keeps only the counts."""
+    from sparseshare.masks.mask import overlap_ratio
+
+    out = tmp_path / "controls"
+    shutil.copytree(smoke_run / "search", out / "search")
+    argv = ["run", str(ROOT / "configs/smoke.yaml"), "--out", str(out)]
+    assert main([*argv, "--set", "systems=[sparse_permuted, sparse_random]"]) == 0
+    imp = load_masks(smoke_run / "masks.safetensors")
+    got = {}
+    for name in ("sparse_permuted", "sparse_random"):
+        best = load_tensors(out / "systems" / name / "best.safetensors")[0]
+        got[name] = {t: {n: best[f"mask:{t}:{n.replace('.', '/')}"] for n in m} for t, m in imp.items()}
+    perm, tasks = got["sparse_permuted"], list(imp)
+    for n in imp[tasks[0]]:
+        for t in tasks:
+            assert int(perm[t][n].sum()) == int(imp[t][n].sum()) and not torch.equal(perm[t][n], imp[t][n])
+        for a in tasks:
+            for b in tasks:  # every pairwise overlap, matrix by matrix
+                assert int((perm[a][n] & perm[b][n]).sum()) == int((imp[a][n] & imp[b][n]).sum())
+    for a in tasks:
+        for b in tasks:
+            if a < b:
+                pair = overlap_ratio([perm[a], perm[b]])
+                assert pair == pytest.approx(overlap_ratio([imp[a], imp[b]]), abs=1e-12)
+    assert overlap_ratio(list(perm.values())) == pytest.approx(overlap_ratio(list(imp.values())), abs=1e-12)
+    # the per-task random draw keeps the counts but not the sharing: its overlap falls towards chance
+    assert overlap_ratio(list(got["sparse_random"].values())) < overlap_ratio(list(imp.values()))
+
+
+def test_single_warm_is_the_dense_single_task_from_the_warmup(smoke_run, tmp_path):
+    """single_warm: each task alone, no mask, from θ^(w), on the task's own stream (the stream of
+    single_subnet for that task): against single_subnet only the mask differs."""
+    from sparseshare.training.streams import task_seed
+
+    out = tmp_path / "warm"
+    shutil.copytree(smoke_run / "search", out / "search")
+    argv = ["run", str(ROOT / "configs/smoke.yaml"), "--out", str(out)]
+    assert main([*argv, "--set", "systems=[single_warm]"]) == 0
+    res = json.loads((out / "results.json").read_text())["systems"]["single_warm"]
+    ref = json.loads((smoke_run / "results.json").read_text())["systems"]
+    assert res["training"]["start_epochs"] == 1  # smoke.yaml: one warmup epoch
+    for t, run in res["training"]["runs"].items():
+        assert run["seed"] == task_seed(1, t) != task_seed(1, "x")
+        if "single_subnet" in ref:
+            assert run["seed"] == ref["single_subnet"]["training"]["runs"][t]["seed"]
+    assert {r["seed"] for r in ref["hard"]["training"]["runs"].values()} == {1}  # joint: the run's seed
+    warm = load_tensors(smoke_run / "search" / "warmup.safetensors")[0]
+    for t in res["tasks"]:  # no mask: every weight may move; the other tasks' heads never do
+        best = load_tensors(out / "systems" / "single_warm" / t / "best.safetensors")[0]
+        assert not any(k.startswith("mask:") for k in best)
+        others = [k for k in best if k.startswith("heads.") and not k.startswith(f"heads.{t}.")]
+        assert others and all(torch.equal(best[k], warm[k]) for k in others)
+        moved = [k for k in best if k.startswith("encoder.") and not torch.equal(best[k], warm[k])]
+        assert moved
+
+
 def test_the_report_flags_unconverged_systems_and_compares_at_equal_total_epochs(smoke_run):
     res = json.loads((smoke_run / "results.json").read_text())
     single = res["systems"]["single"]["training"]

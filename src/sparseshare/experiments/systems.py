@@ -49,6 +49,13 @@ class System:
         return self.needs_warmup or self.needs_search
 
 
+def _mask_control(name: str, label: str, run: Callable[[Context], dict], from_warmup: bool = True) -> System:
+    """A control of sparse sharing's masks: the search's masks (or masks made from them) trained as sparse
+    sharing is, on either kind of data; asked for by name, never a default system."""
+    return System(name, label, {"sequence": run, "tabular": run}, needs_search=True, default=False,
+                  from_warmup=from_warmup)  # fmt: skip
+
+
 SYSTEMS: dict[str, System] = {
     s.name: s
     for s in (
@@ -87,28 +94,13 @@ SYSTEMS: dict[str, System] = {
             needs_search=True,
             from_warmup=True,
         ),
-        System(
-            "sparse_random",
-            "Sparse sharing, random masks (control)",
-            {"sequence": run_sparse_random, "tabular": run_sparse_random},
-            needs_search=True,
-            default=False,
-            from_warmup=True,
-        ),
-        System(
-            "sparse_permuted",
-            "Sparse sharing, permuted IMP masks (control)",
-            {"sequence": run_sparse_permuted, "tabular": run_sparse_permuted},
-            needs_search=True,
-            default=False,
-            from_warmup=True,
-        ),
-        System(
+        _mask_control("sparse_random", "Sparse sharing, random masks (control)", run_sparse_random),
+        _mask_control("sparse_permuted", "Sparse sharing, permuted IMP masks (control)", run_sparse_permuted),
+        _mask_control(
             "sparse_reinit",
             "Sparse sharing, IMP masks, re-initialised (control)",
-            {"sequence": run_sparse_reinit, "tabular": run_sparse_reinit},
-            needs_search=True,
-            default=False,
+            run_sparse_reinit,
+            from_warmup=False,
         ),
     )
 }
