@@ -252,8 +252,24 @@ def _log_lines() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line. As a process (``argv`` None), a run with ``--jobs`` above 1 runs as a watched
+    child (see :mod:`sparseshare.supervisor`): Ray can end its driver where Python cannot report it."""
+    from sparseshare import supervisor
+
     args = build_parser().parse_args(argv)
+    if argv is None and getattr(args, "jobs", 1) > 1 and not supervisor.supervised():
+        return supervisor.watch([sys.executable, "-m", "sparseshare.cli", *sys.argv[1:]])
     _log_lines()
+    try:
+        rc = _main(args)
+    except BaseException:
+        supervisor.report_status("exception")
+        raise
+    supervisor.report_status(str(rc))
+    return rc
+
+
+def _main(args) -> int:
     try:
         args.fn(args)
     except SparseshareError as e:  # every problem at once, one line each
