@@ -20,6 +20,8 @@ from sparseshare.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
 # the hard-sharing system alone, long enough to be killed in the middle of its training
+# how long a wait may last before the test calls it a hang (never a speed check: CI machines are busy)
+HANG = 900
 LONG_HARD = ["--set", "systems=[hard]", "--set", "train.epochs=12", "--set", "train.patience=0"]
 
 
@@ -62,7 +64,7 @@ def _free_port() -> int:
 def _ray(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     ray = Path(sys.executable).with_name("ray")
-    return subprocess.run([str(ray), *args], capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run([str(ray), *args], capture_output=True, text=True, timeout=HANG, env=env)
 
 
 def _stop_cluster(temp: str) -> None:
@@ -95,11 +97,11 @@ def test_a_cluster_address_runs_the_units_there_with_the_same_numbers(sequential
 
 
 def test_an_address_that_does_not_answer_is_one_line(tmp_path, capsys):
-    began = time.time()
+    """Before any data is read: the one line is all stderr holds (no 'data:' lines), nothing is written."""
     assert main(_argv(tmp_path / "r", "--jobs", "2", "--address", f"127.0.0.1:{_free_port()}")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no Ray cluster answers there" in err[0], err
-    assert time.time() - began < 30
+    assert not (tmp_path / "r" / "preprocess.json").exists()
 
 
 def test_a_worker_killed_mid_unit_is_retried_from_its_last_commit(sequential, tmp_path):
@@ -108,7 +110,7 @@ def test_a_worker_killed_mid_unit_is_retried_from_its_last_commit(sequential, tm
     killed = {}
 
     def kill_the_unit():
-        deadline = time.time() + 120
+        deadline = time.time() + HANG
         while time.time() < deadline and not killed:
             if last.exists():  # the driver wrote a commit of the unit: it is mid-training
                 starts = [r for r in _records(out) if r["phase"] == "job_start" and r["unit"] == "hard"]
@@ -138,7 +140,7 @@ def _cli(out: Path, *flags: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = 120) -> None:
+def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = HANG) -> None:
     deadline = time.time() + seconds
     while not path.exists():
         assert proc.poll() is None, proc.communicate()[1][-2000:]
@@ -151,7 +153,7 @@ def test_a_killed_driver_resumes_and_ctrl_c_leaves_a_resumable_run(sequential, t
     proc = _cli(out, "--jobs", "2", *LONG_HARD)
     _wait_for(out / "systems" / "hard" / "last.safetensors", proc)
     proc.kill()  # SIGKILL: no cleanup of any kind
-    proc.wait(timeout=60)
+    proc.wait(timeout=HANG)
 
     # Ctrl-C in the middle of the resumed run: the cluster's tasks are cancelled, the run stays resumable
     def started() -> int:
@@ -160,13 +162,13 @@ def test_a_killed_driver_resumes_and_ctrl_c_leaves_a_resumable_run(sequential, t
     before = started()
     assert before == 1
     proc = _cli(out, "--jobs", "2", *LONG_HARD)
-    deadline = time.time() + 120
+    deadline = time.time() + HANG
     while started() == before and time.time() < deadline:  # the unit is training again
         assert proc.poll() is None, proc.communicate()[1][-2000:]
         time.sleep(0.02)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=HANG)
     assert proc.returncode == 130, err[-2000:]
     assert "interrupted; run the same command again to resume" in err
     assert not (out / "results.json").exists()
@@ -217,7 +219,7 @@ def test_ray_failing_under_the_run_is_one_line_and_the_run_resumes(sequential, t
     proc = _cli(out, "--jobs", "2", *LONG_HARD, env={"RAY_TMPDIR": temp})
     _wait_for(out / "systems" / "hard" / "last.safetensors", proc)
     subprocess.run(["pkill", "-9", "-f", f"raylet.*{temp}"], check=True)
-    _, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=HANG)
     lines = [x for x in err.splitlines() if x.startswith("sparseshare: error:")]
     assert proc.returncode == 2 and "Traceback" not in err, err[-2000:]
     assert len(lines) == 1 and "the Ray cluster failed under the run" in lines[0], err[-2000:]
