@@ -78,7 +78,7 @@ def test_tensors_and_metadata_round_trip(tmp_path):
     assert_same(tensors, _tensors())
     assert math.isinf(meta["best"]) and meta["best"] < 0
     assert_same(meta, METADATA)
-    assert not (tmp_path / "t.safetensors.tmp").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["t.safetensors"]  # no temporary file left
 
 
 def test_metadata_is_one_sorted_json_entry(tmp_path):

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import torch
 
-from sparseshare import paths
+from sparseshare import atomic, paths
 from sparseshare.errors import RunError, SparseshareError
 from sparseshare.experiments.config import ExperimentConfig
 from sparseshare.experiments.context import Context, load_context
@@ -201,7 +201,7 @@ class _Sync:
 
 def _files(folder: Path) -> Iterator[Path]:
     """The finished files under ``folder`` (not the temporaries of atomic writes)."""
-    return (p for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".tmp"))
+    return (p for p in folder.rglob("*") if p.is_file() and not p.name.endswith(atomic.SUFFIX))
 
 
 def _put_files(root: Path, files: dict[str, bytes | None]) -> None:
@@ -212,9 +212,7 @@ def _put_files(root: Path, files: dict[str, bytes | None]) -> None:
             path.unlink(missing_ok=True)
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic.write_bytes(path, data)
 
 
 def _work(ctx: Context, raw: dict, rel: str, unit: str, uid: str, inputs: dict, threads: int, mailbox):

@@ -4,11 +4,10 @@ log events. Opening and resuming runs is in resume.py."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from sparseshare import paths
+from sparseshare import atomic, paths
 from sparseshare.errors import RunError
 
 
@@ -30,9 +29,7 @@ def write_text_atomic(text: str, path: Path) -> None:
     """Write, then rename: readers see the old file or the new one; concurrent writers (run --jobs
     workers writing the same preprocess.json) each rename their own temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    atomic.write_text(path, text)
 
 
 def write_json_atomic(obj, path: Path) -> None:

@@ -28,7 +28,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from sparseshare import paths
+from sparseshare import atomic, paths
 from sparseshare.errors import ConfigError
 from sparseshare.experiments.config import ExperimentConfig, presets_first
 from sparseshare.experiments.run_dir import MetricsLog, read_json
@@ -131,10 +131,8 @@ def reuse_search(src: Path, point: Path) -> None:
     if dst.exists():
         return  # the point's own (resumed) search
     point.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp)
-    tmp.replace(dst)
+    with atomic.replacing(dst) as tmp:
+        shutil.copytree(src, tmp)
     MetricsLog(point)({"phase": "search_reused", "from": str(src)})
 
 

@@ -14,6 +14,7 @@ import torch
 from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
+from sparseshare import atomic
 from sparseshare.errors import RunError
 from sparseshare.masks.mask import TaskMasks
 
@@ -47,10 +48,9 @@ def save_masks(task_masks: TaskMasks, path: str | Path) -> None:
             key = f"{task}{_SEP}{name}"
             arrays[key] = pack_bits(m)
             shapes[key] = list(m.shape)
-    tmp = path.with_suffix(path.suffix + ".tmp")
     meta = json.dumps({"shapes": shapes, "order": order}, sort_keys=True)
-    save_file(arrays, str(tmp), metadata={_META: meta})
-    tmp.replace(path)
+    with atomic.replacing(path) as tmp:
+        save_file(arrays, str(tmp), metadata={_META: meta})
 
 
 def load_masks(path: str | Path) -> TaskMasks:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import numbers
-import os
 import struct
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from sparseshare import atomic
 from sparseshare.errors import RunError
 
 METADATA_KEY = "sparseshare"
@@ -102,25 +102,19 @@ def save_tensors(
 ) -> None:
     """Write ``tensors`` and JSON ``metadata`` to a safetensors file, atomically and deterministically.
 
-    The file is written to ``<path>.tmp`` and renamed over ``path``, so a crash never leaves a half-written
-    checkpoint under the real name. Identical inputs give byte-identical files. ``metadata`` must be
-    JSON-serialisable (Infinity and NaN are allowed); its dict keys come back as strings.
+    The file is written beside ``path`` and renamed over it (``sparseshare.atomic``), so a crash never
+    leaves a half-written checkpoint under the real name. Identical inputs give byte-identical files.
+    ``metadata`` must be JSON-serialisable (Infinity and NaN are allowed); its dict keys come back as
+    strings.
     """
     path = Path(path)
     meta = None if metadata is None else {METADATA_KEY: json.dumps(metadata, sort_keys=True)}
     prepared = _prepare(tensors)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+    with atomic.replacing(path) as tmp:
         if prepared:
             save_file(prepared, str(tmp), metadata=meta)
         else:
             tmp.write_bytes(_empty_file_bytes(meta))
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _one_line(exc: BaseException) -> str:

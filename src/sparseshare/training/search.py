@@ -25,6 +25,7 @@ from typing import ClassVar
 import torch
 from tqdm.auto import tqdm
 
+from sparseshare import atomic
 from sparseshare.data.task import Task
 from sparseshare.errors import RunError
 from sparseshare.masks.io import load_masks, save_masks
@@ -207,9 +208,7 @@ def _check_streams(path: Path, levels: list[Level], seed: int, task: str) -> Non
 
 
 def _write_levels(path: Path, levels: list[Level]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(lv.__dict__) + "\n" for lv in levels))
-    tmp.replace(path)
+    atomic.write_text(path, "".join(json.dumps(lv.__dict__) + "\n" for lv in levels))
 
 
 def mask_file(directory: Path, task: str, level: int) -> Path:
