@@ -12,7 +12,6 @@ Sparsity = fraction pruned, density = fraction kept.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -22,6 +21,7 @@ from sparseshare.masks.mask import Mask, density, validate_mask
 from sparseshare.models.mlp import PBFSNet
 from sparseshare.pruning.magnitude import prune_global, prune_layerwise
 from sparseshare.pruning.schedules import polynomial_sparsity
+from sparseshare.pruning.selection import beats
 from sparseshare.sharing.sparse import SparseSharing
 
 
@@ -218,15 +218,9 @@ class PBFSPruner:
         """Record the task's dev ``score`` at ``sparsity`` (default: its current one); True if a new best."""
         sparsity = self.mechanism.sparsity(task) if sparsity is None else float(sparsity)
         self.history.append({"step": self._step, "task": task, "sparsity": sparsity, "score": float(score)})
-        old = self.best.get(task)
-        sign = 1.0 if self._higher_is_better(task) else -1.0
-        if old is None or (math.isnan(old["score"]) and not math.isnan(score)):
-            better = True  # a defined score beats an undefined (NaN) one
-        elif math.isnan(score):
-            better = False
-        else:
-            better = sign * score > sign * old["score"]
-            better |= score == old["score"] and sparsity > old["sparsity"]  # ties -> the sparser
+        old = self.best.get(task) or {}
+        old_density = None if old.get("sparsity") is None else 1.0 - old["sparsity"]
+        better = beats(score, 1.0 - sparsity, old.get("score"), old_density, self._higher_is_better(task))
         if better:
             mask = {n: m.detach().clone() for n, m in self.mechanism.mask(task).items()}
             state = {k: v.detach().cpu().clone() for k, v in self.mechanism.state_dict().items()}

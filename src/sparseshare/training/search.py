@@ -33,6 +33,7 @@ from sparseshare.masks.mask import Mask, density
 from sparseshare.pruning.magnitude import STRATEGIES, prune
 from sparseshare.pruning.prunable import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 from sparseshare.pruning.schedules import imp_densities
+from sparseshare.pruning.selection import beats
 from sparseshare.sharing.sparse import SparseSharing
 from sparseshare.training.checkpoint import committed
 from sparseshare.training.streams import level_seed
@@ -314,9 +315,11 @@ def select_level(
         return min(
             range(len(levels)), key=lambda i: (abs(levels[i].density - forced_density), levels[i].density)
         )
-    sign = 1 if higher_is_better else -1
-    defined = [i for i, lv in enumerate(levels) if not math.isnan(lv.dev)]
-    if not defined:  # no evidence for any subnet: keep the dense network
+    if all(math.isnan(lv.dev) for lv in levels):  # no evidence for any subnet: keep the dense network
         logger.warning("IMP: the dev score is undefined (NaN) at every level; the dense level 0 is selected")
         return 0
-    return max(defined, key=lambda i: (sign * levels[i].dev, -levels[i].density))
+    best = 0
+    for i, lv in enumerate(levels[1:], start=1):
+        if beats(lv.dev, lv.density, levels[best].dev, levels[best].density, higher_is_better):
+            best = i
+    return best
