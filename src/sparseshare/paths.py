@@ -11,6 +11,13 @@ from pathlib import Path
 
 from sparseshare.errors import RunError
 
+# the names of the files a run directory holds, spelled here once
+CONFIG = "config.yaml"
+LAST_STATE = "last.safetensors"  # a trainer's resumable checkpoint (weights, optimizer, record)
+BEST_STATE = "best.safetensors"  # its best-dev weights
+WARMUP_STATE = "warmup.safetensors"  # the multi-task warmup's θ^(w)
+RECIPE = "network.json"  # how to rebuild a trained module
+
 
 def part(name: str) -> str:
     """``name`` if it is one plain path component, else a RunError."""
@@ -20,7 +27,7 @@ def part(name: str) -> str:
 
 
 def config(run: Path) -> Path:
-    return run / "config.yaml"
+    return run / CONFIG
 
 
 def results_json(run: Path) -> Path:
@@ -47,12 +54,8 @@ def search_dir(run: Path) -> Path:
     return run / "search"
 
 
-def search_log(run: Path, task: str) -> Path:
-    return search_dir(run) / f"{part(task)}.jsonl"
-
-
 def warmup(run: Path) -> Path:
-    return search_dir(run) / "warmup.safetensors"
+    return search_dir(run) / WARMUP_STATE
 
 
 def system_dir(run: Path, system: str, task: str | None = None) -> Path:
@@ -66,11 +69,21 @@ def system_result(run: Path, system: str) -> Path:
 
 def system_recipe(run: Path, system: str, task: str | None = None) -> Path:
     """How to rebuild the system's trained module (JSON; the weights are ``best.safetensors`` beside it)."""
-    return system_dir(run, system, task) / "network.json"
+    return system_dir(run, system, task) / RECIPE
 
 
 def best_weights(run: Path, system: str, task: str | None = None) -> Path:
-    return system_dir(run, system, task) / "best.safetensors"
+    return best_state(system_dir(run, system, task))
+
+
+def last_state(directory: Path) -> Path:
+    """A training directory's resumable checkpoint (any directory the trainer was given)."""
+    return Path(directory) / LAST_STATE
+
+
+def best_state(directory: Path) -> Path:
+    """A training directory's best-dev weights."""
+    return Path(directory) / BEST_STATE
 
 
 def point_dir(run: Path, point: str) -> Path:

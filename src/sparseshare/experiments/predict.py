@@ -62,7 +62,7 @@ def load_system(run: Path, system: str, task: str, device="cpu") -> torch.nn.Mod
     """The trained module ``system`` uses for ``task`` (its best-dev weights), from the run alone."""
     path, recipe = system_recipe(run, system, task)
     module = build_recipe(recipe)
-    best = path.with_name("best.safetensors")
+    best = path.with_name(paths.BEST_STATE)
     load_state(module, load_tensors(best, device)[0], best)
     return module.to(device).eval()
 

@@ -151,10 +151,10 @@ def inspect_run(run: Path) -> list[Damage]:
         note = f"trains '{system}'" + (f" on '{folder.name}'" if folder != top else "") + " again"
         if folder == top and result.exists() and (fault := _json_ok(result)):
             out.append(Damage(result, fault, [result, *finished], note=f"evaluates '{system}' again"))
-        recipe = folder / "network.json"
+        recipe = folder / paths.RECIPE
         if recipe.exists() and (fault := _json_ok(recipe)):
             out.append(Damage(recipe, fault, list(dict.fromkeys([recipe, result, *finished])), note=note))
-        for name, check in (("last.safetensors", load_training_state), ("best.safetensors", load_tensors)):
+        for name, check in ((paths.LAST_STATE, load_training_state), (paths.BEST_STATE, load_tensors)):
             f = folder / name
             if f.exists():
                 try:

@@ -18,10 +18,10 @@ def read_json(path: Path, what: str = "file") -> Any:
     except FileNotFoundError:
         raise RunError(f"{path}: no such {what}") from None
     except (ValueError, UnicodeDecodeError) as e:
-        run = next((p for p in Path(path).parents if (p / "config.yaml").exists()), Path(path).parent)
+        run = next((p for p in Path(path).parents if paths.config(p).exists()), Path(path).parent)
         raise RunError(
             f"{path}: damaged {what} ({type(e).__name__}: {e}); repair the run with "
-            f"'sparseshare run {run / 'config.yaml'} --out {run} --repair'"
+            f"'sparseshare run {paths.config(run)} --out {run} --repair'"
         ) from None
 
 

@@ -114,7 +114,7 @@ def _continue_checkpoints(run: Path, base: str, name: str) -> None:
     if not paths.system_result(run, base).exists() or dst.exists():
         return
     for f in sorted(src.rglob("*.safetensors")):
-        if f.name in ("last.safetensors", "best.safetensors"):
+        if f.name in (paths.LAST_STATE, paths.BEST_STATE):
             (dst / f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(f, dst / f.relative_to(src))
 

@@ -85,7 +85,7 @@ def training_summary(run: Path, name: str, cfg: ExperimentConfig) -> dict:
     so that systems compare at equal total epochs."""
     base = paths.system_dir(run, name)
     runs = {}
-    for last in sorted(base.rglob("last.safetensors")):
+    for last in sorted(base.rglob(paths.LAST_STATE)):
         trainer = load_training_state(last)[2]
         key = last.parent.relative_to(base).as_posix()
         curve = [h["dev_mean"] for h in trainer["history"]]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from sparseshare import paths
 from sparseshare.data.task import Task, as_tasks, stage
 from sparseshare.errors import ConfigError
 from sparseshare.masks.mask import Mask
@@ -36,8 +37,6 @@ from sparseshare.training.trainer import (
     resolve_device,
     train,
 )
-
-WARMUP_FILE = "warmup.safetensors"
 
 
 def _state_copy(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -63,7 +62,7 @@ def warmup(
     """
     settings = settings or TrainSettings()
     epochs = settings.epochs if epochs is None else epochs
-    done = Path(directory) / WARMUP_FILE if directory is not None else None
+    done = Path(directory) / paths.WARMUP_STATE if directory is not None else None
     if done is not None and done.exists():
         return load_tensors(done)[0]
     work = copy.deepcopy(model)
@@ -168,7 +167,7 @@ def train_jointly(
         callbacks=callbacks,
     )
     if restore_best and res.best_state is not None:
-        source = Path(directory) / "best.safetensors" if directory is not None else "the best state"
+        source = paths.best_state(directory) if directory is not None else "the best state"
         load_state(mechanism, res.best_state, source)
     return res
 

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from sparseshare import paths
 from sparseshare.data.task import Task, as_tasks, move_batch, num_batches, stage
 from sparseshare.errors import ConfigError, ContractError, RunError
 from sparseshare.sharing.hard import as_mechanism
@@ -301,7 +302,7 @@ def train(
     if directory is not None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        last, best_file = directory / "last.safetensors", directory / "best.safetensors"
+        last, best_file = paths.last_state(directory), paths.best_state(directory)
     if last is not None and last.exists():
         model_state, optim_state, ck = load_training_state(last, device)
         load_state(mechanism, model_state, last)
