@@ -7,8 +7,9 @@ import copy
 import pytest
 import torch
 
+from sparseshare.pruning.magnitude import prune_to_sparsity
 from sparseshare.pruning.schedules import polynomial_sparsity
-from sparseshare.sharing.pbfs import PBFS, PBFSPruner, pbfs, prune_to_sparsity
+from sparseshare.sharing.pbfs import PBFS, PBFSPruner, pbfs
 from tests.tabular.toy import KINDS3, POOLS3, F, build, random_masks, toy_batch
 
 

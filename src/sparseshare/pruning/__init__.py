@@ -1,6 +1,6 @@
 """Pure pruning strategies and schedules."""
 
-from sparseshare.pruning.magnitude import prune, prune_global, prune_layerwise
+from sparseshare.pruning.magnitude import prune, prune_global, prune_layerwise, prune_to_sparsity
 from sparseshare.pruning.prunable import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, prunable_names
 from sparseshare.pruning.schedules import imp_densities, polynomial_sparsity
 
@@ -13,4 +13,5 @@ __all__ = [
     "prune",
     "prune_global",
     "prune_layerwise",
+    "prune_to_sparsity",
 ]

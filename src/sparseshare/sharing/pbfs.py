@@ -19,36 +19,10 @@ import torch
 from sparseshare.errors import ContractError
 from sparseshare.masks.mask import Mask, density, validate_mask
 from sparseshare.models.mlp import PBFSNet
-from sparseshare.pruning.magnitude import prune_global, prune_layerwise
+from sparseshare.pruning.magnitude import prune_to_sparsity
 from sparseshare.pruning.schedules import polynomial_sparsity
 from sparseshare.pruning.selection import beats
 from sparseshare.sharing.sparse import SparseSharing
-
-
-def prune_to_sparsity(
-    weights: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor], sparsity: float, strategy: str
-) -> Mask:
-    """Shrink ``mask`` by magnitude until ``sparsity`` of its entries are pruned (never regrows).
-
-    'layerwise' brings each tensor to the sparsity (TF-MOT's per-layer polynomial pruning); 'global'
-    ranks all tensors together. A mask already at least that sparse is returned unchanged (copied).
-    """
-    if not 0.0 <= sparsity <= 1.0:
-        raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
-    if strategy == "layerwise":
-        out: Mask = {}
-        for n, m in mask.items():
-            kept, keep = int(m.sum()), round((1.0 - sparsity) * m.numel())
-            fraction = (kept - keep) / kept if kept > keep else 0.0
-            out[n] = prune_layerwise({n: weights[n]}, {n: m}, fraction)[n]
-        return out
-    if strategy == "global":
-        kept = sum(int(m.sum()) for m in mask.values())
-        keep = round((1.0 - sparsity) * sum(m.numel() for m in mask.values()))
-        if kept <= keep:
-            return {n: m.clone() for n, m in mask.items()}
-        return prune_global(weights, mask, (kept - keep) / kept)
-    raise ValueError(f"unknown pruning strategy '{strategy}'; valid: ['global', 'layerwise']")
 
 
 class PBFS(SparseSharing):
