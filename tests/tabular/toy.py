@@ -5,11 +5,7 @@ from __future__ import annotations
 import torch
 
 from sparseshare.data.tabular import TabularBatch
-from sparseshare.sharing.cross_stitch import cross_stitch
-from sparseshare.sharing.mmoe import mmoe
-from sparseshare.sharing.pbfs import pbfs
-from sparseshare.sharing.ple import cgc, ple
-from sparseshare.sharing.shared_bottom import shared_bottom
+from sparseshare.sharing.registry import MECHANISMS, build_mechanism
 
 F = 6
 KINDS = {"a": "binary", "b": "regression"}
@@ -27,24 +23,26 @@ def toy_batch(seed: int, kinds=KINDS, b: int = 32, f: int = F) -> TabularBatch:
     return TabularBatch(x, y, torch.arange(b))
 
 
+# small sizes for the tests' speed; a mechanism not named here is built at its builder's defaults
+TOY_SIZES = {
+    "shared_bottom": {"bottom": (8, 8), "tower": (8,)},
+    "cross_stitch": {"bottom": (8, 8), "tower": (8,)},
+    "mmoe": {"num_experts": 3, "expert_hidden": (8,), "tower": (8,)},
+    "cgc": {"num_specific": 2, "num_shared": 2, "expert_hidden": (8,), "tower": (8,)},
+    "ple": {"num_specific": 2, "num_shared": 2, "expert_hidden": (8,), "tower": (8,), "levels": 2},
+    "pbfs": {"pools": POOLS3, "num_specific": 1, "num_shared": 2, "expert_hidden": (8, 8), "tower": (8,)},
+}
+THREE_TASKS = ("cross_stitch", "pbfs")  # built over KINDS3 (PBFS: two pools over three tasks)
+TABULAR = [n for n, e in MECHANISMS.items() if e.family == "tabular"]
+
+
 def build(name: str, seed: int = 0):
-    """A small instance of every tabular mechanism: (module, task kinds)."""
+    """A small instance of a registered tabular mechanism: (module, task kinds)."""
+    if name not in TABULAR:
+        raise KeyError(name)
     torch.manual_seed(seed)
-    if name == "shared_bottom":
-        return shared_bottom(F, KINDS, bottom=(8, 8), tower=(8,)), KINDS
-    if name == "cross_stitch":
-        return cross_stitch(F, KINDS3, bottom=(8, 8), tower=(8,)), KINDS3
-    if name == "mmoe":
-        return mmoe(F, KINDS, num_experts=3, expert_hidden=(8,), tower=(8,)), KINDS
-    if name == "cgc":
-        return cgc(F, KINDS, num_specific=2, num_shared=2, expert_hidden=(8,), tower=(8,)), KINDS
-    if name == "ple":
-        return ple(F, KINDS, num_specific=2, num_shared=2, expert_hidden=(8,), tower=(8,), levels=2), KINDS
-    if name == "pbfs":
-        return pbfs(
-            F, KINDS3, pools=POOLS3, num_specific=1, num_shared=2, expert_hidden=(8, 8), tower=(8,)
-        ), KINDS3
-    raise KeyError(name)
+    kinds = KINDS3 if name in THREE_TASKS else KINDS
+    return build_mechanism(name, F, kinds, **TOY_SIZES.get(name, {})), kinds
 
 
 def random_masks(mech, density: float, seed: int = 0):

@@ -21,6 +21,7 @@ from sparseshare.experiments.common import final_eval, save_recipe
 from sparseshare.experiments.context import Context
 from sparseshare.sharing.pbfs import PBFSPruner, PBFSSchedule
 from sparseshare.sharing.pools import correlation_matrix, shared_pools
+from sparseshare.sharing.registry import MECHANISMS
 from sparseshare.training.checkpoint import save_tensors
 from sparseshare.training.pipeline import train_jointly
 from sparseshare.training.streams import task_seed
@@ -73,20 +74,12 @@ def run_single(ctx: Context) -> dict:
 
 def baseline_recipe(ctx: Context, name: str) -> dict:
     """The network of a tabular baseline, sized by the config's 'tabular' section (PBFS Section 4.3)."""
-    m, f = ctx.cfg.tabular, ctx.data.in_dim
-    kinds = ctx.kinds
-    if name == "shared_bottom":
-        kwargs = {"bottom": m.bottom, "tower": m.tower, "dropout": m.dropout}
-    elif name == "cross_stitch":
-        kwargs = {"bottom": m.cross_stitch, "tower": m.cross_stitch_tower, "dropout": m.dropout}
-    elif name == "mmoe":
-        kwargs = {"num_experts": m.num_experts, "expert_hidden": m.mmoe_expert, "tower": m.tower}
-    else:
-        kwargs = {"num_specific": m.num_specific, "num_shared": m.num_shared, "expert_hidden": m.ple_expert,
-                  "tower": m.tower}  # fmt: skip
-        if name == "ple":
-            kwargs["levels"] = m.levels
-    return {"network": name, "kwargs": {"in_dim": f, "kinds": kinds, **kwargs}}
+    return {"network": name, "kwargs": {"in_dim": ctx.data.in_dim, "kinds": ctx.kinds, **_sizes(ctx, name)}}
+
+
+def _sizes(ctx: Context, name: str) -> dict:
+    """The mechanism's build keywords from the config's 'tabular' section, as its registry entry names."""
+    return {arg: getattr(ctx.cfg.tabular, key) for arg, key in MECHANISMS[name].sizes.items()}
 
 
 def run_baseline(name: str):
@@ -114,10 +107,9 @@ def pools_for(ctx: Context) -> list[list[str]]:
 
 def run_pbfs(ctx: Context) -> dict:
     """PBFS: task-specific experts, pruned shared experts in correlation-based pools, gates, towers."""
-    m, p = ctx.cfg.tabular, ctx.cfg.pbfs
+    p = ctx.cfg.pbfs
     pools = pools_for(ctx)
-    kwargs = {"in_dim": ctx.data.in_dim, "kinds": ctx.kinds, "pools": pools, "num_specific": m.num_specific,
-              "num_shared": m.num_shared, "expert_hidden": m.pbfs_expert, "tower": m.tower}  # fmt: skip
+    kwargs = {"in_dim": ctx.data.in_dim, "kinds": ctx.kinds, "pools": pools, **_sizes(ctx, "pbfs")}
     recipe = {"network": "pbfs_net", "kwargs": kwargs, "mechanism": "pbfs"}
     mech = ctx.build(recipe)
     save_recipe(ctx, "pbfs", recipe)

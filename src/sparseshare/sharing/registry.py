@@ -5,7 +5,9 @@ built, and so how the one parametrized contract test (tests/sharing/test_contrac
 
 - ``wrapper``: ``build(model, **options)`` over any multi-task model (hard, sparse sharing);
 - ``tagger``: ``build(tagger, **options)`` from the sequence tagger (``MultiTaskTagger``);
-- ``tabular``: ``build(in_dim, kinds, **sizes)``, a network of its own over ``x [B, in_dim]``.
+- ``tabular``: ``build(in_dim, kinds, **sizes)``, a network of its own over ``x [B, in_dim]``; its
+  ``sizes`` name, per keyword of ``build``, the key of an experiment config's ``tabular`` section that
+  sizes it (so a config runs it without code of its own).
 
 A *recipe* names how to rebuild a trained system's modules without its data or code: ``{"network": name,
 "kwargs": {...}, "mechanism": name or None, "options": {...}}``; ``build_recipe`` turns it back into the
@@ -15,7 +17,7 @@ module (JSON in run directories and exported subnets, never pickles).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
@@ -42,7 +44,16 @@ class MechanismEntry:
     family: str
     build: Callable[..., nn.Module]
     summary: str
+    sizes: Mapping[str, str] = field(default_factory=dict)  # build keyword -> 'tabular' config key
 
+
+# CGC and PLE (and PBFS's experts): task-specific and shared experts of one size, a tower per task
+_GATED = {
+    "num_specific": "num_specific",
+    "num_shared": "num_shared",
+    "expert_hidden": "ple_expert",
+    "tower": "tower",
+}
 
 MECHANISMS: dict[str, MechanismEntry] = {
     e.name: e
@@ -55,12 +66,42 @@ MECHANISMS: dict[str, MechanismEntry] = {
             "cross_stitch_tagger", "tagger", CrossStitchSharing, "a BiLSTM per task, cross-stitch units"
         ),
         MechanismEntry("hierarchical", "tagger", HierarchicalSharing, "tasks read different BiLSTM layers"),
-        MechanismEntry("shared_bottom", "tabular", shared_bottom, "one bottom MLP, a tower per task"),
-        MechanismEntry("cross_stitch", "tabular", cross_stitch, "an MLP column per task (Misra et al. 2016)"),
-        MechanismEntry("mmoe", "tabular", mmoe, "multi-gate mixture of experts (Ma et al. 2018)"),
-        MechanismEntry("cgc", "tabular", cgc, "customized gate control (Tang et al. 2020)"),
-        MechanismEntry("ple", "tabular", ple, "progressive layered extraction (Tang et al. 2020)"),
-        MechanismEntry("pbfs", "tabular", pbfs, "pruning-based feature sharing (Entropy 2022)"),
+        MechanismEntry(
+            "shared_bottom",
+            "tabular",
+            shared_bottom,
+            "one bottom MLP, a tower per task",
+            {"bottom": "bottom", "tower": "tower", "dropout": "dropout"},
+        ),
+        MechanismEntry(
+            "cross_stitch",
+            "tabular",
+            cross_stitch,
+            "an MLP column per task (Misra et al. 2016)",
+            {"bottom": "cross_stitch", "tower": "cross_stitch_tower", "dropout": "dropout"},
+        ),
+        MechanismEntry(
+            "mmoe",
+            "tabular",
+            mmoe,
+            "multi-gate mixture of experts (Ma et al. 2018)",
+            {"num_experts": "num_experts", "expert_hidden": "mmoe_expert", "tower": "tower"},
+        ),
+        MechanismEntry("cgc", "tabular", cgc, "customized gate control (Tang et al. 2020)", _GATED),
+        MechanismEntry(
+            "ple",
+            "tabular",
+            ple,
+            "progressive layered extraction (Tang et al. 2020)",
+            {**_GATED, "levels": "levels"},
+        ),
+        MechanismEntry(
+            "pbfs",
+            "tabular",
+            pbfs,
+            "pruning-based feature sharing (Entropy 2022)",
+            {**_GATED, "expert_hidden": "pbfs_expert"},
+        ),
     )
 }
 
