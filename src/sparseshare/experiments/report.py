@@ -185,13 +185,13 @@ def equal_epochs_table(results: dict) -> str | None:
     scored = [r["metric"] for s in results["systems"].values() for r in s["tasks"].values()]
     error = any(m in ERROR_METRICS for m in scored)
     head = ["System", "start"] + [f"dev at {t} epochs" for t in totals]
-    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for name, tr in systems.items():
         cells = [label(name), str(tr["start_epochs"])]
         for t in totals:
             v = _best_within(tr["runs"], tr["start_epochs"], t)
             cells.append("-" if v is None else (f"{v:.4f}" if error else f"{100 * v:.2f}"))
-        rows.append("| " + " | ".join(cells) + " |")
+        rows.append(cells)
     note = (
         "Dev at equal total epochs: the best mean dev score (the selection criterion; "
         + ("MSE/MAE negated" if error else "percent")
@@ -199,7 +199,7 @@ def equal_epochs_table(results: dict) -> str | None:
         "systems that start from θ^(w) ('start'); '-': not reached (it stopped at its cap before). "
         "The IMP search's epochs are not counted (every level rewinds to θ^(w))."
     )
-    return "\n".join(rows) + "\n\n" + note
+    return markdown(head, rows) + "\n\n" + note
 
 
 def overlap_text(ratio: float, densities: list[float]) -> str:
