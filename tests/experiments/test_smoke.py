@@ -12,6 +12,7 @@ from sparseshare.data.readers import conll2003_tasks as conll03_tasks
 from sparseshare.data.sources import get_source, resolve
 from sparseshare.masks import load_masks
 from sparseshare.training.checkpoint import load_tensors
+from tests.experiments import pinned
 from tests.helpers import export_reproduces_the_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -369,3 +370,11 @@ def test_report_reads_the_training_of_a_run_from_before_summaries(smoke_run, tmp
     assert main(["report", str(old)]) == 0
     assert (old / "results.md").read_text() == (smoke_run / "results.md").read_text()
     assert "training" not in json.loads((old / "results.json").read_text())["systems"]["hard"]
+
+
+@pytest.mark.skipif(not pinned.pinned_here(), reason=f"numbers pinned under torch/machine {pinned.PINNED_ON}")
+def test_the_smoke_run_reproduces_its_pinned_numbers_digit_for_digit(smoke_run):
+    """A refactor changes no result: every score, curve, search level and mask statistic of the smoke
+    run equals the pinned one exactly (tests/experiments/pinned.py says how to re-pin on purpose)."""
+    got = pinned.numbers(json.loads((smoke_run / "results.json").read_text()))
+    assert got == pinned.expected("smoke")

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sparseshare.cli import main
+from tests.experiments import pinned
 from tests.helpers import export_reproduces_the_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,3 +145,11 @@ def test_predict_a_raw_table_from_the_run_alone(census_run, tmp_path, monkeypatc
     assert main(["predict", str(census_run), str(tmp_path / "bad.csv")]) == 2
     err = capsys.readouterr().err
     assert "bad.csv: missing column(s) ['wage per hour'" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not pinned.pinned_here(), reason=f"numbers pinned under torch/machine {pinned.PINNED_ON}")
+def test_the_census_slice_reproduces_its_pinned_numbers_digit_for_digit(census_run):
+    """Every tabular system (PBFS's subnets included) gives the pinned numbers exactly: a refactor
+    changes no result (tests/experiments/pinned.py says how to re-pin on purpose)."""
+    got = pinned.numbers(json.loads((census_run / "results.json").read_text()))
+    assert got == pinned.expected("census_small")
