@@ -205,8 +205,8 @@ def test_data_exclude_features_in_a_config(tmp_path):
     from sparseshare.experiments.datasets import load_tabular
 
     d = _movielens(tmp_path)
-    full = load_tabular(_config("movielens", f"data.data_dir={d}"))
-    cut = load_tabular(_config("movielens", f"data.data_dir={d}", "data.exclude_features=[item_id]"))
+    full = load_tabular(_config("movielens", f"data.data_dir={d}").data, seed=1)
+    cut = load_tabular(_config("movielens", f"data.data_dir={d}", "data.exclude_features=[item_id]").data, 1)
     assert len(cut.feature_names) == len(full.feature_names) - 3
     assert not any(n.startswith("item_id") for n in cut.feature_names)
     assert _config("movielens").data.exclude_features == []  # the default: every feature

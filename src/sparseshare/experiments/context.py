@@ -182,7 +182,7 @@ def _load_sequence(cfg: ExperimentConfig, run: Path) -> Context:
 
 
 def _load_tabular(cfg: ExperimentConfig, run: Path) -> Context:
-    data = load_tabular(cfg)
+    data = load_tabular(cfg.data, cfg.seed)
     tasks = {t: Task(t, data.for_tasks([t]), PRIMARY[data.kinds[t]]) for t in cfg.data.tasks}
     log = MetricsLog(run)
     rows = {s: data.num_examples(s) for s in ("train", "dev", "test")}

@@ -16,7 +16,6 @@ from sparseshare.data.corpora import CORPUS_TASKS
 from sparseshare.errors import ConfigError
 
 if TYPE_CHECKING:
-    from sparseshare.experiments.config import ExperimentConfig
     from sparseshare.experiments.data_config import DataConfig
 
 
@@ -25,7 +24,7 @@ class Dataset:
     name: str
     kind: str  # "sequence" or "tabular"
     tasks: tuple[str, ...] | None  # None: named by the config (a user's own table)
-    load: Callable[[Any], Any] | None = None  # tabular: (cfg) -> TabularData
+    load: Callable[[Any, int], Any] | None = None  # tabular: (data section, seed) -> TabularData
     # the raw feature columns ``data.exclude_features`` may name: (data config) -> columns; None: no option
     features: Callable[[Any], tuple[str, ...]] | None = None
 
@@ -61,29 +60,28 @@ def read_sequence_tasks(d: DataConfig) -> dict[str, dict[str, list]]:
     return {t: raw[t] for t in d.tasks}
 
 
-def _census(cfg: ExperimentConfig):
+def _census(d: DataConfig, seed: int):
     from sparseshare.data.sources import get_source, resolve
     from sparseshare.data.tabular_readers import read_census
 
-    root = resolve(get_source("census_income"), cfg.data.data_dir)
-    return read_census(root, seed=cfg.seed, exclude=cfg.data.exclude_features)
+    root = resolve(get_source("census_income"), d.data_dir)
+    return read_census(root, seed=seed, exclude=d.exclude_features)
 
 
-def _movielens(cfg: ExperimentConfig):
+def _movielens(d: DataConfig, seed: int):
     from sparseshare.data.sources import get_source, resolve
     from sparseshare.data.tabular_readers import read_movielens
 
-    root = resolve(get_source("ml100k"), cfg.data.data_dir)
-    return read_movielens(root, seed=cfg.seed, exclude=cfg.data.exclude_features)
+    root = resolve(get_source("ml100k"), d.data_dir)
+    return read_movielens(root, seed=seed, exclude=d.exclude_features)
 
 
-def _student(cfg: ExperimentConfig):
+def _student(d: DataConfig, seed: int):
     from sparseshare.data.tabular_readers import read_student
 
-    if cfg.data.data_dir is None:
+    if d.data_dir is None:
         raise ConfigError("'data.data_dir' must name the folder with student-por.csv / student-mat.csv")
-    d = cfg.data
-    return read_student(Path(d.data_dir), subjects=d.subjects, seed=cfg.seed, exclude=d.exclude_features)
+    return read_student(Path(d.data_dir), subjects=d.subjects, seed=seed, exclude=d.exclude_features)
 
 
 def _features(dataset: str) -> Callable[[DataConfig], tuple[str, ...]]:
@@ -99,16 +97,16 @@ def _features(dataset: str) -> Callable[[DataConfig], tuple[str, ...]]:
     return columns
 
 
-def _synthetic(cfg: ExperimentConfig):
+def _synthetic(d: DataConfig, seed: int):
     from sparseshare.data.synthetic import synthetic_data
 
-    return synthetic_data(cfg.data.correlation, sizes=cfg.data.sizes, seed=cfg.seed)
+    return synthetic_data(d.correlation, sizes=d.sizes, seed=seed)
 
 
-def _table(cfg: ExperimentConfig):
+def _table(d: DataConfig, seed: int):
     from sparseshare.data.tabular_readers import read_table
 
-    tb = cfg.data.table
+    tb = d.table
     return read_table(
         tb.train,
         tb.targets,
@@ -118,7 +116,7 @@ def _table(cfg: ExperimentConfig):
         categorical=tb.categorical,
         exclude=tb.exclude,
         sep=tb.sep,
-        seed=cfg.seed,
+        seed=seed,
     )
 
 
@@ -149,7 +147,8 @@ def get_dataset(name: str) -> Dataset:
         raise ConfigError(f"unknown dataset '{name}'; valid: {list(DATASETS)}") from None
 
 
-def load_tabular(cfg: ExperimentConfig):
-    """The configured tabular dataset for the configured tasks (limits applied)."""
-    data = get_dataset(cfg.data.dataset).load(cfg).for_tasks(cfg.data.tasks)
-    return data.limited(cfg.data.limits) if cfg.data.limits else data
+def load_tabular(d: DataConfig, seed: int):
+    """The tabular dataset of the data section ``d`` for its tasks (limits applied); ``seed`` draws the
+    splits a dataset makes itself (census, MovieLens, Student, a table without dev/test files)."""
+    data = get_dataset(d.dataset).load(d, seed).for_tasks(d.tasks)
+    return data.limited(d.limits) if d.limits else data
