@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sparseshare.data.corpora import CORPUS_TASKS
 from sparseshare.errors import ConfigError
 
-if TYPE_CHECKING:
-    from sparseshare.experiments.data_config import DataConfig
+# the config's data section, DataConfig (experiments/data_config.py); not imported, because DataConfig
+# validates itself against this registry: the loaders read only its attributes
+Section = Any
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Dataset:
     features: Callable[[Any], tuple[str, ...]] | None = None
 
 
-def read_sequence_tasks(d: DataConfig) -> dict[str, dict[str, list]]:
+def read_sequence_tasks(d: Section) -> dict[str, dict[str, list]]:
     """task -> split -> (words, tags), each task read from its corpus (``data.sources`` when mixed).
 
     A corpus's folder is ``data.paths[corpus]``, else ``data.data_dir`` (one-corpus datasets), else
@@ -60,7 +61,7 @@ def read_sequence_tasks(d: DataConfig) -> dict[str, dict[str, list]]:
     return {t: raw[t] for t in d.tasks}
 
 
-def _census(d: DataConfig, seed: int):
+def _census(d: Section, seed: int):
     from sparseshare.data.sources import get_source, resolve
     from sparseshare.data.tabular_readers import read_census
 
@@ -68,7 +69,7 @@ def _census(d: DataConfig, seed: int):
     return read_census(root, seed=seed, exclude=d.exclude_features)
 
 
-def _movielens(d: DataConfig, seed: int):
+def _movielens(d: Section, seed: int):
     from sparseshare.data.sources import get_source, resolve
     from sparseshare.data.tabular_readers import read_movielens
 
@@ -76,7 +77,7 @@ def _movielens(d: DataConfig, seed: int):
     return read_movielens(root, seed=seed, exclude=d.exclude_features)
 
 
-def _student(d: DataConfig, seed: int):
+def _student(d: Section, seed: int):
     from sparseshare.data.tabular_readers import read_student
 
     if d.data_dir is None:
@@ -84,10 +85,10 @@ def _student(d: DataConfig, seed: int):
     return read_student(Path(d.data_dir), subjects=d.subjects, seed=seed, exclude=d.exclude_features)
 
 
-def _features(dataset: str) -> Callable[[DataConfig], tuple[str, ...]]:
+def _features(dataset: str) -> Callable[[Section], tuple[str, ...]]:
     """The feature columns of a papers' dataset, read from its reader's constants (no file is read)."""
 
-    def columns(d: DataConfig) -> tuple[str, ...]:
+    def columns(d: Section) -> tuple[str, ...]:
         from sparseshare.data import tabular_readers as r
 
         if dataset == "student":
@@ -97,13 +98,13 @@ def _features(dataset: str) -> Callable[[DataConfig], tuple[str, ...]]:
     return columns
 
 
-def _synthetic(d: DataConfig, seed: int):
+def _synthetic(d: Section, seed: int):
     from sparseshare.data.synthetic import synthetic_data
 
     return synthetic_data(d.correlation, sizes=d.sizes, seed=seed)
 
 
-def _table(d: DataConfig, seed: int):
+def _table(d: Section, seed: int):
     from sparseshare.data.tabular_readers import read_table
 
     tb = d.table
@@ -147,7 +148,7 @@ def get_dataset(name: str) -> Dataset:
         raise ConfigError(f"unknown dataset '{name}'; valid: {list(DATASETS)}") from None
 
 
-def load_tabular(d: DataConfig, seed: int):
+def load_tabular(d: Section, seed: int):
     """The tabular dataset of the data section ``d`` for its tasks (limits applied); ``seed`` draws the
     splits a dataset makes itself (census, MovieLens, Student, a table without dev/test files)."""
     data = get_dataset(d.dataset).load(d, seed).for_tasks(d.tasks)
