@@ -24,9 +24,11 @@ def temporary(path: Path) -> Path:
 
 @contextlib.contextmanager
 def replacing(path: str | Path) -> Iterator[Path]:
-    """Yield the temporary path to write (a file, or a folder to fill); on success it replaces ``path``
-    (a file is fsync'd first), on an error it is removed and the error goes on."""
+    """Yield the temporary path to write (a file, or a folder to fill) in ``path``'s folder, made if need
+    be; on success it replaces ``path`` (a file is fsync'd first), on an error it is removed and the
+    error goes on."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary(path)
     try:
         yield tmp

@@ -59,10 +59,7 @@ def watch(command: list[str]) -> int:
         )
         previous = {s: signal.signal(s, lambda sig, _f: proc.send_signal(sig)) for s in FORWARDED}
         try:
-            while True:
-                with contextlib.suppress(InterruptedError):
-                    rc = proc.wait()
-                    break
+            rc = proc.wait()  # the forwarding handlers return: the wait goes on (PEP 475)
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)

@@ -211,7 +211,6 @@ def _put_files(root: Path, files: dict[str, bytes | None]) -> None:
         if data is None:
             path.unlink(missing_ok=True)
             continue
-        path.parent.mkdir(parents=True, exist_ok=True)
         atomic.write_bytes(path, data)
 
 

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from sparseshare import paths
+from sparseshare import atomic, paths
 from sparseshare.errors import RunError
-from sparseshare.experiments.run_dir import MetricsLog, read_json, write_text_atomic
+from sparseshare.experiments.run_dir import MetricsLog, read_json
 from sparseshare.experiments.schema import flatten, to_dict
 from sparseshare.experiments.systems import SYSTEMS
 
@@ -134,9 +134,9 @@ def open_run(cfg: ExperimentConfig, out: Path) -> Path:
                     f"{out}: holds an unfinished run of a different config: {shown}; resume it with that "
                     f"config or choose another --out"
                 )
-            write_text_atomic(text, paths.config(out))
+            atomic.write_text(paths.config(out), text)
             MetricsLog(out)({"phase": "config_changed", "keys": {k: list(v) for k, v in diff.items()}})
     else:
         out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(text, paths.config(out))
+        atomic.write_text(paths.config(out), text)
     return out

@@ -25,15 +25,10 @@ def read_json(path: Path, what: str = "file") -> Any:
         ) from None
 
 
-def write_text_atomic(text: str, path: Path) -> None:
-    """Write, then rename: readers see the old file or the new one; concurrent writers (run --jobs
-    workers writing the same preprocess.json) each rename their own temporary file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(path, text)
-
-
 def write_json_atomic(obj, path: Path) -> None:
-    write_text_atomic(json.dumps(obj, indent=2) + "\n", path)
+    """``obj`` as indented JSON, written atomically (``sparseshare.atomic``: concurrent writers, such as
+    run --jobs workers writing the same preprocess.json, each rename their own temporary file)."""
+    atomic.write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 class MetricsLog:
