@@ -78,7 +78,7 @@ def run_experiment(
         ctx = ctx or load_context(cfg, run)
         systems[name] = run_system(ctx, name)
     results = {"experiment": cfg.name, "systems": systems}
-    if cfg.paper.values or cfg.paper.metrics or cfg.paper.reference != "single" or cfg.paper.scale:
+    if cfg.paper.values or _paper_options_set(cfg):
         results["paper"] = {
             "source": cfg.paper.source,
             "metrics": cfg.paper.metrics,
@@ -101,6 +101,11 @@ def paper_options(cfg: ExperimentConfig) -> dict:
     """How the report compares with the paper and pairs seeds (``paper.reference``, ``scale``,
     ``scale_note``), recorded so that a results.json alone reproduces its results.md."""
     return {"reference": cfg.paper.reference, "scale": cfg.paper.scale, "scale_note": cfg.paper.scale_note}
+
+
+def _paper_options_set(cfg: ExperimentConfig) -> bool:
+    """The config says something of how to compare: metrics, or options away from their defaults."""
+    return bool(cfg.paper.metrics) or paper_options(cfg) != paper_options(ExperimentConfig(cfg.name))
 
 
 def _meta(cfg: ExperimentConfig, device: str, start: float, jobs: int = 1) -> dict:
@@ -132,7 +137,7 @@ def _run_sweep(
         "experiment": cfg.name,
         "sweep": run_sweep(cfg, run, lambda c, d: run_experiment(c, d, jobs, top=run)),
     }
-    if cfg.paper.source or cfg.paper.metrics or cfg.paper.reference != "single" or cfg.paper.scale:
+    if cfg.paper.source or _paper_options_set(cfg):
         results["paper"] = {"source": cfg.paper.source, "metrics": cfg.paper.metrics, **paper_options(cfg)}
     results["meta"] = _meta(cfg, str(resolve_device(cfg.device)), start, jobs)
     write_report(run, results)
