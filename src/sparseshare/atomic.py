@@ -4,17 +4,30 @@ Every writer of a run directory goes through :func:`replacing`: it writes a temp
 target (``<name>.<pid>.tmp``: concurrent writers, e.g. ``run --jobs`` workers writing the same
 preprocess.json, never share one), which is flushed to disk and renamed over the target on success and
 removed on any error. A reader sees the old file or the new one; a crash leaves at most a ``*.tmp``.
+
+The process remembers the order of its replacements (:func:`write_order`): a Ray worker sends a commit's
+files to the driver in that order, and the driver renames them in it, so a driver killed half-way leaves a
+state the worker itself passed through (the trainer's best state before the checkpoint naming it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 SUFFIX = ".tmp"
+
+_sequence = itertools.count()
+_written: dict[str, int] = {}  # absolute path -> when this process last replaced it
+
+
+def write_order(path: str | Path) -> int:
+    """When this process last replaced ``path`` through :func:`replacing` (larger is later; -1: never)."""
+    return _written.get(os.path.abspath(path), -1)
 
 
 def temporary(path: Path) -> Path:
@@ -36,6 +49,7 @@ def replacing(path: str | Path) -> Iterator[Path]:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
+        _written[os.path.abspath(path)] = next(_sequence)
     except BaseException:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)

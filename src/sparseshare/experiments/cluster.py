@@ -147,8 +147,11 @@ class Mailbox:
         return self.attempts[uid], dict(self.latest.get(uid, {}))
 
     def push(self, uid: str, files: dict[str, bytes | None]) -> None:
-        self.latest.setdefault(uid, {}).update(files)
-        self.dirty.update(files)
+        """Files in the order the worker wrote them: one written again moves to the end."""
+        for into in (self.latest.setdefault(uid, {}), self.dirty):
+            for rel, data in files.items():
+                into.pop(rel, None)
+                into[rel] = data
 
     def log(self, run: str, record: dict) -> None:
         self.logs.append((run, record))
@@ -186,15 +189,22 @@ class _Sync:
             out[p.relative_to(self.root).as_posix()] = (st.st_size, st.st_mtime_ns)
         return out
 
+    def changes(self) -> dict[str, bytes | None]:
+        """The files changed since the last call: the deleted ones (None) first, then the written ones in
+        the order this process wrote them (atomic.write_order), so any prefix of them, as a killed driver
+        may leave, is a state the worker passed through."""
+        now = self._stat()
+        changed = [rel for rel, st in now.items() if self.seen.get(rel) != st]
+        changed.sort(key=lambda rel: (atomic.write_order(self.root / rel), now[rel][1], rel))
+        files: dict[str, bytes | None] = {rel: None for rel in sorted(self.seen.keys() - now.keys())}
+        files.update({rel: (self.root / rel).read_bytes() for rel in changed})
+        self.seen = now
+        return files
+
     def __call__(self) -> None:
         import ray
 
-        now = self._stat()
-        files: dict[str, bytes | None] = {
-            rel: (self.root / rel).read_bytes() for rel, st in now.items() if self.seen.get(rel) != st
-        }
-        files.update({rel: None for rel in self.seen.keys() - now.keys()})
-        self.seen = now
+        files = self.changes()
         if files:
             ray.get(self.mailbox.push.remote(self.uid, files))
 
@@ -205,7 +215,8 @@ def _files(folder: Path) -> Iterator[Path]:
 
 
 def _put_files(root: Path, files: dict[str, bytes | None]) -> None:
-    """Write ``files`` (run-relative path -> bytes; None: delete it) under ``root``, each atomically."""
+    """Write ``files`` (run-relative path -> bytes; None: delete it) under ``root``, each atomically and
+    in their order (the order the worker wrote them: _Sync.changes)."""
     for rel, data in files.items():
         path = root / rel
         if data is None:
