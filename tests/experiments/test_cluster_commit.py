@@ -5,6 +5,8 @@ trainer checkpoint without the best state it names (the CI failure of stop 25)."
 import random
 import string
 
+import pytest
+
 from sparseshare import atomic
 from sparseshare.experiments.cluster import Mailbox, _put_files, _Sync
 
@@ -59,8 +61,6 @@ def test_a_driver_killed_within_a_commit_leaves_a_prefix_of_it(tmp_path, monkeyp
         written.append(path.name)
 
     monkeypatch.setattr(atomic, "write_bytes", dying)
-    try:
+    with pytest.raises(KeyboardInterrupt):
         _put_files(tmp_path, files)
-    except KeyboardInterrupt:
-        pass
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f0", "f1", "f2"]
