@@ -28,11 +28,12 @@ from pathlib import Path
 
 import torch
 
-from sparseshare.experiments.config import load_config
-from sparseshare.experiments.context import load_context
-from sparseshare.experiments.runner import run_experiment
-from sparseshare.experiments.schema import from_dict
-from sparseshare.experiments.units import sweep_units
+from sparseshare.experiments.config.schema import from_dict
+from sparseshare.experiments.results.report import write_report
+from sparseshare.experiments.run.runner import run_experiment
+from sparseshare.experiments.run.units import sweep_units
+from sparseshare.experiments.systems.checks import load_experiment
+from sparseshare.experiments.systems.context import load_context
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def config(points: int, extra: list[str] = ()):
     seeds = ", ".join(f"'{s}': {{seed: {s}}}" for s in range(1, points + 1))
     sets = ["systems=[single, hard]", "train.epochs=4", "train.patience=0", f"sweep.seed={{{seeds}}}"]
-    return load_config(ROOT / "configs" / "smoke.yaml", [*sets, *extra])
+    return load_experiment(ROOT / "configs" / "smoke.yaml", [*sets, *extra])
 
 
 # --- the old pool (reference only) --------------------------------------------------------------------
@@ -48,8 +49,8 @@ def config(points: int, extra: list[str] = ()):
 
 def _old_unit(raw: dict, run: str, unit: str, threads: int) -> str:
     """As the old pool's workers did: read the data, run the unit, write the run directory directly."""
-    from sparseshare.experiments.config import ExperimentConfig
-    from sparseshare.experiments.units import run_unit
+    from sparseshare.experiments.config.experiment import ExperimentConfig
+    from sparseshare.experiments.run.units import run_unit
 
     torch.set_num_threads(threads)
     cfg = from_dict(ExperimentConfig, raw)
@@ -58,7 +59,7 @@ def _old_unit(raw: dict, run: str, unit: str, threads: int) -> str:
 
 
 def old_pool(cfg, out: Path, jobs: int) -> None:
-    from sparseshare.experiments.resume import open_run
+    from sparseshare.experiments.run.resume import open_run
 
     run = open_run(cfg, out)
     queue, done = sweep_units(cfg, run), set()
@@ -76,7 +77,7 @@ def old_pool(cfg, out: Path, jobs: int) -> None:
             for f in finished:
                 f.result()
                 done.add(running.pop(f))
-    run_experiment(cfg, out, 1)  # every unit done: assembles the results
+    run_experiment(cfg, out, 1, report=write_report)  # every unit done: assembles the results
 
 
 def timed(fn) -> float:
@@ -103,19 +104,20 @@ def main() -> None:
         (work / "warm").mkdir()
         load_context(cfg, work / "warm")  # the corpus read once, into the cache, before any timing
         print(f"{k} units (smoke sweep: {args.points} seeds x {cfg.systems}), {os.cpu_count()} cores")
-        seq = timed(lambda: run_experiment(config(args.points), work / "seq", 1))
-        ray = timed(lambda: run_experiment(config(args.points), work / "ray", args.jobs))
+        seq = timed(lambda: run_experiment(config(args.points), work / "seq", 1, report=write_report))
+        ray = timed(lambda: run_experiment(config(args.points), work / "ray", args.jobs, report=write_report))
         pool = timed(lambda: old_pool(config(args.points), work / "pool", args.jobs))
         print(f"sequential (--jobs 1): {seq:.1f} s")
         print(f"Ray, --jobs {args.jobs} (local Ray started by the run): {ray:.1f} s")
         print(f"old process pool, {args.jobs} processes: {pool:.1f} s")
         print(f"speed-up of Ray over sequential: {seq / ray:.2f}x")
         if torch.cuda.is_available():
-            one = timed(lambda: run_experiment(config(args.points, ["device=cuda", "resources.gpus=1"]),
-                                               work / "gpu1", args.points))  # fmt: skip
-            frac = f"resources.gpus={1 / args.points:.4f}"
-            packed = timed(lambda: run_experiment(config(args.points, ["device=cuda", frac]),
-                                                  work / "gpuk", args.points))  # fmt: skip
+            whole = ["device=cuda", "resources.gpus=1"]
+            frac = ["device=cuda", f"resources.gpus={1 / args.points:.4f}"]
+            one = timed(lambda: run_experiment(config(args.points, whole), work / "gpu1", args.points,
+                                               report=write_report))  # fmt: skip
+            packed = timed(lambda: run_experiment(config(args.points, frac), work / "gpuk", args.points,
+                                                  report=write_report))  # fmt: skip
             n = sentences(cfg)
             print(f"GPU, units one at a time: {n / one:.0f} sentences/s; {args.points} packed on one GPU: "
                   f"{n / packed:.0f} sentences/s; packed/one {one / packed:.2f}x")  # fmt: skip

@@ -121,14 +121,14 @@ def export_reproduces_the_run(run, system: str, tmp_path) -> dict:
     predictions must equal the run's module's, its test score the one in results.json. {task: sizes}."""
     import json
 
-    from sparseshare.experiments.config import load_config
-    from sparseshare.experiments.context import load_context
-    from sparseshare.experiments.predict import export_run, load_system
+    from sparseshare.experiments.results.predict import export_run, load_system
+    from sparseshare.experiments.systems.checks import load_experiment
+    from sparseshare.experiments.systems.context import load_context
     from sparseshare.export import load_subnet
     from sparseshare.training.evaluation import collect, evaluate_task
 
     res = json.loads((run / "results.json").read_text())["systems"][system]["tasks"]
-    ctx = load_context(load_config(run / "config.yaml"), tmp_path)
+    ctx = load_context(load_experiment(run / "config.yaml"), tmp_path)
     sizes = {}
     for t, task in ctx.tasks.items():
         path, sizes[t] = export_run(run, t, tmp_path / f"{t}.safetensors", system)

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from sparseshare.cli import main
-from sparseshare.experiments.config import load_config
+from sparseshare.experiments.systems.checks import load_experiment
 from tests.helpers import readme_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,5 +45,5 @@ def test_the_readme_snippets_are_valid_configs(tmp_path, monkeypatch):
         raw = {"name": f"snippet{i}", **yaml.safe_load(block)}
         path = tmp_path / f"s{i}.yaml"
         path.write_text(yaml.safe_dump(raw))
-        cfg = load_config(path)
+        cfg = load_experiment(path)
         assert cfg.data.dataset in ("columns", "table")

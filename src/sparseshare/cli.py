@@ -16,17 +16,17 @@ from sparseshare.errors import SparseshareError
 def _cmd_run(args) -> None:
     from sparseshare import paths
     from sparseshare.errors import ConfigError
-    from sparseshare.experiments.config import load_config
-    from sparseshare.experiments.report import results_table
-    from sparseshare.experiments.resume import finished_results
-    from sparseshare.experiments.runner import check_damage, run_experiment
+    from sparseshare.experiments.results.report import results_table, write_report
+    from sparseshare.experiments.run.resume import finished_results
+    from sparseshare.experiments.run.runner import check_damage, run_experiment
+    from sparseshare.experiments.systems.checks import load_experiment
 
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
-    cfg = load_config(config_files.resolve(args.config), args.set or [])
+    cfg = load_experiment(config_files.resolve(args.config), args.set or [])
     out = Path(args.out) if args.out else Path("runs") / cfg.name
     if cfg.sweep:
-        from sparseshare.experiments.sweep import sweep_points
+        from sparseshare.experiments.run.sweep import sweep_points
 
         sweep_points(cfg)  # every point validated before anything is created
     _creatable(out)
@@ -36,7 +36,7 @@ def _cmd_run(args) -> None:
     if results is not None:  # never rerun or overwrite a finished run: show it
         print(f"{out}: this run is finished (choose another --out to run it again)", file=sys.stderr)
     else:
-        results = run_experiment(cfg, out, args.jobs, args.repair, args.address)
+        results = run_experiment(cfg, out, args.jobs, args.repair, args.address, report=write_report)
     print(f"\n{cfg.name} -> {out}\n")
     print(results_table(results))
 
@@ -56,7 +56,7 @@ def _creatable(out: Path) -> None:
 def _load_results(run: Path) -> dict:
     from sparseshare import paths
     from sparseshare.errors import RunError
-    from sparseshare.experiments.run_dir import read_json
+    from sparseshare.run_dir import read_json
 
     path = paths.results_json(run)
     if not path.exists():
@@ -65,8 +65,8 @@ def _load_results(run: Path) -> dict:
 
 
 def _cmd_report(args) -> None:
-    from sparseshare.experiments.report import write_report
-    from sparseshare.experiments.runner import fill_training
+    from sparseshare.experiments.results.report import write_report
+    from sparseshare.experiments.run.runner import fill_training
 
     run = Path(args.run_dir)
     results = fill_training(run, _load_results(run))
@@ -91,7 +91,7 @@ def _with_reference(run: Path, results: dict, reference: str) -> dict:
 def _cmd_masks(args) -> None:
     from sparseshare import paths
     from sparseshare.errors import RunError
-    from sparseshare.experiments.report import overlap_text
+    from sparseshare.experiments.results.report import overlap_text
     from sparseshare.masks import density, load_masks, overlap_matrix, overlap_ratio
 
     run = Path(args.run_dir)
@@ -109,7 +109,7 @@ def _cmd_masks(args) -> None:
 
 
 def _cmd_predict(args) -> None:
-    from sparseshare.experiments.predict import predict_run
+    from sparseshare.experiments.results.predict import predict_run
 
     out = Path(args.output) if args.output else None
     print(predict_run(Path(args.run_dir), Path(args.file), out, args.system, args.task), file=sys.stderr)
@@ -120,7 +120,7 @@ def _kb(n: int) -> str:
 
 
 def _cmd_export(args) -> None:
-    from sparseshare.experiments.predict import export_run
+    from sparseshare.experiments.results.predict import export_run
 
     out, sizes = export_run(
         Path(args.run_dir), args.task, Path(args.output) if args.output else None, args.system

@@ -6,10 +6,10 @@ import pytest
 
 from sparseshare.data.sources import MARKER, cache_root
 from sparseshare.errors import ConfigError
-from sparseshare.experiments.config import load_config
-from sparseshare.experiments.context import load_context
-from sparseshare.experiments.datasets import read_sequence_tasks as read_tasks
-from sparseshare.experiments.systems import systems_for
+from sparseshare.experiments.config.datasets import read_sequence_tasks as read_tasks
+from sparseshare.experiments.systems.checks import load_experiment
+from sparseshare.experiments.systems.context import load_context
+from sparseshare.experiments.systems.registry import systems_for
 
 from .test_readers_formats import CONLL2000, SHARED
 
@@ -20,7 +20,7 @@ needs_shared = pytest.mark.skipif(not (CONLL2000.is_dir() and PTB.is_dir()), rea
 def _load(tmp_path, data: str):
     p = tmp_path / "c.yaml"
     p.write_text("name: c\ndata:\n" + "".join(f"  {line}\n" for line in data.strip().split("\n")))
-    return load_config(p)
+    return load_experiment(p)
 
 
 def test_every_sequence_dataset_is_sequence(tmp_path):

@@ -1,4 +1,4 @@
-"""run --jobs N on Ray (experiments/cluster.py): a cluster address, a worker killed mid-unit, the driver
+"""run --jobs N on Ray (experiments/run/cluster.py): a cluster address, a worker killed mid-unit, the driver
 killed and resumed, Ctrl-C, a unit's error, and the same numbers as --jobs 1 throughout."""
 
 import contextlib
@@ -201,7 +201,7 @@ def test_a_local_rays_units_run_at_the_drivers_priority():
     """Ray starts workers 15 nice levels down; beside any busy process the units would starve."""
     import ray
 
-    from sparseshare.experiments.cluster import ray_session
+    from sparseshare.experiments.run.cluster import ray_session
 
     with ray_session(1, None, 1):
 

@@ -1,4 +1,4 @@
-"""A worker's commit reaches the driver's disk in the order the worker wrote it (experiments/cluster.py),
+"""A worker's commit reaches the driver's disk in the order the worker wrote it (experiments/run/cluster.py),
 so a driver killed in the middle of writing one leaves a state the worker itself passed through: never a
 trainer checkpoint without the best state it names (the CI failure of stop 25)."""
 
@@ -8,7 +8,7 @@ import string
 import pytest
 
 from sparseshare import atomic
-from sparseshare.experiments.cluster import Mailbox, _put_files, _Sync
+from sparseshare.experiments.run.cluster import Mailbox, _put_files, _Sync
 
 
 def _names(n: int, seed: int) -> list[str]:

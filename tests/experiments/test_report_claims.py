@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from sparseshare.errors import ConfigError
-from sparseshare.experiments.config import load_config
-from sparseshare.experiments.report import primary_table, results_table, write_report
+from sparseshare.experiments.results.report import primary_table, results_table, write_report
+from sparseshare.experiments.systems.checks import load_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,13 +116,13 @@ def test_without_single_matched_a_matched_row_is_marked_not_budget_matched():
 
 
 def paired_differences(*args, **kwargs):
-    from sparseshare.experiments.paired import paired_differences
+    from sparseshare.experiments.results.paired import paired_differences
 
     return paired_differences(*args, **kwargs)
 
 
 def paired_tables(*args, **kwargs):
-    from sparseshare.experiments.paired import paired_tables
+    from sparseshare.experiments.results.paired import paired_tables
 
     return paired_tables(*args, **kwargs)
 
@@ -199,10 +199,10 @@ def test_no_paired_statistics_without_two_seeds():
 def test_an_unknown_reference_is_a_one_line_config_error(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text((ROOT / "configs/pbfs_census.yaml").read_text())
-    assert load_config(cfg).paper.reference == "pbfs"  # the config's; the default is single task
-    assert load_config(cfg, ["paper.reference=single"]).paper.reference == "single"
+    assert load_experiment(cfg).paper.reference == "pbfs"  # the config's; the default is single task
+    assert load_experiment(cfg, ["paper.reference=single"]).paper.reference == "single"
     with pytest.raises(ConfigError) as e:
-        load_config(cfg, ["paper.reference=pbfss"])
+        load_experiment(cfg, ["paper.reference=pbfss"])
     assert str(e.value).count("\n") == 0 and "'paper.reference': unknown system 'pbfss'" in str(e.value)
 
 
@@ -285,7 +285,7 @@ def test_the_report_reads_the_scale_from_the_runs_config(tmp_path):
 
 @pytest.mark.parametrize("name", ["pbfs_student", "pbfs_pools"])
 def test_the_student_configs_scale_mse_to_grades_over_100(name):
-    paper = load_config(ROOT / "configs" / f"{name}.yaml").paper
+    paper = load_experiment(ROOT / "configs" / f"{name}.yaml").paper
     assert paper.scale == {"mse": pytest.approx((20 / 100) ** 2)} and "/20" in paper.scale_note
 
 
@@ -293,16 +293,16 @@ def test_a_bad_scale_is_a_config_error(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text((ROOT / "configs/pbfs_census.yaml").read_text())
     with pytest.raises(ConfigError, match=r"'paper.scale.mse' must be > 0"):
-        load_config(cfg, ["paper.scale={mse: 0}"])
+        load_experiment(cfg, ["paper.scale={mse: 0}"])
     with pytest.raises(ConfigError, match=r"'paper.scale': unknown metric 'rmse'"):
-        load_config(cfg, ["paper.scale={rmse: 2}"])
+        load_experiment(cfg, ["paper.scale={rmse: 2}"])
 
 
 # 6. the protocol: a run's preset and every key where it departs from it, in results.md
 
 
 def test_results_md_lists_every_departure_from_the_preset(tmp_path):
-    from sparseshare.experiments.report import preset_text
+    from sparseshare.experiments.results.report import preset_text
 
     departures = {"search.warmup_epochs": {"value": 4, "preset": 20},
                   "train.epochs": {"value": 8, "preset": 100}}  # fmt: skip
@@ -340,7 +340,7 @@ def test_a_run_records_how_the_report_compares_and_pairs(tmp_path):
 
 def test_the_sweep_figure_plots_what_the_comparison_prints():
     """Beside the paper's dashed line: the lenient span F1 and the scaled metric."""
-    from sparseshare.experiments.figures import _panel_value
+    from sparseshare.experiments.results.figures import _panel_value
 
     sys = span_system(0.85, 0.82)
     assert _panel_value({}, "sparse", sys, "ner", "f1", {}) == 0.82

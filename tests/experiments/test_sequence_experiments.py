@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from sparseshare.cli import main
-from sparseshare.experiments.config import load_config
-from sparseshare.experiments.context import load_context
-from sparseshare.experiments.sweep import sweep_points
+from sparseshare.experiments.run.sweep import sweep_points
+from sparseshare.experiments.systems.checks import load_experiment
+from sparseshare.experiments.systems.context import load_context
 from sparseshare.masks import load_masks
 from sparseshare.training.checkpoint import load_tensors
 
@@ -153,7 +153,7 @@ def test_exp3_mixes_three_corpora_with_crf_decoders(tmp_path):
         assert set(sys["tasks"]) == {"pos", "ner", "chunk"}
     state = load_tensors(out / "systems" / "hard" / "best.safetensors")[0]
     assert {f"heads.{t}.crf.transitions" for t in ("pos", "ner", "chunk")} <= set(state)
-    cfg = load_config(out / "config.yaml")
+    cfg = load_experiment(out / "config.yaml")
     assert cfg.data.task_sources() == {"pos": "ptb", "chunk": "conll2000", "ner": "conll2003"}
     md = (out / "results.md").read_text()
     assert "| Meta-MTL-LSTM† |" in md and "/ 97.57 |" in md  # other papers' rows, then ours
@@ -167,7 +167,7 @@ def test_negative_transfer_pairs_ner_with_position_prediction(tmp_path):
     for sys in res["systems"].values():
         assert sys["tasks"]["position"]["metric"] == "accuracy" and sys["tasks"]["ner"]["metric"] == "f1"
     assert set(res["overlap"]["pairwise"]) == {"ner|position"}
-    cfg = load_config(ROOT / "configs/negative_transfer.yaml")
+    cfg = load_experiment(ROOT / "configs/negative_transfer.yaml")
     # the authors' model: random 50-d words, no character features, a 1-layer BiLSTM of 50
     m = cfg.model
     assert (m.hidden, m.layers, m.word_dim, m.char_filters, cfg.data.embeddings) == (50, 1, 50, 0, None)
@@ -176,12 +176,12 @@ def test_negative_transfer_pairs_ner_with_position_prediction(tmp_path):
 
 @pytest.mark.parametrize("name,n", SWEEP_CONFIGS.items())
 def test_sweep_configs_validate_every_point(name, n):
-    points = sweep_points(load_config(ROOT / "configs" / f"{name}.yaml"))
+    points = sweep_points(load_experiment(ROOT / "configs" / f"{name}.yaml"))
     assert len(points) == n
 
 
 def test_sparsity_sweep_forces_one_density_on_every_task():
-    for p in sweep_points(load_config(ROOT / "configs/sparsity_sweep.yaml")):
+    for p in sweep_points(load_experiment(ROOT / "configs/sparsity_sweep.yaml")):
         d = float(p.labels["density"])
         assert p.cfg.search.force_density == {"pos": d, "ner": d, "chunk": d}
 
@@ -241,7 +241,7 @@ def test_mtw_ablation_without_warmup_rewinds_to_the_random_init(tmp_path):
     assert [p["labels"]["warmup"] for p in res["sweep"]["points"]] == ["mtw", "none"]
     with_mtw, without = (out / "points" / f"warmup={w}" for w in ("mtw", "none"))
     assert not any(r["phase"] == "warmup" for r in _phases(without))
-    cfg = load_config(without / "config.yaml")
+    cfg = load_experiment(without / "config.yaml")
     init = load_context(cfg, tmp_path).build_model().state_dict()  # θ^(0), the seeded initialisation
     rewind = load_tensors(without / "search" / "warmup.safetensors")[0]
     assert set(rewind) == set(init) and all(torch.equal(rewind[k], init[k]) for k in init)

@@ -113,7 +113,7 @@ def _no_training_data(monkeypatch):
         "sparseshare.data.readers.conll2003_tasks",
         "sparseshare.data.embeddings.load_glove",
         "sparseshare.data.sources.resolve",
-        "sparseshare.experiments.datasets.read_sequence_tasks",
+        "sparseshare.experiments.config.datasets.read_sequence_tasks",
     ):
         monkeypatch.setattr(target, refuse)
 

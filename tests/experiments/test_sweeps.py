@@ -7,8 +7,8 @@ import pytest
 
 from sparseshare.cli import main
 from sparseshare.errors import ConfigError
-from sparseshare.experiments.config import load_config
-from sparseshare.experiments.sweep import sweep_points
+from sparseshare.experiments.run.sweep import sweep_points
+from sparseshare.experiments.systems.checks import load_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
 # the Student configs read ../shared/data/student (relative to the repository root, where tests run)
@@ -30,7 +30,7 @@ FAST = ["--set", "train.epochs=2", "--set", "pbfs.frequency=5"]
 
 @pytest.mark.parametrize("name,n", SWEEPS.items())
 def test_every_sweep_config_validates_every_point(name, n):
-    cfg = load_config(ROOT / "configs" / f"{name}.yaml")
+    cfg = load_experiment(ROOT / "configs" / f"{name}.yaml")
     points = sweep_points(cfg)
     assert len(points) == n
     for p in points:  # each point is a whole, valid config; the paper's numbers land on real points
@@ -40,7 +40,7 @@ def test_every_sweep_config_validates_every_point(name, n):
 
 
 def test_sparsity_points_prune_from_s_minus_a_tenth_to_s():
-    cfg = load_config(ROOT / "configs/pbfs_sparsity.yaml")
+    cfg = load_experiment(ROOT / "configs/pbfs_sparsity.yaml")
     for p in sweep_points(cfg):
         s = float(p.labels["sparsity"])
         assert p.cfg.pbfs.target_sparsity == pytest.approx(s)
@@ -70,7 +70,9 @@ def test_load_rejects_a_point_label_that_could_leave_its_folder(label):
     with pytest.raises(
         ConfigError, match=f"'sweep.units': '{label}' may hold only letters, digits and _ . \\+ -"
     ):
-        load_config(ROOT / "configs/pbfs_units.yaml", [f"sweep.units={{'{label}': {{tabular.tower: [4]}}}}"])
+        load_experiment(
+            ROOT / "configs/pbfs_units.yaml", [f"sweep.units={{'{label}': {{tabular.tower: [4]}}}}"]
+        )
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +190,7 @@ def test_census_units_sweep_on_a_slice(tmp_path):
 
 
 def test_the_papers_point_may_leave_out_axes_such_as_the_seed():
-    cfg = load_config(ROOT / "configs/pbfs_student.yaml", ['sweep.seed={"1": {seed: 1}, "2": {seed: 2}}'])
+    cfg = load_experiment(ROOT / "configs/pbfs_student.yaml", ['sweep.seed={"1": {seed: 1}, "2": {seed: 2}}'])
     got = {p.name: p.cfg.paper.values["pbfs"] for p in sweep_points(cfg)}
     assert list(got) == [
         "subject=por,seed=1",
@@ -199,4 +201,4 @@ def test_the_papers_point_may_leave_out_axes_such_as_the_seed():
     assert got["subject=mat,seed=2"]["mat_G3"]["mse"] == pytest.approx(0.0019)
     assert "por_G1" in got["subject=por,seed=1"] and "mat_G1" not in got["subject=por,seed=1"]
     with pytest.raises(ConfigError, match=r"unknown point\(s\) \['subject=xx'\]"):
-        sweep_points(load_config(ROOT / "configs/pbfs_student.yaml", ['paper.points={"subject=xx": {}}']))
+        sweep_points(load_experiment(ROOT / "configs/pbfs_student.yaml", ['paper.points={"subject=xx": {}}']))

@@ -133,7 +133,7 @@ def test_predict_a_raw_table_from_the_run_alone(census_run, tmp_path, monkeypatc
         raise AssertionError("training data was read")
 
     monkeypatch.setattr("sparseshare.data.tabular_readers.read_census", refuse)
-    monkeypatch.setattr("sparseshare.experiments.datasets.load_tabular", refuse)
+    monkeypatch.setattr("sparseshare.experiments.config.datasets.load_tabular", refuse)
     out = tmp_path / "pred.parquet"
     assert main(["predict", str(census_run), str(f), "-o", str(out)]) == 0
     assert "predicted 25 rows for income, marital with sparse" in capsys.readouterr().err

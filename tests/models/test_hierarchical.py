@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from sparseshare.experiments.context import encoder_param_count
+from sparseshare.experiments.systems.context import encoder_param_count
 from sparseshare.models import build_tagger
 from sparseshare.sharing import HierarchicalSharing, shared_parameter_names
 from sparseshare.sharing.hierarchical import DEFAULT_LEVELS

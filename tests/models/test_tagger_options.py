@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from sparseshare.errors import ConfigError
-from sparseshare.experiments.context import encoder_param_count
-from sparseshare.experiments.schema import from_dict
-from sparseshare.experiments.sections import ModelConfig
+from sparseshare.experiments.config.schema import from_dict
+from sparseshare.experiments.config.sections import ModelConfig
+from sparseshare.experiments.systems.context import encoder_param_count
 from sparseshare.models import CRFDecoder, LinearDecoder, build_tagger, drop_words
 from sparseshare.models.tagger import UNK_ID, bilstm, split_layers
 from sparseshare.sharing import HardSharing
@@ -136,11 +136,11 @@ def load_config_text(text):
     import tempfile
     from pathlib import Path
 
-    from sparseshare.experiments.config import load_config
+    from sparseshare.experiments.systems.checks import load_experiment
 
     path = Path(tempfile.mkdtemp()) / "c.yaml"
     path.write_text(text)
-    return load_config(path)
+    return load_experiment(path)
 
 
 def test_model_config_defaults_are_table_2_and_new_keys_are_checked():

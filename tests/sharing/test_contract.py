@@ -61,11 +61,11 @@ def test_every_family_is_known_and_every_mechanism_is_covered():
 
 
 def test_every_tabular_mechanisms_sizes_are_its_builders_keywords_and_config_keys():
-    """A config sizes a tabular mechanism through its entry alone (experiments/tabular.py)."""
+    """A config sizes a tabular mechanism through its entry alone (experiments/systems/tabular.py)."""
     import dataclasses
     import inspect
 
-    from sparseshare.experiments.sections import TabularModelConfig
+    from sparseshare.experiments.config.sections import TabularModelConfig
 
     keys = {f.name for f in dataclasses.fields(TabularModelConfig)}
     for name, entry in MECHANISMS.items():

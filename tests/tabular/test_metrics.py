@@ -50,7 +50,7 @@ def test_trainer_runs_tabular_tasks_with_the_evaluator():
 
 
 def test_delta_m_on_a_hand_made_table():
-    from sparseshare.experiments.report import primary_table
+    from sparseshare.experiments.results.report import primary_table
     from sparseshare.metrics import delta_m
 
     metrics = {"income": "auc", "age": "mse"}

@@ -196,13 +196,13 @@ def test_exclude_features_unknown_column_is_an_error_listing_the_columns(tmp_pat
 
 
 def _config(dataset: str, *overrides: str):
-    from sparseshare.experiments.config import load_config
+    from sparseshare.experiments.systems.checks import load_experiment
 
-    return load_config(CONFIGS / f"pbfs_{dataset}.yaml", list(overrides))
+    return load_experiment(CONFIGS / f"pbfs_{dataset}.yaml", list(overrides))
 
 
 def test_data_exclude_features_in_a_config(tmp_path):
-    from sparseshare.experiments.datasets import load_tabular
+    from sparseshare.experiments.config.datasets import load_tabular
 
     d = _movielens(tmp_path)
     full = load_tabular(_config("movielens", f"data.data_dir={d}").data, seed=1)

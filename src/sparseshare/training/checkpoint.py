@@ -42,7 +42,7 @@ _COMMIT_HOOKS: list[Callable[[], None]] = []
 @contextlib.contextmanager
 def on_commit(hook: Callable[[], None]):
     """Within the block, ``hook()`` runs at every :func:`committed` point (a Ray worker sends the files
-    written since the last one back to the driver there; experiments/cluster.py)."""
+    written since the last one back to the driver there; experiments/run/cluster.py)."""
     _COMMIT_HOOKS.append(hook)
     try:
         yield

@@ -55,7 +55,7 @@ class SearchSettings:
     ``lr_decay``: the learning-rate decay within a level (None: ``train.lr_decay``, the systems' own).
 
     ``preset`` names a protocol whose values stand in for the ``search`` *and* ``train`` keys a config
-    does not set (resolved with the config, experiments/config.py; results.md lists every key where a
+    does not set (resolved with the config, experiments/config/experiment.py; results.md lists every key where a
     run departs from its preset):
 
     ``paper``, the protocol of Sun et al. (AAAI 2020) as the paper and the authors' released scripts
@@ -244,11 +244,7 @@ def search_task(
         levels = _read_levels(record)
         _check_streams(record, levels, seed, name)
         masks = [load_masks(mask_file(directory, name, z))[name] for z in range(len(levels))]
-    lvl_settings = train_settings.replace(
-        epochs=settings.epochs_per_level, patience=settings.patience, joint=False, loss_weights=None
-    )
-    if settings.lr_decay is not None:
-        lvl_settings = lvl_settings.replace(lr_decay=settings.lr_decay)
+    lvl_settings = level_settings(train_settings, settings)
     total = len(imp_densities(settings.alpha, settings.min_density))
     bar = tqdm(total=total, initial=len(levels), desc=f"IMP {name}", unit="level", disable=None)
     pending: Mask | None = None  # M^(z) for the next level when kept in memory
@@ -264,21 +260,7 @@ def search_task(
             mask = load_masks(mask_file(directory, name, z))[name]
         else:
             mask = pending
-        level_model = copy.deepcopy(model)
-        load_state(level_model, rewind_state, "the rewind state")  # rewind to θ^(w)
-        mech = SparseSharing(level_model, {t: mask for t in level_model.tasks})
-        stream = level_seed(seed, name, z)  # the task's own stream: not shared with the other tasks
-        result = train(mech, {name: task}, lvl_settings, seed=stream, device=device, desc=f"{name} level {z}")
-        mech.load_state_dict(result.best_state)
-        weights = {n: p.detach() for n, p in level_model.named_parameters() if n in mask}
-        level = Level(
-            z,
-            density(mask),
-            result.best_dev[name][task.key],
-            result.epochs_run,
-            result.best_dev[name],
-            stream,
-        )
+        level, weights = _train_level(model, rewind_state, mask, task, lvl_settings, seed, z, device)
         if level.density > settings.min_density:
             nxt = prune(
                 weights,
@@ -304,6 +286,34 @@ def search_task(
             log({"phase": "search", "task": name, **level.__dict__})
     bar.close()
     return SearchResult(name, levels, masks, task.higher_is_better)
+
+
+def level_settings(train_settings: TrainSettings, settings: SearchSettings) -> TrainSettings:
+    """How one IMP level trains: the systems' training settings with the search's epochs, patience
+    and learning-rate decay, one task at a time."""
+    out = train_settings.replace(
+        epochs=settings.epochs_per_level, patience=settings.patience, joint=False, loss_weights=None
+    )
+    return out if settings.lr_decay is None else out.replace(lr_decay=settings.lr_decay)
+
+
+def _train_level(
+    model: torch.nn.Module, rewind_state, mask: Mask, task: Task, settings: TrainSettings, seed: int, z: int,
+    device,
+) -> tuple[Level, dict[str, torch.Tensor]]:  # fmt: skip
+    """Level z of Algorithm 1: the model rewound to θ^(w) (line 7, with the warmup's weights), trained
+    under ``mask`` on the task's own stream, not shared with the other tasks (line 4); the level's
+    record and its best-dev weights, which line 5 prunes."""
+    name = task.name
+    level_model = copy.deepcopy(model)
+    load_state(level_model, rewind_state, "the rewind state")  # rewind to θ^(w)
+    mech = SparseSharing(level_model, {t: mask for t in level_model.tasks})
+    stream = level_seed(seed, name, z)
+    result = train(mech, {name: task}, settings, seed=stream, device=device, desc=f"{name} level {z}")
+    mech.load_state_dict(result.best_state)
+    weights = {n: p.detach() for n, p in level_model.named_parameters() if n in mask}
+    dev = result.best_dev[name]
+    return Level(z, density(mask), dev[task.key], result.epochs_run, dev, stream), weights
 
 
 def select_level(

@@ -246,6 +246,26 @@ def _weights(settings: TrainSettings, tasks: Mapping[str, Task]) -> dict[str, fl
     return {t: float(given.get(t, 1.0)) for t in tasks}
 
 
+@dataclass
+class _Progress:
+    """Where a training stands, as its checkpoint holds it: epochs done, the best score so far (its
+    epoch and state), epochs since it improved, one record per epoch."""
+
+    epochs: int = 0
+    best: float = -math.inf
+    best_epoch: int = -1
+    bad: int = 0
+    history: list[dict] = field(default_factory=list)
+    best_state: dict | None = None
+
+    def result(self, epochs_run: int | None = None) -> TrainResult:
+        dev, run = (
+            self.history[self.best_epoch]["dev"],
+            len(self.history) if epochs_run is None else epochs_run,
+        )
+        return TrainResult(self.best_epoch, dev, run, self.history, self.best_state)
+
+
 def train(
     mechanism,
     tasks: Mapping[str, Task] | list[Task],
@@ -270,6 +290,11 @@ def train(
 
     ``seed`` names the run's random stream (per epoch: ``seed * 100_003 + epoch``); a checkpoint of
     another stream is refused rather than continued.
+
+    The steps: the data staged on the device, the optimizer made, the checkpoint resumed
+    (:func:`_resume`); per epoch, one pass over the training stream (:func:`_train_epoch`), the dev
+    evaluation and the best state (:func:`_evaluate`), the callbacks, and the checkpoint
+    (:func:`_checkpoint`).
     """
     tasks = as_tasks(tasks)
     mechanism = as_mechanism(mechanism)
@@ -285,135 +310,181 @@ def train(
         stage(data, device)
     params = [p for p in mechanism.parameters() if p.requires_grad]
     opt = make_optimizer(params, settings.optimizer, settings.lr, settings.momentum, settings.weight_decay)
-    sampler = get_sampler(settings.sampler)
-    bs = settings.batch_size
-    sizes = {t: task.data.num_examples("train") for t, task in tasks.items()}
-    per_task = {t: num_batches(task.data, "train", bs) for t, task in tasks.items()}
-    if settings.joint and joint_data is not None:
-        steps = num_batches(joint_data, "train", bs)
-    elif settings.joint:
-        steps = max(per_task.values())
-    else:
-        steps = sum(per_task.values())
-    weights = _weights(settings, tasks) if settings.joint else {}
-    start, best, best_epoch, bad, history, best_state = 0, -math.inf, -1, 0, [], None
-    warned: set[str] = set()
     last = best_file = None
     if directory is not None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         last, best_file = paths.last_state(directory), paths.best_state(directory)
+    epoch_of = _EpochStream(tasks, settings, joint_data)
+    progress = _Progress()
     if last is not None and last.exists():
-        model_state, optim_state, ck = load_training_state(last, device)
-        load_state(mechanism, model_state, last)
-        try:
-            opt.load_state_dict(optim_state)
-        except (RuntimeError, ValueError, KeyError) as e:
-            raise RunError(
-                f"{last}: its optimizer state does not fit ({_first(e)}); run again with --repair"
-            ) from None
-        start, best, best_epoch, bad, history = (
-            ck["epoch"],
-            ck["best"],
-            ck["best_epoch"],
-            ck["bad"],
-            ck["history"],
-        )
-        best_state = load_tensors(best_file, device)[0]
-        if ck.get("seed") != seed:
-            how = "no recorded stream (an older sparseshare)" if "seed" not in ck else f"stream {ck['seed']}"
-            raise RunError(
-                f"{last}: was trained with {how}, not this run's {seed}: continuing it would mix two "
-                f"random streams; choose another --out"
-            )
-        stateful = [cb for cb in callbacks if hasattr(cb, "load_state_dict")]
-        for cb, state in zip(stateful, ck.get("callbacks", [])):
-            cb.load_state_dict(state)
-        # finished: stopped early, or at its cap; a cap raised since then (a matched budget) continues
-        if ck.get("finished") and (
-            start >= settings.epochs or (settings.patience > 0 and ck["bad"] >= settings.patience)
-        ):
-            return TrainResult(best_epoch, history[best_epoch]["dev"], start, history, best_state)
-    bar = tqdm(range(start, settings.epochs), desc=desc, leave=False, disable=None)
+        progress, finished = _resume(last, best_file, mechanism, opt, device, seed, callbacks, settings)
+        if finished:
+            return progress.result(progress.epochs)
+    warned: set[str] = set()
+    bar = tqdm(range(progress.epochs, settings.epochs), desc=desc, leave=False, disable=None)
     for epoch in bar:
         began = time.time()
-        torch.manual_seed(seed * 100_003 + epoch)
-        gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        for group in opt.param_groups:
-            group["lr"] = settings.lr / (1.0 + settings.lr_decay * epoch)
-        mechanism.train()
-        total = torch.zeros((), dtype=torch.float64, device=device)
-        n = 0
-        if settings.joint and joint_data is not None:
-            extra = {"bucket": settings.bucket} if settings.bucket else {}
-            stream = ((None, b) for b in joint_data.batches("train", bs, True, gen, **extra))
-        elif settings.joint:
-            stream = _all_tasks(tasks, steps, bs, gen, settings.bucket)
-        else:
-            stream = _sampled(tasks, sizes, steps, sampler, bs, gen, settings.bucket)
-        for i, (task, batch) in enumerate(stream):
-            opt.zero_grad(set_to_none=True)
-            batch = move_batch(batch, device)
-            with _applied(mechanism, task):
-                loss = _joint_loss(mechanism, batch, weights) if task is None else mechanism.loss(batch, task)
-                loss.backward()
-                if settings.clip:
-                    torch.nn.utils.clip_grad_norm_(params, settings.clip)
-                mechanism.step(opt, task)
-            total += loss.detach()
-            n += 1
-            for cb in callbacks:
-                if hasattr(cb, "on_step"):
-                    cb.on_step(epoch * steps + i + 1)
-        bs_eval = settings.eval_batch_size
-        dev = {t: evaluate_task(mechanism, tasks[t], "dev", bs_eval, device) for t in tasks}
-        score = mean_primary(dev, tasks)
-        rec = {"epoch": epoch, "loss": float(total) / max(n, 1), "dev": dev, "dev_mean": score}
-        missing = undefined(dev, tasks)
+        loss = _train_epoch(mechanism, opt, params, epoch_of, settings, epoch, seed, device, callbacks)
+        rec, improved = _evaluate(mechanism, tasks, settings, epoch, loss, progress, best_file, device)
+        missing = undefined(rec["dev"], tasks)
         if missing:
             rec["undefined"] = missing
             _warn_undefined(desc, epoch, missing, tasks, warned)
-        history.append(rec)
         if log:
             log({"phase": desc, **rec})
-        # the best defined score wins; while no epoch has one, the latest epoch is kept
-        improved = score > best or (math.isnan(score) and best == -math.inf)
-        if improved:
-            best, best_epoch, bad = (best if math.isnan(score) else score), epoch, 0
-            best_state = copy.deepcopy(mechanism.state_dict())
-            if best_file is not None:
-                save_tensors(best_state, best_file)
-        else:
-            bad += 1
         for cb in callbacks:  # after the best state is kept: it pairs with this epoch's score
             if hasattr(cb, "on_eval"):
-                cb.on_eval(dev)
-        bar.set_postfix(loss=f"{rec['loss']:.3f}", dev=f"{score:.4f}")
-        mark = "  best" if improved else ""
+                cb.on_eval(rec["dev"])
+        bar.set_postfix(loss=f"{rec['loss']:.3f}", dev=f"{rec['dev_mean']:.4f}")
         logger.info(
             "%s: epoch %d/%d  loss %.4f  dev %.4f%s  (%.1f s)",
-            desc, epoch + 1, settings.epochs, rec["loss"], score, mark, time.time() - began,
+            desc, epoch + 1, settings.epochs, rec["loss"], rec["dev_mean"], "  best" if improved else "",
+            time.time() - began,
         )  # fmt: skip
-        stopped = settings.patience > 0 and bad >= settings.patience
+        stopped = settings.patience > 0 and progress.bad >= settings.patience
         if last is not None:
-            trainer = {
-                "epoch": epoch + 1,
-                "best": best,
-                "best_epoch": best_epoch,
-                "bad": bad,
-                "history": history,
-                "cap": settings.epochs,
-                "finished": stopped or epoch + 1 == settings.epochs,
-                "seed": seed,
-                "callbacks": [cb.state_dict() for cb in callbacks if hasattr(cb, "state_dict")],
-            }
-            save_training_state(last, mechanism.state_dict(), opt.state_dict(), trainer)
-            committed()
+            _checkpoint(last, mechanism, opt, progress, settings, epoch + 1, stopped, seed, callbacks)
         if stopped:
             break
     bar.close()
-    if best == -math.inf:
+    if progress.best == -math.inf:
         logger.warning(
             "%s: the dev score was undefined (NaN) in every epoch; the last epoch's state is kept", desc
         )
-    return TrainResult(best_epoch, history[best_epoch]["dev"], len(history), history, best_state)
+    return progress.result()
+
+
+def _resume(
+    last: Path, best_file: Path, mechanism, opt, device, seed: int, callbacks: list, settings: TrainSettings
+) -> tuple[_Progress, bool]:
+    """The model, optimizer, callbacks and progress from the checkpoint ``last`` (and the best state from
+    ``best_file``), and whether that training is finished: stopped early, or at its cap (a cap raised
+    since then, a matched budget, continues). A checkpoint of another random stream is refused."""
+    model_state, optim_state, ck = load_training_state(last, device)
+    load_state(mechanism, model_state, last)
+    try:
+        opt.load_state_dict(optim_state)
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise RunError(
+            f"{last}: its optimizer state does not fit ({_first(e)}); run again with --repair"
+        ) from None
+    progress = _Progress(ck["epoch"], ck["best"], ck["best_epoch"], ck["bad"], ck["history"])
+    progress.best_state = load_tensors(best_file, device)[0]
+    if ck.get("seed") != seed:
+        how = "no recorded stream (an older sparseshare)" if "seed" not in ck else f"stream {ck['seed']}"
+        raise RunError(
+            f"{last}: was trained with {how}, not this run's {seed}: continuing it would mix two "
+            f"random streams; choose another --out"
+        )
+    stateful = [cb for cb in callbacks if hasattr(cb, "load_state_dict")]
+    for cb, state in zip(stateful, ck.get("callbacks", [])):
+        cb.load_state_dict(state)
+    capped = progress.epochs >= settings.epochs
+    stopped = settings.patience > 0 and progress.bad >= settings.patience
+    return progress, bool(ck.get("finished")) and (capped or stopped)
+
+
+class _EpochStream:
+    """An epoch's training stream: (task, batch) pairs, a task drawn by the sampler per step (the task
+    None: a joint step over every task, ``train.joint``), as many steps as the epoch has."""
+
+    def __init__(self, tasks: Mapping[str, Task], settings: TrainSettings, joint_data=None):
+        self.tasks, self.settings, self.joint_data = tasks, settings, joint_data
+        bs = settings.batch_size
+        self.sizes = {t: task.data.num_examples("train") for t, task in tasks.items()}
+        per_task = {t: num_batches(task.data, "train", bs) for t, task in tasks.items()}
+        if settings.joint and joint_data is not None:
+            self.steps = num_batches(joint_data, "train", bs)
+        elif settings.joint:
+            self.steps = max(per_task.values())
+        else:
+            self.steps = sum(per_task.values())
+        self.sampler = get_sampler(settings.sampler)
+        self.weights = _weights(settings, tasks) if settings.joint else {}
+
+    def __call__(self, gen: torch.Generator) -> Iterator[tuple[str | None, Any]]:
+        s, bs = self.settings, self.settings.batch_size
+        if s.joint and self.joint_data is not None:
+            extra = {"bucket": s.bucket} if s.bucket else {}
+            return ((None, b) for b in self.joint_data.batches("train", bs, True, gen, **extra))
+        if s.joint:
+            return _all_tasks(self.tasks, self.steps, bs, gen, s.bucket)
+        return _sampled(self.tasks, self.sizes, self.steps, self.sampler, bs, gen, s.bucket)
+
+
+def _train_epoch(
+    mechanism, opt, params, stream: _EpochStream, settings: TrainSettings, epoch: int, seed: int, device,
+    callbacks: list,
+) -> float:  # fmt: skip
+    """One pass over the epoch's stream (dropout and the shuffle seeded from (seed, epoch); the learning
+    rate lr / (1 + lr_decay * epoch)); the mean training loss."""
+    torch.manual_seed(seed * 100_003 + epoch)
+    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    for group in opt.param_groups:
+        group["lr"] = settings.lr / (1.0 + settings.lr_decay * epoch)
+    mechanism.train()
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    n = 0
+    for i, (task, batch) in enumerate(stream(gen)):
+        opt.zero_grad(set_to_none=True)
+        batch = move_batch(batch, device)
+        with _applied(mechanism, task):
+            if task is None:
+                loss = _joint_loss(mechanism, batch, stream.weights)
+            else:
+                loss = mechanism.loss(batch, task)
+            loss.backward()
+            if settings.clip:
+                torch.nn.utils.clip_grad_norm_(params, settings.clip)
+            mechanism.step(opt, task)
+        total += loss.detach()
+        n += 1
+        for cb in callbacks:
+            if hasattr(cb, "on_step"):
+                cb.on_step(epoch * stream.steps + i + 1)
+    return float(total) / max(n, 1)
+
+
+def _evaluate(
+    mechanism, tasks: Mapping[str, Task], settings: TrainSettings, epoch: int, loss: float,
+    progress: _Progress, best_file: Path | None, device,
+) -> tuple[dict, bool]:  # fmt: skip
+    """The epoch's dev scores appended to the history; the best defined mean score wins (while no epoch
+    has one, the latest epoch is kept), its state kept (and saved to ``best_file``). The epoch's record
+    and whether it improved."""
+    dev = {t: evaluate_task(mechanism, tasks[t], "dev", settings.eval_batch_size, device) for t in tasks}
+    score = mean_primary(dev, tasks)
+    rec = {"epoch": epoch, "loss": loss, "dev": dev, "dev_mean": score}
+    progress.history.append(rec)
+    improved = score > progress.best or (math.isnan(score) and progress.best == -math.inf)
+    if improved:
+        progress.best = progress.best if math.isnan(score) else score
+        progress.best_epoch, progress.bad = epoch, 0
+        progress.best_state = copy.deepcopy(mechanism.state_dict())
+        if best_file is not None:
+            save_tensors(progress.best_state, best_file)
+    else:
+        progress.bad += 1
+    return rec, improved
+
+
+def _checkpoint(
+    last: Path, mechanism, opt, progress: _Progress, settings: TrainSettings, epochs: int, stopped: bool,
+    seed: int, callbacks: list,
+) -> None:  # fmt: skip
+    """The epoch's checkpoint (model, optimizer, progress, the callbacks' states), then a commit point:
+    the best state was saved before it, so the pair on disk is always consistent."""
+    trainer = {
+        "epoch": epochs,
+        "best": progress.best,
+        "best_epoch": progress.best_epoch,
+        "bad": progress.bad,
+        "history": progress.history,
+        "cap": settings.epochs,
+        "finished": stopped or epochs == settings.epochs,
+        "seed": seed,
+        "callbacks": [cb.state_dict() for cb in callbacks if hasattr(cb, "state_dict")],
+    }
+    save_training_state(last, mechanism.state_dict(), opt.state_dict(), trainer)
+    committed()

@@ -15,7 +15,7 @@ from typing import Any
 from sparseshare.data.corpora import CORPUS_TASKS
 from sparseshare.errors import ConfigError
 
-# the config's data section, DataConfig (experiments/data_config.py); not imported, because DataConfig
+# the config's data section, DataConfig (experiments/config/data.py); not imported, because DataConfig
 # validates itself against this registry: the loaders read only its attributes
 Section = Any
 

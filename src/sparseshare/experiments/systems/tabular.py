@@ -17,8 +17,8 @@ import math
 import numpy as np
 
 from sparseshare import paths
-from sparseshare.experiments.common import final_eval, save_recipe
-from sparseshare.experiments.context import Context
+from sparseshare.experiments.systems.context import Context
+from sparseshare.experiments.systems.sparse_sharing import final_eval, save_recipe
 from sparseshare.sharing.pbfs import PBFSPruner, PBFSSchedule
 from sparseshare.sharing.pools import correlation_matrix, shared_pools
 from sparseshare.sharing.registry import MECHANISMS

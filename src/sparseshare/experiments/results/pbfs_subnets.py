@@ -7,7 +7,7 @@ Results from before the tested subnet was recorded have only the sparsity at the
 
 from __future__ import annotations
 
-from sparseshare.experiments.systems import label
+from sparseshare.experiments.systems.registry import label
 
 OLD_MARK = "§"
 DIFFER_MARK = "≠"

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import statistics
 
-from sparseshare.experiments.report_format import ERROR_METRICS, fmt, markdown
-from sparseshare.experiments.systems import label
+from sparseshare.experiments.results.markdown import ERROR_METRICS, fmt, markdown
+from sparseshare.experiments.systems.registry import label
 
 LENIENT = "_lenient"
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from sparseshare.data.corpora import CORPUS_TASKS
 from sparseshare.data.sources import SOURCES
 from sparseshare.errors import ConfigError
-from sparseshare.experiments.checks import TAG_SCHEMES, bad_names, out_of_range, unknown_tasks
-from sparseshare.experiments.datasets import DATASETS
+from sparseshare.experiments.config.checks import TAG_SCHEMES, bad_names, out_of_range, unknown_tasks
+from sparseshare.experiments.config.datasets import DATASETS
 
 
 @dataclass

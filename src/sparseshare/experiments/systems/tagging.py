@@ -1,6 +1,6 @@
 """The sequence-labelling systems of the sparse-sharing paper (Exp1-3, Table 3) that are its own:
 single task, hard, soft (cross-stitch) and hierarchical sharing (sparse sharing and single task on its
-subnet are in ``common.py``).
+subnet are in ``sparse_sharing.py``).
 
 Each system trains with the same trainer and data; selection (checkpoints, subnets) uses dev only and
 each system's best-dev state is evaluated on test exactly once. Finished systems and IMP levels are
@@ -10,8 +10,8 @@ kept on disk, so a killed run started again with the same command resumes where 
 from __future__ import annotations
 
 from sparseshare import paths
-from sparseshare.experiments.common import final_eval, save_recipe
-from sparseshare.experiments.context import Context, encoder_param_count
+from sparseshare.experiments.systems.context import Context, encoder_param_count
+from sparseshare.experiments.systems.sparse_sharing import final_eval, save_recipe
 from sparseshare.sharing.hierarchical import DEFAULT_LEVELS
 from sparseshare.training.pipeline import train_jointly
 from sparseshare.training.streams import task_seed

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from sparseshare import paths
 from sparseshare.errors import SparseshareError
-from sparseshare.experiments.resume import NEEDS_SEARCH
+from sparseshare.experiments.run.resume import NEEDS_SEARCH
 from sparseshare.masks.io import load_masks
 from sparseshare.training.checkpoint import load_tensors, load_training_state
 from sparseshare.training.search import mask_file

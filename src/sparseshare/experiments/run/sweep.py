@@ -30,9 +30,10 @@ from pathlib import Path
 
 from sparseshare import atomic, paths
 from sparseshare.errors import ConfigError
-from sparseshare.experiments.config import ExperimentConfig, presets_first
-from sparseshare.experiments.run_dir import MetricsLog, read_json
-from sparseshare.experiments.schema import from_dict, set_key, to_dict
+from sparseshare.experiments.config.experiment import ExperimentConfig, presets_first
+from sparseshare.experiments.config.schema import set_key, to_dict
+from sparseshare.experiments.systems.checks import experiment
+from sparseshare.run_dir import MetricsLog, read_json
 
 
 @dataclass
@@ -73,7 +74,7 @@ def sweep_points(cfg: ExperimentConfig) -> list[Point]:
         # the paper's numbers for this point, else the config's own (a sweep over seeds, say)
         raw["paper"]["values"] = _paper_point(cfg.paper.points, labels) or cfg.paper.values
         try:
-            sub = from_dict(ExperimentConfig, raw)
+            sub = experiment(raw)
         except ConfigError as e:
             raise ConfigError(f"{_culprit(cfg, base, combo)}: {e}") from None
         points.append(Point(name, labels, overrides, sub))
@@ -105,7 +106,7 @@ def _culprit(cfg: ExperimentConfig, base: dict, combo) -> str:
             alone = copy.deepcopy(base)
             set_key(alone, key, value)
             try:
-                from_dict(ExperimentConfig, alone)
+                experiment(alone)
             except ConfigError:
                 return f"'sweep.{axis}.{label}.{key}'"
     return f"'sweep' point {point_name({a: str(lab) for a, lab in combo})}"

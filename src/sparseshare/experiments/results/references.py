@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sparseshare.experiments.systems import label
+from sparseshare.experiments.systems.registry import label
 
 MATCHED_SUFFIX = "_matched"
 UNMATCHED_MARK = "‡"

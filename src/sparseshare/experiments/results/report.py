@@ -14,14 +14,14 @@ from pathlib import Path
 import yaml
 
 from sparseshare import paths
-from sparseshare.experiments.figures import plot_overlap, plot_search, plot_sweep
-from sparseshare.experiments.paired import paired_tables
-from sparseshare.experiments.pbfs_subnets import subnets_line
-from sparseshare.experiments.references import UNMATCHED_MARK, reference_of, references_note
-from sparseshare.experiments.report_format import ERROR_METRICS, fmt, fmt_delta, markdown, unit
-from sparseshare.experiments.sweep_report import seed_table, sweep_table
-from sparseshare.experiments.systems import label
-from sparseshare.experiments.vs_paper import paper_options, paper_table
+from sparseshare.experiments.results.figures import plot_overlap, plot_search, plot_sweep
+from sparseshare.experiments.results.markdown import ERROR_METRICS, fmt, fmt_delta, markdown, unit
+from sparseshare.experiments.results.paired import paired_tables
+from sparseshare.experiments.results.pbfs_subnets import subnets_line
+from sparseshare.experiments.results.references import UNMATCHED_MARK, reference_of, references_note
+from sparseshare.experiments.results.sweep_report import seed_table, sweep_table
+from sparseshare.experiments.results.vs_paper import paper_options, paper_table
+from sparseshare.experiments.systems.registry import label
 from sparseshare.masks.mask import chance_overlap, normalised_overlap
 from sparseshare.metrics import delta_m
 

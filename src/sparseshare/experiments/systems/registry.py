@@ -19,8 +19,9 @@ from pathlib import Path
 
 from sparseshare import paths
 from sparseshare.errors import ConfigError
-from sparseshare.experiments import sequence, tabular
-from sparseshare.experiments.common import (
+from sparseshare.experiments.systems import tabular, tagging
+from sparseshare.experiments.systems.context import Context
+from sparseshare.experiments.systems.sparse_sharing import (
     run_single_subnet,
     run_single_warm,
     run_sparse,
@@ -28,7 +29,6 @@ from sparseshare.experiments.common import (
     run_sparse_random,
     run_sparse_reinit,
 )
-from sparseshare.experiments.context import Context
 
 KINDS = ("sequence", "tabular")
 
@@ -43,6 +43,12 @@ class System:
     continues: str | None = None  # the system whose checkpoints it goes on from (a matched budget)
     from_warmup: bool = False  # its training starts from θ^(w), after the warmup's epochs
     needs_warmup: bool = False  # reads the warmup's θ^(w) (implied by needs_search)
+    # config keys (dotted: a section or a key) that only the systems naming them read: a resumed run
+    # whose config changed one reruns only those systems (and their matched budgets); a key no system
+    # names touches every system (experiments/run/resume.py)
+    reads: tuple[str, ...] = ()
+    # which system ``predict`` and ``export`` use when none is named: the lowest rank the run finished
+    pick_rank: int | None = None
 
     @property
     def uses_warmup(self) -> bool:
@@ -56,16 +62,25 @@ def _mask_control(name: str, label: str, run: Callable[[Context], dict], from_wa
                   from_warmup=from_warmup)  # fmt: skip
 
 
+# the experts of CGC and PLE (PBFS's count theirs too)
+_GATED_KEYS = ("tabular.ple_expert", "tabular.num_specific", "tabular.num_shared")
+
 SYSTEMS: dict[str, System] = {
     s.name: s
     for s in (
-        System("single", "Single task", {"sequence": sequence.run_single, "tabular": tabular.run_single}),
+        System(
+            "single",
+            "Single task",
+            {"sequence": tagging.run_single, "tabular": tabular.run_single},
+            pick_rank=5,
+        ),
         System(
             "single_subnet",
             "Single task (subnet)",
             {"sequence": run_single_subnet},
             needs_search=True,
             from_warmup=True,
+            pick_rank=2,
         ),
         System(
             "single_warm",
@@ -75,24 +90,46 @@ SYSTEMS: dict[str, System] = {
             from_warmup=True,
             needs_warmup=True,
         ),
-        System("hard", "Hard sharing", {"sequence": sequence.run_hard}),
-        System("shared_bottom", "Shared-bottom", {"tabular": tabular.run_baseline("shared_bottom")}),
+        System("hard", "Hard sharing", {"sequence": tagging.run_hard}, pick_rank=3),
+        System(
+            "shared_bottom", "Shared-bottom", {"tabular": tabular.run_baseline("shared_bottom")}, pick_rank=4
+        ),
         System(
             "cross_stitch",
             "Soft sharing (cross-stitch)",
-            {"sequence": sequence.run_cross_stitch, "tabular": tabular.run_baseline("cross_stitch")},
+            {"sequence": tagging.run_cross_stitch, "tabular": tabular.run_baseline("cross_stitch")},
+            reads=("tabular.cross_stitch",),
         ),
-        System("hierarchical", "Hierarchical sharing", {"sequence": sequence.run_hierarchical}),
-        System("mmoe", "MMoE", {"tabular": tabular.run_baseline("mmoe")}),
-        System("cgc", "CGC", {"tabular": tabular.run_baseline("cgc")}),
-        System("ple", "PLE", {"tabular": tabular.run_baseline("ple")}),
-        System("pbfs", "PBFS", {"tabular": tabular.run_pbfs}),
+        System(
+            "hierarchical",
+            "Hierarchical sharing",
+            {"sequence": tagging.run_hierarchical},
+            reads=("model.hierarchy",),
+        ),
+        System(
+            "mmoe",
+            "MMoE",
+            {"tabular": tabular.run_baseline("mmoe")},
+            reads=("tabular.mmoe_expert", "tabular.num_experts"),
+        ),
+        System("cgc", "CGC", {"tabular": tabular.run_baseline("cgc")}, reads=_GATED_KEYS),
+        System(
+            "ple", "PLE", {"tabular": tabular.run_baseline("ple")}, reads=(*_GATED_KEYS, "tabular.levels")
+        ),
+        System(
+            "pbfs",
+            "PBFS",
+            {"tabular": tabular.run_pbfs},
+            reads=("pbfs", "tabular.num_specific", "tabular.num_shared", "tabular.pbfs_expert"),
+            pick_rank=1,
+        ),
         System(
             "sparse",
             "Sparse sharing",
             {"sequence": run_sparse, "tabular": run_sparse},
             needs_search=True,
             from_warmup=True,
+            pick_rank=0,
         ),
         _mask_control("sparse_random", "Sparse sharing, random masks (control)", run_sparse_random),
         _mask_control("sparse_permuted", "Sparse sharing, permuted IMP masks (control)", run_sparse_permuted),

@@ -10,10 +10,10 @@ from collections.abc import Mapping
 import torch
 
 from sparseshare import paths
-from sparseshare.experiments.context import Context
-from sparseshare.experiments.run_dir import write_json_atomic
+from sparseshare.experiments.systems.context import Context
 from sparseshare.masks.io import save_masks
 from sparseshare.masks.mask import Mask, density, union_count
+from sparseshare.run_dir import write_json_atomic
 from sparseshare.sharing.sparse import SparseSharing
 from sparseshare.training.pipeline import evaluate, search_masks, select_subnets, train_jointly, warmup
 from sparseshare.training.streams import stream_seed, task_seed

@@ -5,24 +5,26 @@ from __future__ import annotations
 import logging
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from sparseshare import paths
 from sparseshare.errors import ConfigError, RunError
-from sparseshare.experiments.cluster import run_units
-from sparseshare.experiments.config import ExperimentConfig, preset_departures
-from sparseshare.experiments.context import load_context
-from sparseshare.experiments.repair import inspect_run, repair
-from sparseshare.experiments.report import write_report
-from sparseshare.experiments.resume import open_run
-from sparseshare.experiments.run_dir import MetricsLog, read_json, write_json_atomic
-from sparseshare.experiments.sweep import point_dir, run_sweep, sweep_points
-from sparseshare.experiments.units import experiment_units, run_system, sweep_units, training_summary
+from sparseshare.experiments.config.experiment import ExperimentConfig, preset_departures
+from sparseshare.experiments.run.cluster import run_units
+from sparseshare.experiments.run.repair import inspect_run, repair
+from sparseshare.experiments.run.resume import open_run
+from sparseshare.experiments.run.sweep import point_dir, run_sweep, sweep_points
+from sparseshare.experiments.run.units import experiment_units, run_system, sweep_units, training_summary
+from sparseshare.experiments.systems.context import load_context
 from sparseshare.masks.io import load_masks
 from sparseshare.masks.mask import density, overlap_report
+from sparseshare.run_dir import MetricsLog, read_json, write_json_atomic
 from sparseshare.training.trainer import resolve_device
+
+Report = Callable[[Path, dict], None]  # writes a run's report from its results
 
 logger = logging.getLogger("sparseshare")
 
@@ -46,16 +48,20 @@ def run_experiment(
     repair_it: bool = False,
     address: str | None = None,
     top: Path | None = None,
+    *,
+    report: Report,
 ) -> dict:
-    """Run (or resume) every configured system and write results.json, results.md and figures.
+    """Run (or resume) every configured system and write results.json, and the report (results.md and
+    figures) just before it: ``report(run, results)``, experiments/results/report.py's ``write_report``
+    (this room runs; the one above reads results back).
 
-    ``jobs`` > 1 runs the experiment's units as Ray tasks (experiments/cluster.py; on the cluster at
+    ``jobs`` > 1 runs the experiment's units as Ray tasks (experiments/run/cluster.py; on the cluster at
     ``address``, else a local Ray); the files they leave are those of a sequential run, which then only
     assembles them. ``repair_it``: damaged artifacts are deleted with what depended on them
-    (experiments/repair.py) instead of refused.
+    (experiments/run/repair.py) instead of refused.
     """
     if cfg.sweep:
-        return _run_sweep(cfg, out, jobs, repair_it, address)
+        return _run_sweep(cfg, out, jobs, repair_it, address, report)
     if out.exists():
         check_damage(out, repair_it)
     run = open_run(cfg, out)
@@ -92,7 +98,7 @@ def run_experiment(
         results["masks"] = {t: {"density": density(m)} for t, m in masks.items()}
         results["overlap"] = overlap_report(masks)
     results["meta"] = _meta(cfg, str(resolve_device(cfg.device)), start, jobs)
-    write_report(run, results)
+    report(run, results)
     write_json_atomic(results, paths.results_json(run))  # last: marks the run finished
     return results
 
@@ -123,9 +129,9 @@ def _meta(cfg: ExperimentConfig, device: str, start: float, jobs: int = 1) -> di
 
 
 def _run_sweep(
-    cfg: ExperimentConfig, out: Path, jobs: int, repair_it: bool = False, address: str | None = None
+    cfg: ExperimentConfig, out: Path, jobs: int, repair_it: bool, address: str | None, report: Report
 ) -> dict:
-    """A grid of runs (experiments/sweep.py); the points are validated before anything runs."""
+    """A grid of runs (experiments/run/sweep.py); the points are validated before anything runs."""
     for p in sweep_points(cfg):
         if point_dir(out, p).exists():
             check_damage(point_dir(out, p), repair_it)
@@ -135,12 +141,12 @@ def _run_sweep(
         run_units(sweep_units(cfg, run), jobs, run, address)
     results = {
         "experiment": cfg.name,
-        "sweep": run_sweep(cfg, run, lambda c, d: run_experiment(c, d, jobs, top=run)),
+        "sweep": run_sweep(cfg, run, lambda c, d: run_experiment(c, d, jobs, top=run, report=report)),
     }
     if cfg.paper.source or _paper_options_set(cfg):
         results["paper"] = {"source": cfg.paper.source, "metrics": cfg.paper.metrics, **paper_options(cfg)}
     results["meta"] = _meta(cfg, str(resolve_device(cfg.device)), start, jobs)
-    write_report(run, results)
+    report(run, results)
     write_json_atomic(results, paths.results_json(run))
     return results
 
@@ -148,7 +154,7 @@ def _run_sweep(
 def fill_training(run: Path, results: dict) -> dict:
     """``results`` with the training summaries (units.training_summary) of systems finished before they
     were recorded, read from their checkpoints (``report`` only: results.json is not rewritten)."""
-    from sparseshare.experiments.config import load_config
+    from sparseshare.experiments.config.experiment import load_config
 
     if "sweep" in results:
         parts = [(paths.point_dir(run, pt["point"]), pt["systems"]) for pt in results["sweep"]["points"]]

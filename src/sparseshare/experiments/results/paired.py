@@ -14,10 +14,15 @@ from __future__ import annotations
 import math
 import statistics
 
-from sparseshare.experiments.references import UNMATCHED_MARK, is_reference, reference_of, references_note
-from sparseshare.experiments.report_format import ERROR_METRICS, markdown, unit
-from sparseshare.experiments.systems import label
-from sparseshare.experiments.vs_paper import LENIENT
+from sparseshare.experiments.results.markdown import ERROR_METRICS, markdown, unit
+from sparseshare.experiments.results.references import (
+    UNMATCHED_MARK,
+    is_reference,
+    reference_of,
+    references_note,
+)
+from sparseshare.experiments.results.vs_paper import LENIENT
+from sparseshare.experiments.systems.registry import label
 
 SEED = "seed"
 _IN = {"primary": "", "paper": " in the paper's metric and scorer"}

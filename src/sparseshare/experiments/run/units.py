@@ -4,7 +4,7 @@ A unit runs on an experiment's context (its data) and leaves its files in the ru
 ``result.json`` marks it done, the warmup weights and every task's levels are in ``search/``. The
 searches wait for the warmup; ``single_subnet`` and ``sparse`` wait for every search
 (``SYSTEMS[name].needs_search``), ``single_warm`` for the warmup; nothing else waits.
-experiments/cluster.py runs them on Ray.
+experiments/run/cluster.py runs them on Ray.
 """
 
 from __future__ import annotations
@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sparseshare import paths
-from sparseshare.experiments.common import rewind_state, search_one
-from sparseshare.experiments.config import ExperimentConfig
-from sparseshare.experiments.context import Context
-from sparseshare.experiments.resume import open_run
-from sparseshare.experiments.run_dir import write_json_atomic
-from sparseshare.experiments.schema import to_dict
-from sparseshare.experiments.sweep import point_dir, reuse_search, search_key, sweep_points
-from sparseshare.experiments.systems import SYSTEMS, runner
+from sparseshare.experiments.config.experiment import ExperimentConfig
+from sparseshare.experiments.run.resume import open_run
+from sparseshare.experiments.run.sweep import point_dir, reuse_search, search_key, sweep_points
+from sparseshare.experiments.systems.context import Context
+from sparseshare.experiments.systems.registry import SYSTEMS, runner
+from sparseshare.experiments.systems.sparse_sharing import rewind_state, search_one
+from sparseshare.run_dir import write_json_atomic
 from sparseshare.training.checkpoint import load_training_state
 
 WARMUP = "warmup"  # the multi-task warmup, the rewind point θ^(w) of every task's search
@@ -32,20 +31,20 @@ SEARCH = "search"  # a task's IMP search is the unit "search:<task>"; "search" i
 @dataclass(eq=False)
 class Unit:
     run: Path
-    raw: dict  # the run's config as a dict (sent to the worker)
+    cfg: ExperimentConfig  # the run's config (sent to the worker as it is)
     name: str  # a system, WARMUP or "search:<task>"
     after: list[Unit] = field(default_factory=list)  # the units it waits for
     prepare: Callable[[], None] | None = None  # done by the driver, just before it is submitted
 
     @property
-    def kind(self) -> str:
+    def group(self) -> str:
         """What the config's ``resources.units`` names it by: warmup, search or the system."""
         return SEARCH if self.name.startswith(SEARCH + ":") else self.name
 
     @property
     def in_search(self) -> bool:
         """The warmup or a task's IMP search."""
-        return self.name == WARMUP or self.kind == SEARCH
+        return self.name == WARMUP or self.group == SEARCH
 
     @property
     def label(self) -> str:
@@ -106,21 +105,20 @@ def experiment_units(cfg: ExperimentConfig, run: Path, share: list[Unit] | None 
 
     ``share``: an earlier run's search units with the same search; this run's warmup then waits for them
     and starts from a copy of their folder (its units only read the levels back)."""
-    raw = to_dict(cfg)
-    todo = [Unit(run, raw, s) for s in cfg.systems if not paths.system_result(run, s).exists()]
+    todo = [Unit(run, cfg, s) for s in cfg.systems if not paths.system_result(run, s).exists()]
     by_name = {u.name: u for u in todo}
     for u in todo:  # a matched budget goes on from its base system's checkpoints
         base = by_name.get(SYSTEMS[u.name].continues or "")
         u.after += [base] if base else []
     if not any(SYSTEMS[u.name].uses_warmup for u in todo):
         return todo
-    warmup = Unit(run, raw, WARMUP)
+    warmup = Unit(run, cfg, WARMUP)
     if share:
         warmup.after = list(share)
         source = share[0].run
         warmup.prepare = lambda: reuse_search(paths.search_dir(source), run)
     searched = any(SYSTEMS[u.name].needs_search for u in todo)
-    searches = [Unit(run, raw, f"{SEARCH}:{t}", after=[warmup]) for t in cfg.data.tasks] if searched else []
+    searches = [Unit(run, cfg, f"{SEARCH}:{t}", after=[warmup]) for t in cfg.data.tasks] if searched else []
     for u in todo:
         if SYSTEMS[u.name].needs_search:
             u.after += searches
@@ -141,7 +139,7 @@ def run_unit(ctx: Context, unit: str) -> None:
 
 def sweep_units(cfg: ExperimentConfig, run: Path) -> list[Unit]:
     """The units of every unfinished point, each point's run opened. A point shares the search of the
-    first point with its search key, as a sequential sweep does (experiments/sweep.py)."""
+    first point with its search key, as a sequential sweep does (experiments/run/sweep.py)."""
     units, searched = [], {}  # search key -> a finished point's search folder, or search units
     for p in sweep_points(cfg):
         d, key = point_dir(run, p), search_key(p.cfg)

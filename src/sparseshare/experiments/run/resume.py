@@ -14,12 +14,12 @@ import yaml
 
 from sparseshare import atomic, paths
 from sparseshare.errors import RunError
-from sparseshare.experiments.run_dir import MetricsLog, read_json
-from sparseshare.experiments.schema import flatten, to_dict
-from sparseshare.experiments.systems import SYSTEMS
+from sparseshare.experiments.config.schema import flatten, to_dict
+from sparseshare.experiments.systems.registry import SYSTEMS
+from sparseshare.run_dir import MetricsLog, read_json
 
 if TYPE_CHECKING:
-    from sparseshare.experiments.config import ExperimentConfig
+    from sparseshare.experiments.config.experiment import ExperimentConfig
 
 NEEDS_SEARCH = tuple(n for n, s in SYSTEMS.items() if s.needs_search)
 USES_WARMUP = tuple(n for n, s in SYSTEMS.items() if s.uses_warmup)
@@ -32,16 +32,11 @@ AFFECTS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("search.force_density", NEEDS_SEARCH, False),
     ("search.warmup_epochs", (*USES_WARMUP, *(n for n, s in SYSTEMS.items() if s.continues)), True),
     ("search", NEEDS_SEARCH, True),
-    ("pbfs", ("pbfs",), False),
-    ("model.hierarchy", ("hierarchical",), False),
-    ("tabular.cross_stitch", ("cross_stitch",), False),
-    ("tabular.mmoe_expert", ("mmoe",), False),
-    ("tabular.num_experts", ("mmoe",), False),
-    ("tabular.ple_expert", ("cgc", "ple"), False),
-    ("tabular.levels", ("ple",), False),
-    ("tabular.num_specific", ("cgc", "ple", "pbfs"), False),
-    ("tabular.num_shared", ("cgc", "ple", "pbfs"), False),
-    ("tabular.pbfs_expert", ("pbfs",), False),
+    # the keys that only some systems read, as the registry's entries name them
+    *(
+        (key, tuple(n for n, s in SYSTEMS.items() if key in s.reads), False)
+        for key in dict.fromkeys(k for s in SYSTEMS.values() for k in s.reads)
+    ),
 )
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sparseshare.experiments.report_format import ERROR_METRICS
-from sparseshare.experiments.sweep_report import avg_test, sweep_metrics
-from sparseshare.experiments.vs_paper import LENIENT
+from sparseshare.experiments.results.markdown import ERROR_METRICS
+from sparseshare.experiments.results.sweep_report import avg_test, sweep_metrics
+from sparseshare.experiments.results.vs_paper import LENIENT
 from sparseshare.masks.mask import chance_overlap
 
 AVERAGE, OVERLAP = "average over tasks", "mask overlap (all tasks)"

@@ -1,6 +1,6 @@
 """An experiment's units as Ray tasks: ``sparseshare run --jobs N [--address auto|HOST:PORT]``.
 
-The units (experiments/units.py: the multi-task warmup, one IMP search per task, each system, those of
+The units (experiments/run/units.py: the multi-task warmup, one IMP search per task, each system, those of
 every point of a sweep) are independent once the units they wait for are done. With ``--jobs N`` the
 driver (this process) submits each unit as a Ray task as soon as what it waits for is done, at most N at
 once: on an embedded local Ray started here (no setup) or on an existing cluster (``--address``, or
@@ -46,11 +46,11 @@ import torch
 
 from sparseshare import atomic, paths
 from sparseshare.errors import RunError, SparseshareError
-from sparseshare.experiments.config import ExperimentConfig
-from sparseshare.experiments.context import Context, load_context
-from sparseshare.experiments.run_dir import MetricsLog, write_json_atomic
-from sparseshare.experiments.schema import from_dict
-from sparseshare.experiments.units import Unit, run_unit
+from sparseshare.experiments.config.experiment import ExperimentConfig
+from sparseshare.experiments.config.schema import to_dict
+from sparseshare.experiments.run.units import Unit, run_unit
+from sparseshare.experiments.systems.context import Context, load_context
+from sparseshare.run_dir import MetricsLog, write_json_atomic
 from sparseshare.training.checkpoint import on_commit
 from sparseshare.training.trainer import resolve_device
 
@@ -225,7 +225,9 @@ def _put_files(root: Path, files: dict[str, bytes | None]) -> None:
         atomic.write_bytes(path, data)
 
 
-def _work(ctx: Context, raw: dict, rel: str, unit: str, uid: str, inputs: dict, threads: int, mailbox):
+def _work(
+    ctx: Context, cfg: ExperimentConfig, rel: str, unit: str, uid: str, inputs: dict, threads: int, mailbox
+):
     """A Ray worker: run one unit in a private run directory from its inputs and its earlier attempts'
     commits, sending what it commits to the driver. Returns the unit's name."""
     import ray
@@ -237,7 +239,6 @@ def _work(ctx: Context, raw: dict, rel: str, unit: str, uid: str, inputs: dict, 
         _put_files(root, {**inputs, **committed})
         run = root / rel
         run.mkdir(parents=True, exist_ok=True)
-        cfg = from_dict(ExperimentConfig, raw)
         log = _RemoteLog(mailbox, rel)
         ctx = dataclasses.replace(ctx, cfg=cfg, run=run, log=log, device=resolve_device(cfg.device))
         sync = _Sync(root, mailbox, uid)
@@ -254,7 +255,7 @@ def _work(ctx: Context, raw: dict, rel: str, unit: str, uid: str, inputs: dict, 
 
 def _warm() -> int:
     """A worker readies itself (the imports of a unit) before its first unit."""
-    import sparseshare.experiments.units  # noqa: F401
+    import sparseshare.experiments.run.units  # noqa: F401
 
     return os.getpid()
 
@@ -271,10 +272,10 @@ def _inputs(top: Path, unit: Unit) -> dict[str, bytes]:
     return {p.relative_to(top).as_posix(): p.read_bytes() for f in unit.folders() for p in _files(f)}
 
 
-def _data_key(raw: dict) -> str:
+def _data_key(cfg: ExperimentConfig) -> str:
     """Units whose configs read the same data share one copy of it. The seed draws tabular splits and
     the vectors of words without a pretrained one; sequence data without embeddings does not use it."""
-    cfg = from_dict(ExperimentConfig, raw)
+    raw = to_dict(cfg)
     uses_seed = cfg.data.kind != "sequence" or bool(cfg.data.embeddings)
     keys = ("data", "model", "seed") if uses_seed else ("data", "model")
     return json.dumps({k: raw.get(k) for k in keys}, sort_keys=True, default=str)
@@ -306,7 +307,7 @@ def run_units(units: list[Unit], jobs: int, top: Path, address: str | None = Non
     if address:
         _check_reachable(address)  # before any data is read
     default_cpus = 1 if address else local_cpus_per_unit(jobs)
-    widest = max(from_dict(ExperimentConfig, u.raw).resources.of(u.kind).cpus or default_cpus for u in units)
+    widest = max(u.cfg.resources.of(u.group).cpus or default_cpus for u in units)
     with ray_session(jobs, address, widest):
         # Started once Ray is up: Ray starts its processes with a preexec_fn, and a fork while another
         # thread runs torch can deadlock the child.
@@ -335,7 +336,7 @@ class _Data:
 
     def __init__(self, units: list[Unit], loader: ThreadPoolExecutor):
         self.loader = loader
-        self.key = {u: _data_key(u.raw) for u in units}
+        self.key = {u: _data_key(u.cfg) for u in units}
         self.order = [(self.key[u], u) for u in units]
         self.left = Counter(self.key.values())
         self.loading: dict[str, Future] = {}
@@ -348,8 +349,7 @@ class _Data:
             if self.left[key] == 0 or key in self.shared:
                 continue
             if key not in self.loading:
-                cfg = from_dict(ExperimentConfig, unit.raw)
-                self.loading[key] = self.loader.submit(_load, cfg, unit.run)
+                self.loading[key] = self.loader.submit(_load, unit.cfg, unit.run)
             ahead += 1
             if ahead >= self.AHEAD:
                 return
@@ -360,9 +360,7 @@ class _Data:
 
         key = self.key[unit]
         if key not in self.shared:
-            future = self.loading.pop(key, None) or self.loader.submit(
-                _load, from_dict(ExperimentConfig, unit.raw), unit.run
-            )
+            future = self.loading.pop(key, None) or self.loader.submit(_load, unit.cfg, unit.run)
             ctx = future.result()
             self.shared[key] = (ray.put(ctx), ctx.preprocess)
         elif not paths.preprocess(unit.run).exists():
@@ -394,7 +392,7 @@ def _dispatch(units: list[Unit], jobs: int, top: Path, data: _Data, default_cpus
         if unit.prepare is not None:
             unit.prepare()
         ctx = data.ref(unit)
-        res = from_dict(ExperimentConfig, unit.raw).resources.of(unit.kind)
+        res = unit.cfg.resources.of(unit.group)
         cpus = res.cpus or default_cpus
         rel = unit.run.relative_to(top).as_posix()
         rel = "" if rel == "." else rel
@@ -407,7 +405,7 @@ def _dispatch(units: list[Unit], jobs: int, top: Path, data: _Data, default_cpus
         }
         uid = f"{rel}:{unit.name}"
         return work.options(**options).remote(
-            ctx, unit.raw, rel, unit.name, uid, _inputs(top, unit), max(1, int(cpus)), mailbox
+            ctx, unit.cfg, rel, unit.name, uid, _inputs(top, unit), max(1, int(cpus)), mailbox
         ), uid
 
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable, Sequence
 from typing import Any, get_args, get_origin
 
 from sparseshare.errors import ConfigError
@@ -106,11 +107,16 @@ def _build(cls, data: dict, prefix: str, errors: list[str]):
     return obj
 
 
-def from_dict(cls, data: dict, prefix: str = ""):
+def from_dict(cls, data: dict, prefix: str = "", checks: Sequence[Callable[[Any], list[str]]] = ()):
     """Build dataclass ``cls`` from ``data``; every problem (unknown keys, wrong types, missing required
-    keys, values out of range) is reported in one ConfigError, a line each, naming the key."""
+    keys, values out of range) is reported in one ConfigError, a line each, naming the key. ``checks``
+    run on the built object too (the checks a layer above knows, e.g. against the system registry:
+    experiments/systems/checks.py), and their problems join the others in the one error."""
     errors: list[str] = []
     obj = _build(cls, data, prefix, errors)
+    if obj is not _INVALID:
+        for check in checks:
+            errors.extend(check(obj))
     if errors:
         raise ConfigError("\n".join(dict.fromkeys(errors)))
     return obj

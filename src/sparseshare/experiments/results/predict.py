@@ -15,15 +15,19 @@ import torch
 
 from sparseshare import paths
 from sparseshare.errors import ConfigError, DataError, RunError
-from sparseshare.experiments.context import read_preprocess
-from sparseshare.experiments.run_dir import read_json
+from sparseshare.experiments.systems.context import read_preprocess
+from sparseshare.experiments.systems.registry import SYSTEMS
 from sparseshare.export import export_subnet
+from sparseshare.run_dir import read_json
 from sparseshare.sharing.registry import build_recipe
 from sparseshare.training.checkpoint import load_tensors
 from sparseshare.training.trainer import load_state
 
-# which system a command uses when none is named: the first of these the run finished
-PREFERENCE = ("sparse", "pbfs", "single_subnet", "hard", "shared_bottom", "single")
+# which system a command uses when none is named: the first of these the run finished (the registry's
+# pick_rank), else the first it finished
+PREFERENCE = tuple(
+    sorted((n for n, s in SYSTEMS.items() if s.pick_rank is not None), key=lambda n: SYSTEMS[n].pick_rank)
+)
 
 
 def _finished_systems(run: Path) -> list[str]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from sparseshare.experiments.pbfs_subnets import marks_note, sweep_subnets
-from sparseshare.experiments.report_format import ERROR_METRICS, fmt, markdown
-from sparseshare.experiments.systems import label
-from sparseshare.experiments.vs_paper import notes, ours, paper_options
+from sparseshare.experiments.results.markdown import ERROR_METRICS, fmt, markdown
+from sparseshare.experiments.results.pbfs_subnets import marks_note, sweep_subnets
+from sparseshare.experiments.results.vs_paper import notes, ours, paper_options
+from sparseshare.experiments.systems.registry import label
 
 
 def unconverged(sys: dict) -> bool:

@@ -20,14 +20,14 @@ from sparseshare import paths
 from sparseshare.data.columns import task_kind
 from sparseshare.data.task import Task
 from sparseshare.errors import ConfigError, RunError
-from sparseshare.experiments.datasets import get_dataset, load_tabular, read_sequence_tasks
-from sparseshare.experiments.run_dir import MetricsLog, read_json, write_json_atomic
+from sparseshare.experiments.config.datasets import get_dataset, load_tabular, read_sequence_tasks
 from sparseshare.metrics import PRIMARY
+from sparseshare.run_dir import MetricsLog, read_json, write_json_atomic
 from sparseshare.sharing.registry import build_recipe
 from sparseshare.training.trainer import TrainSettings, resolve_device
 
 if TYPE_CHECKING:
-    from sparseshare.experiments.config import ExperimentConfig
+    from sparseshare.experiments.config.experiment import ExperimentConfig
 
 logger = logging.getLogger("sparseshare")
 

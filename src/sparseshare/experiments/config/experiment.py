@@ -1,12 +1,13 @@
 """The experiment config: YAML validated into typed objects (see configs/ for examples).
 
-Sections: ``data`` (data_config.py), ``model``, ``tabular``, ``pbfs``, ``paper`` (sections.py), ``train``
+Sections: ``data`` (data.py), ``model``, ``tabular``, ``pbfs``, ``paper`` (sections.py), ``train``
 and ``search`` (the training settings, training/trainer.py and training/search.py). This module holds the
 top level, its checks across sections, and loading with ``--set`` overrides.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import yaml
 
 from sparseshare.data.sources import SOURCES
 from sparseshare.errors import ConfigError
-from sparseshare.experiments.checks import (
+from sparseshare.experiments.config.checks import (
     LABEL,
     RUN_NAME,
     bad_names,
@@ -23,17 +24,16 @@ from sparseshare.experiments.checks import (
     out_of_range,
     unknown_tasks,
 )
-from sparseshare.experiments.data_config import DataConfig
-from sparseshare.experiments.datasets import DATASETS
-from sparseshare.experiments.schema import from_dict, set_key
-from sparseshare.experiments.sections import (
+from sparseshare.experiments.config.data import DataConfig
+from sparseshare.experiments.config.datasets import DATASETS
+from sparseshare.experiments.config.schema import from_dict, set_key
+from sparseshare.experiments.config.sections import (
     ModelConfig,
     PaperConfig,
     PBFSConfig,
     ResourcesConfig,
     TabularModelConfig,
 )
-from sparseshare.experiments.systems import systems_for
 from sparseshare.training.search import SearchSettings
 from sparseshare.training.trainer import TrainSettings
 
@@ -75,7 +75,8 @@ class ExperimentConfig:
         return out
 
     def problems(self, where: str) -> list[str]:
-        """Checks across sections: names, systems and what each needs, tasks named anywhere."""
+        """Checks across sections: names, tasks named anywhere, the vectors' size. The checks against the
+        registries (systems, units, prunable globs) run with them: experiments/systems/checks.py."""
         out = bad_names("name", [self.name], RUN_NAME)
         out += out_of_range("seed", self.seed, 0)
         out += device_problems(self.device)
@@ -86,12 +87,6 @@ class ExperimentConfig:
             out += bad_names(f"sweep.{axis}", [str(p) for p in points], LABEL)
         if self.data.dataset not in DATASETS:
             return out
-        valid = systems_for(self.data.kind)
-        if not self.systems:
-            self.systems = systems_for(self.data.kind, default=True)
-        bad = [s for s in self.systems if s not in valid]
-        if bad:
-            out.append(f"'systems': unknown system(s) {bad} for '{self.data.dataset}'; valid: {list(valid)}")
         tasks = self.data.tasks or []
         if not self.data.sequence:
             self.model.word_dim = self.model.word_dim or 100  # unused by tabular models
@@ -105,14 +100,8 @@ class ExperimentConfig:
         out += unknown_tasks("search.force_density", self.search.force_density, tasks)
         out += unknown_tasks("train.loss_weights", self.train.loss_weights or {}, tasks)
         out += unknown_tasks("model.hierarchy", self.model.hierarchy, tasks)
-        kinds = ["warmup", "search", *valid]
-        for name in self.resources.units:
-            if name not in kinds:
-                out.append(f"'resources.units.{name}': unknown unit; units are {kinds}")
-        if self.data.sequence and not bad:
+        if self.data.sequence:
             out += self._embedding_problems()
-        if not bad and any(s in ("sparse", "single_subnet") for s in self.systems):
-            out += self._prunable_problems()
         return out
 
     def _embedding_problems(self) -> list[str]:
@@ -142,35 +131,6 @@ class ExperimentConfig:
                 f"dimensions; set 'model.word_dim: {dim}' (or 'data.embeddings: null' for random vectors)"
             ]
         return []
-
-    def _prunable_problems(self) -> list[str]:
-        """The IMP search's globs must match a weight matrix of the base network (checked on a skeleton:
-        parameter names do not depend on the data)."""
-        from sparseshare.pruning.prunable import prunable_names
-
-        tasks = self.data.tasks or ["t"]
-        try:
-            if self.data.sequence:
-                from sparseshare.models.tagger import build_tagger
-
-                m = self.model
-                net = build_tagger(2, 2, dict.fromkeys(tasks, 2), m.word_dim, m.char_dim, m.char_filters,
-                                   m.char_width, 1, m.layers, 0.0, decoder=m.decoder)  # fmt: skip
-            else:
-                from sparseshare.sharing.shared_bottom import shared_bottom
-
-                net = shared_bottom(
-                    1, dict.fromkeys(tasks, "regression"), self.tabular.bottom, self.tabular.tower
-                )
-        except Exception:  # other problems (sizes, decoder) are reported on their own
-            return []
-        if prunable_names(net, self.search.include, self.search.exclude):
-            return []
-        weights = [n for n, p in net.named_parameters() if p.dim() >= 2]
-        return [
-            f"'search.include' {self.search.include} (minus 'search.exclude') matches no weight matrix of "
-            f"the base network, which the sparse-sharing systems prune; its weight matrices: {weights}"
-        ]
 
 
 def parse_overrides(items: list[str]) -> list[tuple[str, object]]:
@@ -213,8 +173,11 @@ def preset_departures(cfg: ExperimentConfig) -> dict[str, dict]:
     return out
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
-    """Read a YAML config, apply ``--set`` overrides, and validate it."""
+def load_config(
+    path: str | Path, overrides: list[str] = (), checks: Sequence[Callable[[Any], list[str]]] = ()
+) -> ExperimentConfig:
+    """Read a YAML config, apply ``--set`` overrides, and validate it (with ``checks`` too: a layer
+    above's, from_dict). experiments/systems/checks.py's ``load_experiment`` adds the registries'."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -230,6 +193,6 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig
     for key, value in presets_first(raw, parse_overrides(list(overrides))):
         set_key(raw, key, value)
     try:
-        return from_dict(ExperimentConfig, raw)
+        return from_dict(ExperimentConfig, raw, checks=checks)
     except ConfigError as e:
         raise ConfigError("\n".join(f"{path}: {line}" for line in str(e).splitlines())) from None

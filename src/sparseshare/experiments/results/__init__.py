@@ -1,0 +1,1 @@
+"""Reading results back: tables, figures, the report, predictions."""

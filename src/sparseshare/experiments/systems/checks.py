@@ -1,0 +1,80 @@
+"""The checks of a config that need the registries: its systems, its units, the prunable globs.
+
+They run right after the config loads and before anything is created, together with the schema's own
+checks, so every problem is reported at once (``from_dict``'s ``checks``): use :func:`load_experiment`
+(a YAML file) or :func:`experiment` (a raw mapping, a sweep's point) rather than the schema's loaders,
+which know no system. They fill in what depends on the registry: a config that lists no systems runs the
+dataset's default ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sparseshare.experiments.config.datasets import DATASETS
+from sparseshare.experiments.config.experiment import ExperimentConfig, load_config
+from sparseshare.experiments.config.schema import from_dict
+from sparseshare.experiments.systems.registry import SYSTEMS, systems_for
+
+UNITS = ("warmup", "search")  # the units that are not systems (experiments/run/units.py)
+
+
+def registry_problems(cfg: ExperimentConfig) -> list[str]:
+    """One line per name the registries do not know (``systems``, ``resources.units``,
+    ``paper.reference``) and per prunable glob that matches no weight of the base network."""
+    out = []
+    if cfg.paper.reference not in SYSTEMS:
+        out.append(f"'paper.reference': unknown system '{cfg.paper.reference}'; valid: {list(SYSTEMS)}")
+    if cfg.data.dataset not in DATASETS:
+        return out  # reported by the schema
+    valid = systems_for(cfg.data.kind)
+    if not cfg.systems:
+        cfg.systems = systems_for(cfg.data.kind, default=True)
+    bad = [s for s in cfg.systems if s not in valid]
+    if bad:
+        out.append(f"'systems': unknown system(s) {bad} for '{cfg.data.dataset}'; valid: {list(valid)}")
+    units = [*UNITS, *valid]
+    for name in cfg.resources.units:
+        if name not in units:
+            out.append(f"'resources.units.{name}': unknown unit; units are {units}")
+    if not bad and any(SYSTEMS[s].needs_search for s in cfg.systems):
+        out += prunable_problems(cfg)
+    return out
+
+
+def prunable_problems(cfg: ExperimentConfig) -> list[str]:
+    """The IMP search's globs must match a weight matrix of the base network (checked on a skeleton:
+    parameter names do not depend on the data)."""
+    from sparseshare.pruning.prunable import prunable_names
+
+    tasks = cfg.data.tasks or ["t"]
+    try:
+        if cfg.data.sequence:
+            from sparseshare.models.tagger import build_tagger
+
+            m = cfg.model
+            net = build_tagger(2, 2, dict.fromkeys(tasks, 2), m.word_dim, m.char_dim, m.char_filters,
+                               m.char_width, 1, m.layers, 0.0, decoder=m.decoder)  # fmt: skip
+        else:
+            from sparseshare.sharing.shared_bottom import shared_bottom
+
+            net = shared_bottom(1, dict.fromkeys(tasks, "regression"), cfg.tabular.bottom, cfg.tabular.tower)
+    except Exception:  # other problems (sizes, decoder) are reported on their own
+        return []
+    if prunable_names(net, cfg.search.include, cfg.search.exclude):
+        return []
+    weights = [n for n, p in net.named_parameters() if p.dim() >= 2]
+    return [
+        f"'search.include' {cfg.search.include} (minus 'search.exclude') matches no weight matrix of "
+        f"the base network, which the sparse-sharing systems prune; its weight matrices: {weights}"
+    ]
+
+
+def load_experiment(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
+    """A YAML config with its ``--set`` overrides, validated against the schema and the registries."""
+    return load_config(path, overrides, checks=[registry_problems])
+
+
+def experiment(raw: dict) -> ExperimentConfig:
+    """A raw config mapping (a sweep's point), validated against the schema and the registries."""
+    return from_dict(ExperimentConfig, raw, checks=[registry_problems])
