@@ -30,9 +30,9 @@ _EXPORTS = {
     "select_subnets": "sparseshare.training.pipeline",
     "train_jointly": "sparseshare.training.pipeline",
     "evaluate": "sparseshare.training.pipeline",
-    "TrainSettings": "sparseshare.training.trainer",
+    "TrainSettings": "sparseshare.training.settings",
     "TrainResult": "sparseshare.training.trainer",
-    "SearchSettings": "sparseshare.training.search",
+    "SearchSettings": "sparseshare.training.settings",
     "SearchResult": "sparseshare.training.search",
     "Level": "sparseshare.training.search",
     # tasks and data
@@ -129,5 +129,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
         shared_parameter_names,
     )
     from sparseshare.training.pipeline import evaluate, search_masks, select_subnets, train_jointly, warmup
-    from sparseshare.training.search import Level, SearchResult, SearchSettings
-    from sparseshare.training.trainer import TrainResult, TrainSettings
+    from sparseshare.training.search import Level, SearchResult
+    from sparseshare.training.settings import SearchSettings, TrainSettings
+    from sparseshare.training.trainer import TrainResult

@@ -9,7 +9,6 @@ file and line.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from sparseshare.data.readers import (
     DEV_SEED,
     SPLITS,
     TARGET_SCHEME,
+    TASK_NAME,
     Tasks,
     carve_dev,
     column_file,
@@ -25,7 +25,6 @@ from sparseshare.data.readers import (
 from sparseshare.errors import ConfigError
 
 SPAN_TARGETS = ("bio2", "bioes")  # the schemes a span task can be trained and scored in
-_TASK_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def check_task_name(task: str) -> str:
@@ -34,7 +33,7 @@ def check_task_name(task: str) -> str:
     Names hold letters, digits, ``_`` and ``-`` (they become run-directory and metric names);
     ``position`` is reserved for the synthetic task every corpus offers.
     """
-    if not isinstance(task, str) or not _TASK_NAME.fullmatch(task):
+    if not isinstance(task, str) or not TASK_NAME.fullmatch(task):
         raise ConfigError(
             f"task name {str(task)!r} may hold only letters, digits, '_' and '-' ([A-Za-z0-9_-]+)"
         )

@@ -11,6 +11,7 @@ whole file, or named. Every malformed input raises ``DataError`` naming the file
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -22,6 +23,7 @@ Example = tuple[list[str], list[str]]  # (words, tags)
 Splits = dict[str, list[Example]]  # split (train/dev/test) -> examples
 Tasks = dict[str, Splits]  # task -> split -> examples
 SPLITS = ("train", "dev", "test")
+TASK_NAME = re.compile(r"[A-Za-z0-9_-]+")  # a task's name: it names files, folders and modules
 TARGET_SCHEME = {"pos": None, "chunk": "bio2", "ner": "bioes"}  # the paper: BIO2 chunking, BIOES NER
 _ALLOWED = {"bioes": "O, B-<type>, I-<type>, E-<type> or S-<type>"}
 

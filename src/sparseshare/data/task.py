@@ -8,7 +8,6 @@ built-in readers' ``SequenceData`` and ``TabularData`` are task data as they are
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,11 +16,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from sparseshare.contracts import check_task_data
+from sparseshare.data.readers import TASK_NAME
 from sparseshare.errors import ContractError
 from sparseshare.metrics import Metric, get_metric
 
 _TARGET_KEYS = ("y", "target", "targets", "label", "labels")
-TASK_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def default_target(batch: Any, task: str) -> Any:

@@ -15,8 +15,7 @@ from fnmatch import fnmatchcase
 import torch
 from torch import nn
 
-DEFAULT_INCLUDE: tuple[str, ...] = ("*",)
-DEFAULT_EXCLUDE: tuple[str, ...] = ("*embed*", "*bias*", "heads.*", "towers.*", "*crf*", "*transitions*")
+from sparseshare.pruning.defaults import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 
 
 def _embedding_names(model: nn.Module) -> set[str]:

@@ -13,14 +13,12 @@ with the same seed, and so ends with masks identical to an uninterrupted search.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
 
 import torch
 from tqdm.auto import tqdm
@@ -30,124 +28,16 @@ from sparseshare.data.task import Task
 from sparseshare.errors import RunError
 from sparseshare.masks.io import load_masks, save_masks
 from sparseshare.masks.mask import Mask, density
-from sparseshare.pruning.magnitude import STRATEGIES, prune
-from sparseshare.pruning.prunable import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
+from sparseshare.pruning.magnitude import prune
 from sparseshare.pruning.schedules import imp_densities
 from sparseshare.pruning.selection import beats
 from sparseshare.sharing.sparse import SparseSharing
 from sparseshare.training.checkpoint import committed
+from sparseshare.training.settings import SearchSettings, TrainSettings
 from sparseshare.training.streams import level_seed
-from sparseshare.training.trainer import TrainSettings, check_problems, load_state, train
+from sparseshare.training.trainer import load_state, train
 
 logger = logging.getLogger("sparseshare")
-
-
-@dataclass
-class SearchSettings:
-    """The IMP search (Algorithm 1); also the config section ``search``.
-
-    ``alpha``: fraction of the remaining prunable weights pruned per level; ``min_density``: S, the search
-    stops once a level's density is <= S. ``include``/``exclude``: name globs of the prunable parameters
-    (default: weight tensors of 2+ dims of the encoder; never embeddings, biases, heads or CRF
-    transitions). ``force_density``: task -> the level nearest this density is selected instead of the
-    best dev score (Figure 4).
-
-    ``lr_decay``: the learning-rate decay within a level (None: ``train.lr_decay``, the systems' own).
-
-    ``preset`` names a protocol whose values stand in for the ``search`` *and* ``train`` keys a config
-    does not set (resolved with the config, experiments/config/experiment.py; results.md lists every key where a
-    run departs from its preset):
-
-    ``paper``, the protocol of Sun et al. (AAAI 2020) as the paper and the authors' released scripts
-    (github.com/choosewhatulike/sparse-sharing: run_conll03.sh, train_single.py, train_mtl.py,
-    src/prune.py, src/trainer.py) state it:
-
-    - search.warmup_epochs 20: "we set the MTW steps w = 20, 10, 10 epochs in Exp1, Exp2, Exp3" (paper,
-      Details in Subnets Generation; 10 for Exp3: set it in that config);
-    - search.alpha 0.1088, min_density 0.1: run_conll03.sh single ``--pruning_iter 20 --final_rate 0.1``,
-      i.e. prune.py's ``one_rate = 1 - final_rate ** (1 / pruning_iter)`` = 0.10875 per level, so level
-      n keeps 10^(-n/20), Table 4's densities (the paper's text rounds it to "α = 0.1"); 0.1088 so that
-      level 20 lands at <= 10% whatever the rounding of weight counts (0.1087 would run a 21st level);
-    - search.strategy global: "we use global pruning" (paper), ``prune_global`` in prune.py;
-    - search.epochs_per_level 100, search.patience 0: run_conll03.sh single ``--epochs 100``, each level
-      a fastNLP Trainer of ``n_epochs=args.epochs`` with no early stopping; the level's best-dev weights
-      are pruned (fastNLP loads the best model at the end), as here;
-    - search.lr_decay 0.05: train_single.py's ``LambdaLR(optimizer, lambda ep: 1 / (1 + 0.05 * ep))``
-      within a level (Ma and Hovy 2016);
-    - train.optimizer sgd, train.lr 0.1, train.momentum 0.9: Table 2 "Learning rate 0.1", SGD; both
-      scripts ``--optim "sgd(lr=0.1, momentum=0.9)"``;
-    - train.batch_size 10: Table 2 "Mini-batch size 10", ``--batch_size 10``;
-    - train.epochs 100, train.patience 0: run_conll03.sh mtl ``--epochs 100`` ("train these subnets ...
-      until convergence", paper); the authors' MTL trainer runs every epoch and keeps the best (on the
-      test set, src/trainer.py; here on dev);
-    - train.lr_decay 0.0: run_conll03.sh mtl ``--scheduler "fix"`` (a constant learning rate; the
-      multi-task warmup is a run of that trainer too, so the warmup uses it);
-    - train.clip 5.0: train_single.py ``GradientClipCallback(clip_type="norm", clip_value=5)`` (the MTL
-      trainer clips by value, ``clip_grad_value_(..., 5)``; here by norm everywhere).
-
-    Not in the preset, because they are the model's or the paper and the scripts disagree: dropout 0.5
-    (Table 2; ``model.dropout``), the BiLSTM depth (the paper: 1 layer in Exp1; the scripts ``--n_layer
-    2``), 100-d GloVe (``data.embeddings``), the task sampler (the paper: proportional, our default; the
-    MTL trainer: a shuffled round robin until each task's data is used up), and fastNLP's length
-    buckets (``train.bucket`` is another bucketing scheme).
-
-    ``fast``: the budget of this repository's CPU runs (configs/exp1_conll03.yaml): 4 warmup epochs,
-    alpha 0.2 down to 30%, at most 2 epochs per level (patience 1); the train section is the config's.
-    """
-
-    PRESETS: ClassVar[dict[str, dict[str, dict]]] = {
-        "paper": {
-            "search": {"warmup_epochs": 20, "epochs_per_level": 100, "patience": 0, "alpha": 0.1088,
-                       "min_density": 0.1, "strategy": "global", "lr_decay": 0.05},
-            "train": {"epochs": 100, "patience": 0, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9,
-                      "lr_decay": 0.0, "batch_size": 10, "clip": 5.0},
-        },
-        "fast": {
-            "search": {"warmup_epochs": 4, "epochs_per_level": 2, "patience": 1, "alpha": 0.2,
-                       "min_density": 0.3},
-        },
-    }  # fmt: skip
-
-    preset: str | None = None
-    warmup_epochs: int = 20
-    epochs_per_level: int = 3
-    patience: int = 2
-    alpha: float = 0.1
-    min_density: float = 0.1
-    strategy: str = "global"
-    include: list[str] = field(default_factory=lambda: list(DEFAULT_INCLUDE))
-    exclude: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDE))
-    force_density: dict[str, float] = field(default_factory=dict)
-    lr_decay: float | None = None
-
-    def problems(self, where: str = "search") -> list[str]:
-        """One line per value out of range or unknown, naming its key."""
-        out = []
-        if self.preset is not None and self.preset not in self.PRESETS:
-            out.append(f"'{where}.preset': unknown preset {self.preset!r}; valid: {sorted(self.PRESETS)}")
-        if not 0 < self.alpha < 1:
-            out.append(f"'{where}.alpha' must be in (0, 1), got {self.alpha}")
-        if not 0 < self.min_density <= 1:
-            out.append(f"'{where}.min_density' must be in (0, 1], got {self.min_density}")
-        if self.strategy not in STRATEGIES:
-            out.append(f"'{where}.strategy': unknown '{self.strategy}'; valid: {sorted(STRATEGIES)}")
-        for key, lo in (("warmup_epochs", 0), ("epochs_per_level", 1), ("patience", 0)):
-            if getattr(self, key) < lo:
-                out.append(f"'{where}.{key}' must be >= {lo}, got {getattr(self, key)}")
-        if not self.include:
-            out.append(f"'{where}.include': name at least one glob of prunable parameters")
-        if self.lr_decay is not None and not self.lr_decay >= 0:
-            out.append(f"'{where}.lr_decay' must be >= 0 (or null: train.lr_decay), got {self.lr_decay}")
-        for task, d in self.force_density.items():
-            if not 0 < d <= 1:
-                out.append(f"'{where}.force_density.{task}' must be in (0, 1] (a fraction kept), got {d}")
-        return out
-
-    def check(self, where: str = "search") -> None:
-        check_problems(self.problems(where))
-
-    def replace(self, **changes) -> SearchSettings:
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import inspect
 import logging
 import math
@@ -38,78 +37,10 @@ from sparseshare.training.checkpoint import (
     save_training_state,
 )
 from sparseshare.training.evaluation import evaluate_task, mean_primary, undefined
-from sparseshare.training.samplers import SAMPLERS, get_sampler
+from sparseshare.training.samplers import get_sampler
+from sparseshare.training.settings import OPTIMIZERS, TrainSettings
 
 logger = logging.getLogger("sparseshare")
-OPTIMIZERS = ("sgd", "adam")
-
-
-def check_problems(problems: list[str]) -> None:
-    """Raise every problem of a settings object at once, one line each."""
-    if problems:
-        raise ConfigError("\n".join(problems))
-
-
-@dataclass
-class TrainSettings:
-    """How a system trains; also the config section ``train``.
-
-    ``lr_decay``: lr_e = lr / (1 + lr_decay * e) (Ma and Hovy 2016). ``patience``: epochs without a better
-    dev score before stopping (0: never stop early). ``joint``: all tasks every step (Σ_t w_t L_t with
-    ``loss_weights``, default 1) instead of sampling a task per step with ``sampler``. ``bucket``
-    (sequence data): training batches drawn from pools of ``bucket`` shuffled batches sorted by length,
-    so padding stays small (0, the default and the papers' protocol: a plain shuffle).
-    """
-
-    epochs: int = 30
-    patience: int = 5
-    batch_size: int = 10
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    lr_decay: float = 0.05
-    clip: float | None = 5.0
-    sampler: str = "proportional"
-    joint: bool = False
-    loss_weights: dict[str, float] | None = None
-    eval_batch_size: int = 100
-    bucket: int = 0
-
-    def problems(self, where: str = "train") -> list[str]:
-        """One line per value out of range or unknown, naming its key."""
-        out = []
-        if self.sampler not in SAMPLERS:
-            out.append(f"'{where}.sampler': unknown sampler '{self.sampler}'; valid: {sorted(SAMPLERS)}")
-        if self.optimizer not in OPTIMIZERS:
-            out.append(
-                f"'{where}.optimizer': unknown optimizer '{self.optimizer}'; valid: {list(OPTIMIZERS)}"
-            )
-        for key, lo in (
-            ("epochs", 1), ("batch_size", 1), ("eval_batch_size", 1), ("patience", 0), ("bucket", 0)
-        ):  # fmt: skip
-            if getattr(self, key) < lo:
-                out.append(f"'{where}.{key}' must be >= {lo}, got {getattr(self, key)}")
-        if not self.lr > 0:
-            out.append(f"'{where}.lr' must be > 0, got {self.lr}")
-        if not 0 <= self.momentum < 1:
-            out.append(f"'{where}.momentum' must be in [0, 1), got {self.momentum}")
-        for key in ("weight_decay", "lr_decay"):
-            if not getattr(self, key) >= 0:
-                out.append(f"'{where}.{key}' must be >= 0, got {getattr(self, key)}")
-        if self.clip is not None and not self.clip > 0:
-            out.append(f"'{where}.clip' must be > 0 (or null: no clipping), got {self.clip}")
-        bad = {t: w for t, w in (self.loss_weights or {}).items() if not w >= 0}
-        if bad:
-            out.append(f"'{where}.loss_weights': weights must be >= 0, got {bad}")
-        return out
-
-    def check(self, where: str = "train") -> None:
-        check_problems(self.problems(where))
-
-    def replace(self, **changes) -> TrainSettings:
-        """A copy with ``changes`` (the settings themselves are never modified)."""
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sparseshare.data.task import TASK_NAME
+from sparseshare.data.readers import TASK_NAME
 
 TAG_SCHEMES = ("auto", "iob1", "bio2", "iob2", "bioes")
 

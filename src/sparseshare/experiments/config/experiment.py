@@ -34,8 +34,7 @@ from sparseshare.experiments.config.sections import (
     ResourcesConfig,
     TabularModelConfig,
 )
-from sparseshare.training.search import SearchSettings
-from sparseshare.training.trainer import TrainSettings
+from sparseshare.training.settings import SearchSettings, TrainSettings
 
 
 @dataclass

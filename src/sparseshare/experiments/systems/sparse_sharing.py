@@ -10,6 +10,7 @@ from collections.abc import Mapping
 import torch
 
 from sparseshare import paths
+from sparseshare.data.task import Task
 from sparseshare.experiments.systems.context import Context
 from sparseshare.masks.io import save_masks
 from sparseshare.masks.mask import Mask, density, union_count
@@ -20,20 +21,21 @@ from sparseshare.training.streams import stream_seed, task_seed
 from sparseshare.training.trainer import load_state
 
 
-def final_eval(ctx: Context, mech, tasks: list[str], specs=None) -> dict:
-    """Evaluate the best-dev state on dev and — once — on test."""
-    specs = {t: (specs or ctx.tasks)[t] for t in tasks}
+def final_eval(ctx: Context, mech, names: list[str], tasks: Mapping[str, Task] | None = None) -> dict:
+    """Evaluate the best-dev state of the tasks ``names`` (from ``tasks``, default the run's) on dev and,
+    once, on test."""
+    tasks = {t: (tasks or ctx.tasks)[t] for t in names}
     bs = ctx.cfg.train.eval_batch_size
-    dev = evaluate(mech, specs, "dev", batch_size=bs, device=ctx.device)
-    test = evaluate(mech, specs, "test", batch_size=bs, device=ctx.device)
+    dev = evaluate(mech, tasks, "dev", batch_size=bs, device=ctx.device)
+    test = evaluate(mech, tasks, "test", batch_size=bs, device=ctx.device)
     return {
         t: {
-            "metric": specs[t].key,
-            "dev": dev[t][specs[t].key],
-            "test": test[t][specs[t].key],
+            "metric": tasks[t].key,
+            "dev": dev[t][tasks[t].key],
+            "test": test[t][tasks[t].key],
             "all": {"dev": dev[t], "test": test[t]},
         }
-        for t in tasks
+        for t in names
     }
 
 

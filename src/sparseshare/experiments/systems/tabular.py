@@ -29,25 +29,25 @@ from sparseshare.training.trainer import load_state
 
 
 def _joint(
-    ctx: Context, name: str, mech, data=None, specs=None, callbacks=None, patience=None, task=None
+    ctx: Context, name: str, mech, data=None, tasks=None, callbacks=None, patience=None, task=None
 ) -> dict:
     """Train ``mech`` on the joint loss (Eq. 10), restore the best-dev epoch, evaluate it."""
-    specs = specs or ctx.tasks
-    _train_joint(ctx, name, mech, data, specs, callbacks, patience, task)
-    return final_eval(ctx, mech, list(specs), specs)
+    tasks = tasks or ctx.tasks
+    _train_joint(ctx, name, mech, data, tasks, callbacks, patience, task)
+    return final_eval(ctx, mech, list(tasks), tasks)
 
 
-def _train_joint(ctx: Context, name: str, mech, data, specs, callbacks=None, patience=None, task=None,
+def _train_joint(ctx: Context, name: str, mech, data, tasks, callbacks=None, patience=None, task=None,
                  restore_best: bool = True) -> None:  # fmt: skip
     """Train ``mech`` on the joint loss (Eq. 10); its best mean-dev state is put back (``restore_best``)."""
     name = ctx.system_name(name)
-    weights = {t: (ctx.cfg.train.loss_weights or {}).get(t, 1.0) for t in specs}
+    weights = {t: (ctx.cfg.train.loss_weights or {}).get(t, 1.0) for t in tasks}
     s = ctx.settings().replace(joint=True, loss_weights=weights)
     if patience is not None:
         s = s.replace(patience=patience)
     train_jointly(
         mech,
-        specs,
+        tasks,
         s,
         seed=task_seed(ctx.cfg.seed, task) if task else ctx.cfg.seed,  # a task alone: its own stream
         device=ctx.device,
@@ -67,7 +67,7 @@ def run_single(ctx: Context) -> dict:
         recipe = ctx.recipe([t])
         model = ctx.build(recipe)
         save_recipe(ctx, "single", recipe, t)
-        results.update(_joint(ctx, "single", model, data=task.data, specs={t: task}, task=t))
+        results.update(_joint(ctx, "single", model, data=task.data, tasks={t: task}, task=t))
         params += ctx.count_params(model)
     return {"params": params, "tasks": results}
 
