@@ -51,8 +51,8 @@ _EXPORTS = {
     "HardSharing": "sparseshare.sharing",
     "SparseSharing": "sparseshare.sharing",
     "PBFS": "sparseshare.sharing",
-    "PBFSPruner": "sparseshare.sharing",
-    "PBFSSchedule": "sparseshare.sharing",
+    "PBFSPruner": "sparseshare.training.callbacks",
+    "PBFSSchedule": "sparseshare.training.callbacks",
     "MMoE": "sparseshare.sharing",
     "PLE": "sparseshare.sharing",
     "SharedBottom": "sparseshare.sharing",
@@ -121,13 +121,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
         CrossStitch,
         HardSharing,
         MMoE,
-        PBFSPruner,
-        PBFSSchedule,
         SharedBottom,
         SparseSharing,
         build_mechanism,
         shared_parameter_names,
     )
+    from sparseshare.training.callbacks import PBFSPruner, PBFSSchedule
     from sparseshare.training.pipeline import evaluate, search_masks, select_subnets, train_jointly, warmup
     from sparseshare.training.search import Level, SearchResult
     from sparseshare.training.settings import SearchSettings, TrainSettings

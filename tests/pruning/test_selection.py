@@ -3,7 +3,7 @@
 import math
 
 from sparseshare.pruning.selection import beats
-from sparseshare.sharing.pbfs import PBFSPruner
+from sparseshare.training.callbacks import PBFSPruner
 from sparseshare.training.search import Level, select_level
 
 NAN = math.nan
@@ -27,7 +27,7 @@ def test_imp_and_pbfs_choose_alike():
     levels = [Level(i, d, s, 2) for i, (d, s) in enumerate(scores)]
     assert select_level(levels) == 2  # 0.82 at 0.8 and at 0.64: the sparser
 
-    class _Mech:  # what on_eval reads of the mechanism
+    class _Mech:  # what record reads of the mechanism
         def mask(self, task):
             return {}
 
@@ -37,6 +37,6 @@ def test_imp_and_pbfs_choose_alike():
     pruner = PBFSPruner.__new__(PBFSPruner)  # the record alone: no network is needed for the rule
     pruner.best, pruner.history, pruner._step, pruner._higher = {}, [], 0, True
     pruner.mechanism = _Mech()
-    chosen = [pruner.on_eval("t", 1.0 - d, s) for d, s in scores]
+    chosen = [pruner.record("t", 1.0 - d, s) for d, s in scores]
     assert chosen == [True, True, True, False, False]
     assert pruner.best["t"]["sparsity"] == 1.0 - 0.64

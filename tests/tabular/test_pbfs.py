@@ -9,7 +9,8 @@ import torch
 
 from sparseshare.pruning.magnitude import prune_to_sparsity
 from sparseshare.pruning.schedules import polynomial_sparsity
-from sparseshare.sharing.pbfs import PBFS, PBFSPruner, pbfs
+from sparseshare.sharing.pbfs import PBFS, pbfs
+from sparseshare.training.callbacks import PBFSPruner
 from tests.tabular.toy import KINDS3, POOLS3, F, build, random_masks, toy_batch
 
 
@@ -165,7 +166,7 @@ def test_pruner_keeps_the_best_subnet_and_restores_it():
         pruner.on_step(step)
         masks.append({t: {n: m.clone() for n, m in mech.mask(t).items()} for t in mech.tasks})
         for t in mech.tasks:
-            pruner.on_eval(t, None, scores[t][i])
+            pruner.record(t, None, scores[t][i])
     # a: 0.7 first at step 10 and again at 30 -> tie goes to the sparser (step 30); b: lowest at 10; c: tie
     assert (
         pruner.best["a"]["step"] == 30 and pruner.best["b"]["step"] == 10 and pruner.best["c"]["step"] == 30
@@ -182,13 +183,13 @@ def test_pruner_keeps_the_best_subnet_and_restores_it():
 def test_the_schedule_prunes_mu_first_and_keeps_each_tasks_best_by_its_own_direction():
     from sparseshare.data.task import Task
     from sparseshare.errors import ContractError
-    from sparseshare.sharing.pbfs import PBFSSchedule
+    from sparseshare.training.callbacks import PBFSSchedule
     from tests.helpers import ToyData
 
     mech, _ = build("pbfs")
     pruner = PBFSPruner(mech, dict.fromkeys(mech.tasks, 0.9), 0.3, 0, 30, 10)
     with pytest.raises(ContractError, match="give higher_is_better"):
-        pruner.on_eval("a", None, 0.5)  # an error metric would silently keep its worst subnet
+        pruner.record("a", None, 0.5)  # an error metric would silently keep its worst subnet
     tasks = {t: Task(t, ToyData(0), "mse" if t == "b" else "accuracy") for t in mech.tasks}
     schedule = PBFSSchedule(pruner, tasks)
     assert all(mech.sparsity(t) == pytest.approx(0.3, abs=0.02) for t in mech.tasks)  # mu before training

@@ -9,7 +9,8 @@ import torch
 
 from sparseshare.data.tabular import TabularData
 from sparseshare.data.task import Task
-from sparseshare.sharing.pbfs import PBFSPruner, PBFSSchedule, pbfs
+from sparseshare.sharing.pbfs import pbfs
+from sparseshare.training.callbacks import PBFSPruner, PBFSSchedule
 from sparseshare.training.pipeline import evaluate, train_jointly
 from sparseshare.training.trainer import TrainSettings, load_state
 

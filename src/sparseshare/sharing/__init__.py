@@ -6,7 +6,7 @@ from sparseshare.sharing.cross_stitch_tagger import CrossStitchSharing
 from sparseshare.sharing.hard import HardSharing, as_mechanism, shared_parameter_names
 from sparseshare.sharing.hierarchical import HierarchicalSharing
 from sparseshare.sharing.mmoe import MMoE, mmoe
-from sparseshare.sharing.pbfs import PBFS, PBFSPruner, PBFSSchedule, pbfs
+from sparseshare.sharing.pbfs import PBFS, pbfs
 from sparseshare.sharing.ple import PLE, cgc, ple
 from sparseshare.sharing.registry import MECHANISMS, NETWORKS, build_mechanism, build_network, build_recipe
 from sparseshare.sharing.shared_bottom import SharedBottom, shared_bottom
@@ -22,8 +22,6 @@ __all__ = [
     "CrossStitchSharing",
     "HardSharing",
     "HierarchicalSharing",
-    "PBFSPruner",
-    "PBFSSchedule",
     "SharedBottom",
     "SparseSharing",
     "as_mechanism",

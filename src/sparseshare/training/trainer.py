@@ -213,11 +213,11 @@ def train(
     """Train ``mechanism`` (a model is wrapped in hard sharing) on ``tasks`` with early stopping on the
     mean dev score; resumable from ``directory`` (``last.safetensors``, ``best.safetensors``).
 
-    ``callbacks`` may define ``on_step(global_step)`` (after each optimizer step) and
-    ``on_eval(dev: {task: metrics})`` (after each dev evaluation, once the epoch's state is kept as the
-    best if it is: a callback that changes the model there, such as the PBFS schedule swapping masks,
-    changes the next epoch, never the state its score belongs to), and ``state_dict()`` /
-    ``load_state_dict(state)`` to be saved in and resumed from the checkpoint with the model.
+    ``callbacks`` define any of training/callbacks.py's ``Callback`` methods: ``on_step(global_step)``
+    (after each optimizer step), ``on_eval(dev: {task: metrics})`` (after each dev evaluation, once the
+    epoch's state is kept as the best if it is: a callback that changes the model there, such as the PBFS
+    schedule swapping masks, changes the next epoch, never the state its score belongs to), and
+    ``state_dict()`` / ``load_state_dict(state)``, saved in and resumed from the checkpoint with the model.
 
     ``seed`` names the run's random stream (per epoch: ``seed * 100_003 + epoch``); a checkpoint of
     another stream is refused rather than continued.

@@ -19,9 +19,9 @@ import numpy as np
 from sparseshare import paths
 from sparseshare.experiments.systems.context import Context
 from sparseshare.experiments.systems.sparse_sharing import final_eval, save_recipe
-from sparseshare.sharing.pbfs import PBFSPruner, PBFSSchedule
 from sparseshare.sharing.pools import correlation_matrix, shared_pools
 from sparseshare.sharing.registry import MECHANISMS
+from sparseshare.training.callbacks import PBFSPruner, PBFSSchedule
 from sparseshare.training.checkpoint import save_tensors
 from sparseshare.training.pipeline import train_jointly
 from sparseshare.training.streams import task_seed
