@@ -142,3 +142,13 @@ def test_every_tabular_mechanism_is_sized_by_tabular_keys():
         for keyword, key in entry.sizes.items():
             assert f"tabular.{key}" in keys, (name, keyword, key)
     assert registry.SYSTEMS is SYSTEMS and mechanisms.MECHANISMS is MECHANISMS
+
+
+def test_a_config_not_checked_against_the_registries_is_refused_by_the_runner(tmp_path):
+    from sparseshare.errors import ConfigError
+    from sparseshare.experiments.config.schema import from_dict
+
+    cfg = from_dict(ExperimentConfig, {"name": "x", "data": {"dataset": "synthetic"}})
+    with pytest.raises(ConfigError, match="no systems to run; load the config with load_experiment"):
+        run_experiment(cfg, tmp_path / "run", report=write_report)
+    assert not (tmp_path / "run").exists()

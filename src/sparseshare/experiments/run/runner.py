@@ -60,6 +60,11 @@ def run_experiment(
     assembles them. ``repair_it``: damaged artifacts are deleted with what depended on them
     (experiments/run/repair.py) instead of refused.
     """
+    if not cfg.systems:  # the registry's checks fill in the default systems (systems/checks.py)
+        raise ConfigError(
+            f"{cfg.name}: no systems to run; load the config with load_experiment() or experiment(), "
+            f"which check it against the registries and fill in the dataset's default systems"
+        )
     if cfg.sweep:
         return _run_sweep(cfg, out, jobs, repair_it, address, report)
     if out.exists():
