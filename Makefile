@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow lint bench clean-venv
+.PHONY: run test test-fast test-slow lint bench clean-venv
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -23,6 +23,10 @@ run: $(STAMP)
 # never mask pytest's status here (no `|| true`, no `-` prefix).
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# the unit tests alone (no CLI runs on real data, no Ray cluster): a quick loop while editing
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m 'not slow and not integration'
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow

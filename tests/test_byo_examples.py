@@ -10,6 +10,8 @@ from sparseshare.cli import main
 from sparseshare.experiments.systems.checks import load_experiment
 from tests.helpers import readme_blocks
 
+pytestmark = pytest.mark.integration  # the CLI on real data, Ray clusters (make test-fast leaves them out)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

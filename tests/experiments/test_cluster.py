@@ -17,6 +17,8 @@ import pytest
 
 from sparseshare.cli import main
 
+pytestmark = pytest.mark.integration  # the CLI on real data, Ray clusters (make test-fast leaves them out)
+
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
 # the hard-sharing system alone, long enough to be killed in the middle of its training
@@ -78,6 +80,7 @@ def _stop_cluster(temp: str) -> None:
         time.sleep(2 if sig == signal.SIGTERM and pids else 0)
 
 
+@pytest.mark.slow  # starts a cluster of its own (`ray start`): ~80 s quiet, 10 min on a busy machine
 def test_a_cluster_address_runs_the_units_there_with_the_same_numbers(sequential, tmp_path):
     port = _free_port()
     temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # Ray's socket paths must stay short

@@ -16,6 +16,8 @@ from sparseshare.experiments.systems.context import load_context
 from sparseshare.masks import load_masks
 from sparseshare.training.checkpoint import load_tensors
 
+pytestmark = pytest.mark.integration  # the CLI on real data, Ray clusters (make test-fast leaves them out)
+
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
 # a tiny tagger, one epoch, three IMP levels (densities 1, 0.5, 0.25)
@@ -203,6 +205,7 @@ def test_task_pairs_sweep_shows_overlap_and_gain_per_pair(tmp_path):
     assert f"{pts['pos+chunk']['overlap']['all']:.3f} (chance " in row and ") / 0.50 |" in row
 
 
+@pytest.mark.slow  # six points over one search; task_pairs and overlap_budget cover the sweep path
 def test_sparsity_sweep_searches_once_and_orders_overlap(tmp_path):
     out = tmp_path / "sparsity"
     grid = "{'1.0': {search.force_density: {pos: 1.0, ner: 1.0, chunk: 1.0}}, "

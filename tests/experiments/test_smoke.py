@@ -15,6 +15,8 @@ from sparseshare.training.checkpoint import load_tensors
 from tests.experiments import pinned
 from tests.helpers import export_reproduces_the_run
 
+pytestmark = pytest.mark.integration  # the CLI on real data, Ray clusters (make test-fast leaves them out)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

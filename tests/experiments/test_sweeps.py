@@ -127,6 +127,7 @@ def test_pbfs_pools_sweep_gives_one_and_three_pools_within_each_subject(tmp_path
         assert len(pools[subject, "3"]) == 3 and all(len(p) == 2 for p in pools[subject, "3"])
 
 
+@pytest.mark.slow  # census over PBFS sparsities; the census units sweep covers the path
 def test_census_sparsity_sweep_on_a_slice(tmp_path):
     out = tmp_path / "sp"
     grid = (

@@ -12,6 +12,8 @@ from sparseshare.cli import main
 from tests.experiments import pinned
 from tests.helpers import export_reproduces_the_run
 
+pytestmark = pytest.mark.integration  # the CLI on real data, Ray clusters (make test-fast leaves them out)
+
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMS = ["single", "shared_bottom", "cross_stitch", "mmoe", "cgc", "ple", "pbfs", "sparse"]
 SMALL = [
