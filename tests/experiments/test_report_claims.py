@@ -74,6 +74,22 @@ def test_sweep_and_seed_tables_compare_the_lenient_span_f1():
     assert row(seeds, "| Hard sharing | 2 |")[3] == f"78.00 ± {sd:.2f} (strict 81.00) / 88.68"
 
 
+def test_a_sweeps_average_and_gain_over_hard_are_in_the_papers_scorer():
+    """Table 7's 'Δ avg vs hard' is compared with the paper's gain: lenient, strict beside (issue 19)."""
+    pt = {"point": "pair=pos+ner", "labels": {"pair": "pos+ner"},
+          "systems": {"hard": span_system(0.80, 0.76), "sparse": span_system(0.84, 0.82)},
+          "paper": {"sparse": {"avg": {"gain": 0.004}}}}  # fmt: skip
+    table = results_table({"sweep": {"axes": {"pair": ["pos+ner"]}, "points": [pt]}})
+    head = row(table, "| pair | System |")
+    hard, sparse = row(table, "| pos+ner | Hard sharing |"), row(table, "| pos+ner | Sparse sharing |")
+    avg, gain = head.index("Avg test"), head.index("Δ avg vs hard")
+    assert hard[avg] == "83.00 (strict 85.00)" and sparse[avg] == "86.00 (strict 87.00)"
+    assert sparse[gain] == "+3.00 (strict +2.00) / +0.40"
+    from sparseshare.experiments.results.figures import AVERAGE, _panel_value
+
+    assert _panel_value(pt, "sparse", pt["systems"]["sparse"], AVERAGE, "", {}) == pytest.approx(0.86)
+
+
 def test_the_metrics_docstring_says_lenient_f1_can_be_lower():
     import sparseshare.metrics as metrics
 

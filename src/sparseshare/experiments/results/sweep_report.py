@@ -6,7 +6,7 @@ import math
 
 from sparseshare.experiments.results.markdown import ERROR_METRICS, fmt, markdown
 from sparseshare.experiments.results.pbfs_subnets import marks_note, sweep_subnets
-from sparseshare.experiments.results.vs_paper import notes, ours, paper_options
+from sparseshare.experiments.results.vs_paper import LENIENT, notes, ours, paper_options
 from sparseshare.experiments.systems.registry import label
 
 
@@ -28,8 +28,35 @@ def sweep_metrics(results: dict) -> dict[str, list[str]]:
     return out
 
 
-def avg_test(sys: dict) -> float:
-    return sum(r["test"] for r in sys["tasks"].values()) / len(sys["tasks"])
+def avg_test(sys: dict, lenient: bool = False) -> float:
+    """The mean test score of the primary metrics; ``lenient``: span tasks' lenient F1 (conlleval's
+    scoring, the papers' authors'), where the run recorded it."""
+
+    def score(r: dict) -> float:
+        return r["all"]["test"].get(r["metric"] + LENIENT, r["test"]) if lenient else r["test"]
+
+    return sum(score(r) for r in sys["tasks"].values()) / len(sys["tasks"])
+
+
+def _has_lenient(sys: dict) -> bool:
+    return any(r["metric"] + LENIENT in r["all"]["test"] for r in sys["tasks"].values())
+
+
+def _avg_cells(sys: dict, hard: dict | None, paper_gain: float | None) -> tuple[str, str]:
+    """The 'Avg test' cell and, beside hard sharing, the 'Δ avg vs hard' one (ours / the paper's):
+    lenient where a span task has it (the paper's scorer), strict beside it."""
+    both = _has_lenient(sys)
+    avg = fmt("", avg_test(sys, lenient=True))
+    if both:
+        avg += f" (strict {fmt('', avg_test(sys))})"
+    if hard is None:
+        return avg, ""
+    gain = f"{100 * (avg_test(sys, True) - avg_test(hard, True)):+.2f}"
+    if both:
+        gain += f" (strict {100 * (avg_test(sys) - avg_test(hard)):+.2f})"
+    if paper_gain is not None:
+        gain += f" / {100 * paper_gain:+.2f}"
+    return avg, gain
 
 
 def _scores(results: dict) -> list[dict[str, dict]]:
@@ -85,17 +112,14 @@ def sweep_table(results: dict, options: dict | None = None) -> str:
                     mine = ours(m, [sys["tasks"][t]["all"]["test"]], options["scale"]) or "-"
                     cells.append(f"{mine} / {fmt(m, ref.get(t, {}).get(m))}")
             ref_avg = ref.get("avg", {})
+            hard = pt["systems"]["hard"] if name == "sparse" and "hard" in pt["systems"] else None
+            avg_cell, gain_cell = _avg_cells(sys, hard, ref_avg.get("gain"))
             if average:
-                cells.append(fmt("", avg_test(sys)))
+                cells.append(avg_cell)
             if overlap:
                 cells.append(_overlap_cell(pt, name, ref_avg.get("overlap")))
             if gain:
-                cell = ""
-                if name == "sparse" and "hard" in pt["systems"]:
-                    cell = f"{100 * (avg_test(sys) - avg_test(pt['systems']['hard'])):+.2f}"
-                    if ref_avg.get("gain") is not None:
-                        cell += f" / {100 * ref_avg['gain']:+.2f}"
-                cells.append(cell)
+                cells.append(gain_cell)
             cells.append(f"{sys['params'] / 1000:.1f}k")
             if sparsity:
                 per_task = sweep_subnets(sys)
@@ -108,7 +132,10 @@ def sweep_table(results: dict, options: dict | None = None) -> str:
             rows.append(cells)
     note = "Percent for accuracy, F1 and AUC; raw values for MSE/MAE. '-': not in the paper."
     if average:
-        note += " Avg test: of the primary metrics (span tasks: strict F1)."
+        note += (
+            " Avg test and Δ avg vs hard: of the primary metrics, span tasks at their lenient F1 (the"
+            " papers' scorer) with the strict F1 average beside it."
+        )
     if flag:
         note += " Best = last, †: a network of the system had its best dev epoch last (not converged)."
     if sparsity:
