@@ -107,6 +107,7 @@ def test_an_address_that_does_not_answer_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "r" / "preprocess.json").exists()
 
 
+@pytest.mark.slow  # ~60 s quiet; the raylet and killed-driver tests keep Ray's faults in make test
 def test_a_worker_killed_mid_unit_is_retried_from_its_last_commit(sequential, tmp_path):
     out = tmp_path / "killed_worker"
     last = out / "systems" / "hard" / "last.safetensors"
