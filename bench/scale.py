@@ -28,7 +28,6 @@ from pathlib import Path
 
 import torch
 
-from sparseshare.experiments.config.schema import from_dict
 from sparseshare.experiments.results.report import write_report
 from sparseshare.experiments.run.runner import run_experiment
 from sparseshare.experiments.run.units import sweep_units
@@ -47,13 +46,11 @@ def config(points: int, extra: list[str] = ()):
 # --- the old pool (reference only) --------------------------------------------------------------------
 
 
-def _old_unit(raw: dict, run: str, unit: str, threads: int) -> str:
+def _old_unit(cfg, run: str, unit: str, threads: int) -> str:
     """As the old pool's workers did: read the data, run the unit, write the run directory directly."""
-    from sparseshare.experiments.config.experiment import ExperimentConfig
     from sparseshare.experiments.run.units import run_unit
 
     torch.set_num_threads(threads)
-    cfg = from_dict(ExperimentConfig, raw)
     run_unit(load_context(cfg, Path(run)), unit)
     return unit
 
@@ -72,7 +69,7 @@ def old_pool(cfg, out: Path, jobs: int) -> None:
                 if unit is None:
                     break
                 queue.remove(unit)
-                running[pool.submit(_old_unit, unit.raw, str(unit.run), unit.name, threads)] = unit
+                running[pool.submit(_old_unit, unit.cfg, str(unit.run), unit.name, threads)] = unit
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for f in finished:
                 f.result()

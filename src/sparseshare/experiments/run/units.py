@@ -19,13 +19,10 @@ from sparseshare.experiments.config.experiment import ExperimentConfig
 from sparseshare.experiments.run.resume import open_run
 from sparseshare.experiments.run.sweep import point_dir, reuse_search, search_key, sweep_points
 from sparseshare.experiments.systems.context import Context
-from sparseshare.experiments.systems.registry import SYSTEMS, runner
+from sparseshare.experiments.systems.registry import SEARCH, SYSTEMS, WARMUP, runner
 from sparseshare.experiments.systems.sparse_sharing import rewind_state, search_one
 from sparseshare.run_dir import write_json_atomic
 from sparseshare.training.checkpoint import load_training_state
-
-WARMUP = "warmup"  # the multi-task warmup, the rewind point θ^(w) of every task's search
-SEARCH = "search"  # a task's IMP search is the unit "search:<task>"; "search" is their kind
 
 
 @dataclass(eq=False)

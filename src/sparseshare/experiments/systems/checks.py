@@ -14,9 +14,7 @@ from pathlib import Path
 from sparseshare.experiments.config.datasets import DATASETS
 from sparseshare.experiments.config.experiment import ExperimentConfig, load_config
 from sparseshare.experiments.config.schema import from_dict
-from sparseshare.experiments.systems.registry import SYSTEMS, systems_for
-
-UNITS = ("warmup", "search")  # the units that are not systems (experiments/run/units.py)
+from sparseshare.experiments.systems.registry import SEARCH, SYSTEMS, WARMUP, systems_for
 
 
 def registry_problems(cfg: ExperimentConfig) -> list[str]:
@@ -33,7 +31,7 @@ def registry_problems(cfg: ExperimentConfig) -> list[str]:
     bad = [s for s in cfg.systems if s not in valid]
     if bad:
         out.append(f"'systems': unknown system(s) {bad} for '{cfg.data.dataset}'; valid: {list(valid)}")
-    units = [*UNITS, *valid]
+    units = [WARMUP, SEARCH, *valid]
     for name in cfg.resources.units:
         if name not in units:
             out.append(f"'resources.units.{name}': unknown unit; units are {units}")

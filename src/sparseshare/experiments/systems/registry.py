@@ -31,6 +31,9 @@ from sparseshare.experiments.systems.sparse_sharing import (
 )
 
 KINDS = ("sequence", "tabular")
+# the units of a run that are not systems (experiments/run/units.py), as ``resources.units`` names them
+WARMUP = "warmup"  # the multi-task warmup, the rewind point θ^(w) of every task's search
+SEARCH = "search"  # a task's IMP search is the unit "search:<task>"; "search" is their group
 
 
 @dataclass(frozen=True)
