@@ -30,9 +30,8 @@ import torch
 
 from sparseshare.experiments.results.report import write_report
 from sparseshare.experiments.run.runner import run_experiment
-from sparseshare.experiments.run.units import sweep_units
+from sparseshare.experiments.run.units import open_context, sweep_units
 from sparseshare.experiments.systems.checks import load_experiment
-from sparseshare.experiments.systems.context import load_context
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,10 +47,10 @@ def config(points: int, extra: list[str] = ()):
 
 def _old_unit(cfg, run: str, unit: str, threads: int) -> str:
     """As the old pool's workers did: read the data, run the unit, write the run directory directly."""
-    from sparseshare.experiments.run.units import run_unit
+    from sparseshare.experiments.run.units import open_context, run_unit
 
     torch.set_num_threads(threads)
-    run_unit(load_context(cfg, Path(run)), unit)
+    run_unit(open_context(cfg, Path(run)), unit)
     return unit
 
 
@@ -99,7 +98,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="sparseshare-scale-"))
     try:
         (work / "warm").mkdir()
-        load_context(cfg, work / "warm")  # the corpus read once, into the cache, before any timing
+        open_context(cfg, work / "warm")  # the corpus read once, into the cache, before any timing
         print(f"{k} units (smoke sweep: {args.points} seeds x {cfg.systems}), {os.cpu_count()} cores")
         seq = timed(lambda: run_experiment(config(args.points), work / "seq", 1, report=write_report))
         ray = timed(lambda: run_experiment(config(args.points), work / "ray", args.jobs, report=write_report))

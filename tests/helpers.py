@@ -122,13 +122,13 @@ def export_reproduces_the_run(run, system: str, tmp_path) -> dict:
     import json
 
     from sparseshare.experiments.results.predict import export_run, load_system
+    from sparseshare.experiments.run.units import open_context
     from sparseshare.experiments.systems.checks import load_experiment
-    from sparseshare.experiments.systems.context import load_context
     from sparseshare.export import load_subnet
     from sparseshare.training.evaluation import collect, evaluate_task
 
     res = json.loads((run / "results.json").read_text())["systems"][system]["tasks"]
-    ctx = load_context(load_experiment(run / "config.yaml"), tmp_path)
+    ctx = open_context(load_experiment(run / "config.yaml"), tmp_path)
     sizes = {}
     for t, task in ctx.tasks.items():
         path, sizes[t] = export_run(run, t, tmp_path / f"{t}.safetensors", system)

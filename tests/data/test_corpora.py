@@ -7,8 +7,8 @@ import pytest
 from sparseshare.data.sources import MARKER, cache_root
 from sparseshare.errors import ConfigError
 from sparseshare.experiments.config.datasets import read_sequence_tasks as read_tasks
+from sparseshare.experiments.run.units import open_context
 from sparseshare.experiments.systems.checks import load_experiment
-from sparseshare.experiments.systems.context import load_context
 from sparseshare.experiments.systems.registry import systems_for
 
 from .test_readers_formats import CONLL2000, SHARED
@@ -124,7 +124,7 @@ embeddings: null""",
     assert raw["chunk"]["test"][0][0][0] == "Rockwell"  # CoNLL-2000's test.txt
     assert [ws for ws, _ in raw["position"]["dev"]] == [ws for ws, _ in raw["chunk"]["dev"]]
     assert {s: len(raw["chunk"][s]) for s in ("train", "dev", "test")} == {"train": 40, "dev": 20, "test": 10}
-    ctx = load_context(cfg, tmp_path)
+    ctx = open_context(cfg, tmp_path)
     specs = {t: (s.metric, s.scheme) for t, s in ctx.tasks.items()}
     assert specs == {"pos": ("accuracy", None), "chunk": ("f1", "bio2"), "position": ("accuracy", None)}
     assert ctx.tasks["position"].data.num_examples("test") == 10

@@ -11,8 +11,8 @@ import torch
 
 from sparseshare.cli import main
 from sparseshare.experiments.run.sweep import sweep_points
+from sparseshare.experiments.run.units import open_context
 from sparseshare.experiments.systems.checks import load_experiment
-from sparseshare.experiments.systems.context import load_context
 from sparseshare.masks import load_masks
 from sparseshare.training.checkpoint import load_tensors
 
@@ -252,7 +252,7 @@ def test_mtw_ablation_without_warmup_rewinds_to_the_random_init(tmp_path):
     with_mtw, without = (out / "points" / f"warmup={w}" for w in ("mtw", "none"))
     assert not any(r["phase"] == "warmup" for r in _phases(without))
     cfg = load_experiment(without / "config.yaml")
-    init = load_context(cfg, tmp_path).build_model().state_dict()  # θ^(0), the seeded initialisation
+    init = open_context(cfg, tmp_path).build_model().state_dict()  # θ^(0), the seeded initialisation
     rewind = load_tensors(without / "search" / "warmup.safetensors")[0]
     assert set(rewind) == set(init) and all(torch.equal(rewind[k], init[k]) for k in init)
     warmed = load_tensors(with_mtw / "search" / "warmup.safetensors")[0]

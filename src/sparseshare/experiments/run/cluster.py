@@ -30,7 +30,6 @@ of ``--jobs 1`` run with the same torch threads per unit.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import os
@@ -48,11 +47,10 @@ from sparseshare import atomic, paths
 from sparseshare.errors import RunError, SparseshareError
 from sparseshare.experiments.config.experiment import ExperimentConfig
 from sparseshare.experiments.config.schema import to_dict
-from sparseshare.experiments.run.units import Unit, run_unit
-from sparseshare.experiments.systems.context import Context, load_context
+from sparseshare.experiments.run.units import Unit, open_context, run_unit
+from sparseshare.experiments.systems.context import PreparedData, prepare_data
 from sparseshare.run_dir import MetricsLog, write_json_atomic
 from sparseshare.training.checkpoint import on_commit
-from sparseshare.training.trainer import resolve_device
 
 logger = logging.getLogger("sparseshare")
 MAX_RETRIES = 3  # a unit whose worker dies is run again from its last commit, this many times
@@ -226,8 +224,9 @@ def _put_files(root: Path, files: dict[str, bytes | None]) -> None:
 
 
 def _work(
-    ctx: Context, cfg: ExperimentConfig, rel: str, unit: str, uid: str, inputs: dict, threads: int, mailbox
-):
+    prepared: PreparedData, cfg: ExperimentConfig, rel: str, unit: str, uid: str, inputs: dict,
+    threads: int, mailbox,
+):  # fmt: skip
     """A Ray worker: run one unit in a private run directory from its inputs and its earlier attempts'
     commits, sending what it commits to the driver. Returns the unit's name."""
     import ray
@@ -240,7 +239,7 @@ def _work(
         run = root / rel
         run.mkdir(parents=True, exist_ok=True)
         log = _RemoteLog(mailbox, rel)
-        ctx = dataclasses.replace(ctx, cfg=cfg, run=run, log=log, device=resolve_device(cfg.device))
+        ctx = open_context(cfg, run, prepared, log)
         sync = _Sync(root, mailbox, uid)
         start = time.time()
         log({"phase": "job_start", "unit": unit, "pid": os.getpid(), "attempt": attempt, "start": start,
@@ -318,13 +317,13 @@ def run_units(units: list[Unit], jobs: int, top: Path, address: str | None = Non
             loader.shutdown(wait=True, cancel_futures=True)
 
 
-def _load(cfg: ExperimentConfig, run: Path) -> Context:
+def _load(cfg: ExperimentConfig, run: Path) -> PreparedData:
     """The driver reads a config's data with one thread of BLAS and torch: the cores are the workers'
     (a second team of spinning threads against them runs a hundred times slower)."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):
-        return load_context(cfg, run)
+        return prepare_data(cfg.data, cfg.model, cfg.seed, run)
 
 
 class _Data:
@@ -340,7 +339,7 @@ class _Data:
         self.order = [(self.key[u], u) for u in units]
         self.left = Counter(self.key.values())
         self.loading: dict[str, Future] = {}
-        self.shared: dict[str, tuple] = {}  # key -> (the context in Ray's store, its preprocessing)
+        self.shared: dict[str, tuple] = {}  # key -> (the prepared data in Ray's store, its preprocessing)
         self.prefetch()
 
     def prefetch(self) -> None:
@@ -355,14 +354,14 @@ class _Data:
                 return
 
     def ref(self, unit: Unit):
-        """The unit's context in Ray's object store (its run given the preprocessing file)."""
+        """The unit's prepared data in Ray's object store (its run given the preprocessing file)."""
         import ray
 
         key = self.key[unit]
         if key not in self.shared:
             future = self.loading.pop(key, None) or self.loader.submit(_load, unit.cfg, unit.run)
-            ctx = future.result()
-            self.shared[key] = (ray.put(ctx), ctx.preprocess)
+            prepared = future.result()
+            self.shared[key] = (ray.put(prepared), prepared.preprocess)
         elif not paths.preprocess(unit.run).exists():
             write_json_atomic(self.shared[key][1], paths.preprocess(unit.run))
         self.prefetch()
@@ -391,7 +390,7 @@ def _dispatch(units: list[Unit], jobs: int, top: Path, data: _Data, default_cpus
     def submit(unit: Unit):
         if unit.prepare is not None:
             unit.prepare()
-        ctx = data.ref(unit)
+        prepared = data.ref(unit)
         res = unit.cfg.resources.of(unit.group)
         cpus = res.cpus or default_cpus
         rel = unit.run.relative_to(top).as_posix()
@@ -405,7 +404,7 @@ def _dispatch(units: list[Unit], jobs: int, top: Path, data: _Data, default_cpus
         }
         uid = f"{rel}:{unit.name}"
         return work.options(**options).remote(
-            ctx, unit.cfg, rel, unit.name, uid, _inputs(top, unit), max(1, int(cpus)), mailbox
+            prepared, unit.cfg, rel, unit.name, uid, _inputs(top, unit), max(1, int(cpus)), mailbox
         ), uid
 
     try:

@@ -17,8 +17,13 @@ from sparseshare.experiments.run.cluster import run_units
 from sparseshare.experiments.run.repair import inspect_run, repair
 from sparseshare.experiments.run.resume import open_run
 from sparseshare.experiments.run.sweep import point_dir, run_sweep, sweep_points
-from sparseshare.experiments.run.units import experiment_units, run_system, sweep_units, training_summary
-from sparseshare.experiments.systems.context import load_context
+from sparseshare.experiments.run.units import (
+    experiment_units,
+    open_context,
+    run_system,
+    sweep_units,
+    training_summary,
+)
 from sparseshare.masks.io import load_masks
 from sparseshare.masks.mask import density, overlap_report
 from sparseshare.run_dir import MetricsLog, read_json, write_json_atomic
@@ -84,9 +89,10 @@ def run_experiment(
         if done.exists():
             systems[name] = read_json(done, "system result")
             if "training" not in systems[name]:  # a result from before training summaries
-                systems[name]["training"] = training_summary(run, name, cfg)
+                systems[name]["training"] = training_summary(run, name, cfg.train.epochs,
+                                                             cfg.search.warmup_epochs)  # fmt: skip
             continue
-        ctx = ctx or load_context(cfg, run)
+        ctx = ctx or open_context(cfg, run)
         systems[name] = run_system(ctx, name)
     results = {"experiment": cfg.name, "systems": systems}
     if cfg.paper.values or _paper_options_set(cfg):

@@ -18,11 +18,12 @@ from sparseshare import paths
 from sparseshare.experiments.config.experiment import ExperimentConfig
 from sparseshare.experiments.run.resume import open_run
 from sparseshare.experiments.run.sweep import point_dir, reuse_search, search_key, sweep_points
-from sparseshare.experiments.systems.context import Context
+from sparseshare.experiments.systems.context import Context, PreparedData, prepare_data
 from sparseshare.experiments.systems.registry import SEARCH, SYSTEMS, WARMUP, runner
 from sparseshare.experiments.systems.sparse_sharing import rewind_state, search_one
-from sparseshare.run_dir import write_json_atomic
+from sparseshare.run_dir import MetricsLog, write_json_atomic
 from sparseshare.training.checkpoint import load_training_state
+from sparseshare.training.trainer import resolve_device
 
 
 @dataclass(eq=False)
@@ -63,22 +64,37 @@ class Unit:
         return f"Unit({self.run.name}:{self.name})"
 
 
+def open_context(
+    cfg: ExperimentConfig, run: Path, prepared: PreparedData | None = None, log: MetricsLog | None = None
+) -> Context:
+    """The context ``cfg``'s systems run in, in ``run``: its data (``prepared``, or read now from the data
+    section, the model section and the seed) and the sections a runner reads; the rest of the config
+    (its systems, the paper's numbers, resources, sweeps) stays here, in the run layer."""
+    if prepared is None:
+        prepared = prepare_data(cfg.data, cfg.model, cfg.seed, run)
+    return Context(
+        run, prepared, resolve_device(cfg.device), log or MetricsLog(run), seed=cfg.seed, train=cfg.train,
+        search=cfg.search, model=cfg.model, tabular=cfg.tabular, pbfs=cfg.pbfs,
+    )  # fmt: skip
+
+
 def run_system(ctx: Context, name: str) -> dict:
     """Train and evaluate one system; its result file marks it finished."""
     t0 = time.time()
     res = runner(name, ctx.kind)(ctx)
     res["seconds"] = round(time.time() - t0, 1)
-    res["training"] = training_summary(ctx.run, name, ctx.cfg)
+    res["training"] = training_summary(ctx.run, name, ctx.train.epochs, ctx.search.warmup_epochs)
     write_json_atomic(res, paths.system_result(ctx.run, name))
     return res
 
 
-def training_summary(run: Path, name: str, cfg: ExperimentConfig) -> dict:
+def training_summary(run: Path, name: str, epochs: int, warmup_epochs: int) -> dict:
     """How a system trained, read from its checkpoints: per trained network (the system, or each task's
     model) the epochs run, the best-dev epoch (1-based), the cap, the mean dev score per epoch and the
     random stream it drew from (``seed``: a task trained alone has its own, ``streams.task_seed``);
     ``start_epochs``: epochs its weights had seen before (the warmup, for systems that start from θ^(w)),
-    so that systems compare at equal total epochs."""
+    so that systems compare at equal total epochs. ``epochs``: the configured cap ('train.epochs', for
+    checkpoints that do not record theirs); ``warmup_epochs``: 'search.warmup_epochs'."""
     base = paths.system_dir(run, name)
     runs = {}
     for last in sorted(base.rglob(paths.LAST_STATE)):
@@ -88,11 +104,11 @@ def training_summary(run: Path, name: str, cfg: ExperimentConfig) -> dict:
         runs[name if key == "." else key] = {
             "epochs": len(curve),
             "best_epoch": trainer["best_epoch"] + 1,
-            "cap": trainer.get("cap", cfg.train.epochs),
+            "cap": trainer.get("cap", epochs),
             "dev_mean": curve,
             "seed": trainer.get("seed"),  # its random stream (None: trained before streams were recorded)
         }
-    start = cfg.search.warmup_epochs if SYSTEMS[name].from_warmup else 0
+    start = warmup_epochs if SYSTEMS[name].from_warmup else 0
     return {"start_epochs": start, "runs": runs}
 
 

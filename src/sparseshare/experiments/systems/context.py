@@ -1,9 +1,13 @@
-"""An experiment's context: its config, run directory, tasks, device and how to build its networks.
+"""What a system's runner is given: the prepared data, the run directory, the device and the config
+sections systems read (the seed, training, search, the models), never the whole config.
 
-``load_context(cfg, run)`` reads the data once (sequence corpora with shared vocabularies and GloVe, or a
-tabular dataset) and writes ``preprocess.json`` into the run: the vocabularies or feature encoder, so that
-``predict`` and ``export`` need the run directory alone, never the training data. Networks are described
-by recipes (``sharing.registry``): JSON that rebuilds them, saved beside each system's weights.
+``prepare_data(data, model, seed, run)`` reads the data once (sequence corpora with shared vocabularies
+and GloVe, or a tabular dataset) and writes ``preprocess.json`` into the run: the vocabularies or feature
+encoder, so that ``predict`` and ``export`` need the run directory alone, never the training data. It
+reads the data section, the model section (the word vectors' width, the tagger's sizes) and the seed
+only; one prepared copy serves every run whose three agree (the Ray driver shares it between units).
+Networks are described by recipes (``sharing.registry``): JSON that rebuilds them, saved beside each
+system's weights. The run layer makes the :class:`Context` from a config (``run.units.open_context``).
 """
 
 from __future__ import annotations
@@ -24,61 +28,92 @@ from sparseshare.experiments.config.datasets import get_dataset, load_tabular, r
 from sparseshare.metrics import PRIMARY
 from sparseshare.run_dir import MetricsLog, read_json, write_json_atomic
 from sparseshare.sharing.registry import build_recipe
-from sparseshare.training.trainer import TrainSettings, resolve_device
+from sparseshare.training.settings import TrainSettings
 
 if TYPE_CHECKING:
-    from sparseshare.experiments.config.experiment import ExperimentConfig
+    from sparseshare.experiments.config.data import DataConfig
+    from sparseshare.experiments.config.sections import ModelConfig, PBFSConfig, TabularModelConfig
+    from sparseshare.training.settings import SearchSettings
 
 logger = logging.getLogger("sparseshare")
 
 
-@dataclass
-class Context:
-    cfg: ExperimentConfig
-    run: Path
+@dataclass(frozen=True)
+class PreparedData:
+    """A config's data, read once: the tasks, the base network's data-given sizes, the word vectors."""
+
     kind: str  # "sequence" or "tabular"
     tasks: dict[str, Task]
-    device: torch.device
-    log: MetricsLog
     base: dict[str, Any]  # the base network's recipe kwargs that do not depend on the tasks
+    preprocess: dict  # what predict and export need of it (preprocess.json)
     embeddings: torch.Tensor | None = None  # pretrained word vectors (sequence), given at build time
     data: Any = None  # tabular: every task's rows in one TabularData (joint training, Eq. 10)
-    preprocess: dict = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    """One run's systems' view: the prepared data and the config sections a runner reads."""
+
+    run: Path
+    prepared: PreparedData
+    device: torch.device
+    log: MetricsLog
+    seed: int
+    train: TrainSettings
+    search: SearchSettings
+    model: ModelConfig
+    tabular: TabularModelConfig
+    pbfs: PBFSConfig
     names: dict[str, str] = field(default_factory=dict)  # a system's folder under another name (a variant)
+
+    @property
+    def kind(self) -> str:
+        return self.prepared.kind
+
+    @property
+    def tasks(self) -> dict[str, Task]:
+        return self.prepared.tasks
+
+    @property
+    def data(self) -> Any:
+        return self.prepared.data
+
+    @property
+    def preprocess(self) -> dict:
+        return self.prepared.preprocess
 
     def system_name(self, name: str) -> str:
         """The name ``name``'s files go under in this context (``hard_matched`` for ``hard``, say)."""
         return self.names.get(name, name)
 
     @property
-    def kinds(self) -> dict[str, str]:
-        """Tabular task kinds ('binary', 'regression')."""
+    def task_kinds(self) -> dict[str, str]:
+        """What each tabular task predicts ('binary', 'regression'; the networks' ``kinds``)."""
         return {t: self.data.kinds[t] for t in self.tasks}
 
     def recipe(self, tasks: list[str] | None = None, **overrides) -> dict:
         """The base network for ``tasks`` (default all): the tagger, or the tabular shared-bottom MLP."""
         tasks = tasks or list(self.tasks)
         if self.kind == "sequence":
-            kwargs = {**self.base, "n_tags": {t: len(self.tasks[t].labels) for t in tasks}, **overrides}
+            n_tags = {t: len(self.tasks[t].labels) for t in tasks}
+            kwargs = {**self.prepared.base, "n_tags": n_tags, **overrides}
             return {"network": "tagger", "kwargs": kwargs}
-        m = self.cfg.tabular
-        kwargs = {"in_dim": self.data.in_dim, "kinds": {t: self.kinds[t] for t in tasks}, "bottom": m.bottom,
-                  "tower": m.tower, "dropout": m.dropout, **overrides}  # fmt: skip
+        m = self.tabular
+        kinds = {t: self.task_kinds[t] for t in tasks}
+        kwargs = {"in_dim": self.data.in_dim, "kinds": kinds, "bottom": m.bottom, "tower": m.tower,
+                  "dropout": m.dropout, **overrides}  # fmt: skip
         return {"network": "shared_bottom", "kwargs": kwargs}
 
     def build(self, recipe: dict, seed: int | None = None) -> torch.nn.Module:
         """The recipe's module, initialised from the config's seed, or ``seed`` (pretrained embeddings put
         in)."""
-        torch.manual_seed(self.cfg.seed if seed is None else seed)
-        if recipe["network"] == "tagger" and self.embeddings is not None:
-            recipe = {**recipe, "kwargs": {**recipe["kwargs"], "embeddings": self.embeddings}}
+        torch.manual_seed(self.seed if seed is None else seed)
+        if recipe["network"] == "tagger" and self.prepared.embeddings is not None:
+            recipe = {**recipe, "kwargs": {**recipe["kwargs"], "embeddings": self.prepared.embeddings}}
         return build_recipe(recipe)
 
     def build_model(self, tasks: list[str] | None = None, **overrides) -> torch.nn.Module:
         return self.build(self.recipe(tasks, **overrides))
-
-    def settings(self) -> TrainSettings:
-        return self.cfg.train.replace()
 
     def count_params(self, model, names: list[str] | None = None) -> int:
         """`# Params`: sequence models count the encoder without embeddings (the paper's count: no
@@ -97,31 +132,34 @@ def encoder_param_count(model, names: list[str] | None = None) -> int:
     )
 
 
-def load_context(cfg: ExperimentConfig, run: Path) -> Context:
-    """Read the configured data and describe its networks; ``preprocess.json`` is written into ``run``."""
-    kind = get_dataset(cfg.data.dataset).kind
-    ctx = _load_sequence(cfg, run) if kind == "sequence" else _load_tabular(cfg, run)
+def prepare_data(data: DataConfig, model: ModelConfig, seed: int, run: Path) -> PreparedData:
+    """Read the configured data and describe its networks; what was read is logged in ``run``'s
+    metrics, and ``preprocess.json`` written there."""
+    log = MetricsLog(run)
+    if get_dataset(data.dataset).kind == "sequence":
+        prepared = _prepare_sequence(data, model, seed, log)
+    else:
+        prepared = _prepare_tabular(data, seed, log)
     path = paths.preprocess(run)
     if not path.exists():
-        write_json_atomic(ctx.preprocess, path)
-    return ctx
+        write_json_atomic(prepared.preprocess, path)
+    return prepared
 
 
-def _load_sequence(cfg: ExperimentConfig, run: Path) -> Context:
+def _prepare_sequence(d: DataConfig, m: ModelConfig, seed: int, log: MetricsLog) -> PreparedData:
     """Shared word and char vocabularies over every task's training words, and (optionally) GloVe."""
     from sparseshare.data.embeddings import embedding_matrix, load_glove
     from sparseshare.data.sequence import SequenceData, build_shared_vocabs
     from sparseshare.data.sources import get_source, resolve
 
-    d = cfg.data
     raw = read_sequence_tasks(d)
     glove, extra = None, set()
     if d.embeddings:
         src = Path(d.embeddings)
         words, vectors = load_glove(src if src.exists() else resolve(get_source(d.embeddings)))
-        if vectors.shape[1] != cfg.model.word_dim:
+        if vectors.shape[1] != m.word_dim:
             raise ConfigError(
-                f"'model.word_dim' is {cfg.model.word_dim} but the embeddings '{d.embeddings}' have "
+                f"'model.word_dim' is {m.word_dim} but the embeddings '{d.embeddings}' have "
                 f"{vectors.shape[1]} dimensions"
             )
         glove = (words, vectors)
@@ -142,7 +180,6 @@ def _load_sequence(cfg: ExperimentConfig, run: Path) -> Context:
         metric, scheme = task_kind(t, spans)
         data = SequenceData(t, raw[t], word_vocab, char_vocab, lower_words=d.lower_words)
         tasks[t] = Task(t, data, metric, scheme=scheme)
-    log = MetricsLog(run)
     for t, task in tasks.items():
         counts = {s: (task.data.num_examples(s), task.data.num_tokens(s)) for s in ("train", "dev", "test")}
         log({"phase": "data", "task": t, "sentences": {s: c[0] for s, c in counts.items()},
@@ -155,12 +192,11 @@ def _load_sequence(cfg: ExperimentConfig, run: Path) -> Context:
     emb = None
     if glove is not None:
         mat, found = embedding_matrix(
-            list(word_vocab.itos), glove[0], glove[1], cfg.model.word_dim, np.random.default_rng(cfg.seed),
+            list(word_vocab.itos), glove[0], glove[1], m.word_dim, np.random.default_rng(seed),
             lower=d.lower_words,
         )  # fmt: skip
         emb = torch.from_numpy(mat)
         log({"phase": "data", "embeddings": d.embeddings, "vocab": len(word_vocab), "found": int(found)})
-    m = cfg.model
     base = {"n_words": len(word_vocab), "n_chars": len(char_vocab), "word_dim": m.word_dim,
             "char_dim": m.char_dim, "char_filters": m.char_filters, "char_width": m.char_width,
             "hidden": m.hidden, "layers": m.layers, "dropout": m.dropout, "decoder": m.decoder,
@@ -177,17 +213,15 @@ def _load_sequence(cfg: ExperimentConfig, run: Path) -> Context:
             for t, task in tasks.items()
         },
     }
-    device = resolve_device(cfg.device)
-    return Context(cfg, run, "sequence", tasks, device, log, base, emb, preprocess=preprocess)
+    return PreparedData("sequence", tasks, base, preprocess, embeddings=emb)
 
 
-def _load_tabular(cfg: ExperimentConfig, run: Path) -> Context:
-    data = load_tabular(cfg.data, cfg.seed)
-    tasks = {t: Task(t, data.for_tasks([t]), PRIMARY[data.kinds[t]]) for t in cfg.data.tasks}
-    log = MetricsLog(run)
+def _prepare_tabular(d: DataConfig, seed: int, log: MetricsLog) -> PreparedData:
+    data = load_tabular(d, seed)
+    tasks = {t: Task(t, data.for_tasks([t]), PRIMARY[data.kinds[t]]) for t in d.tasks}
     rows = {s: data.num_examples(s) for s in ("train", "dev", "test")}
-    log({"phase": "data", "dataset": cfg.data.dataset, "features": data.in_dim, "rows": rows})
-    logger.info("data: %s: %d features; %s", cfg.data.dataset, data.in_dim,
+    log({"phase": "data", "dataset": d.dataset, "features": data.in_dim, "rows": rows})
+    logger.info("data: %s: %d features; %s", d.dataset, data.in_dim,
                 ", ".join(f"{s} {n:,} rows" for s, n in rows.items()))  # fmt: skip
     problems = data.problems() if hasattr(data, "problems") else []
     for line in problems:
@@ -198,12 +232,10 @@ def _load_tabular(cfg: ExperimentConfig, run: Path) -> Context:
         "kind": "tabular",
         "encoder": data.encoder.to_json() if data.encoder is not None else None,
         "features": data.feature_names,
-        "kinds": {t: data.kinds[t] for t in cfg.data.tasks},
+        "kinds": {t: data.kinds[t] for t in d.tasks},
         "tasks": {t: {"metric": task.key} for t, task in tasks.items()},
     }
-    return Context(
-        cfg, run, "tabular", tasks, resolve_device(cfg.device), log, {}, data=data, preprocess=preprocess
-    )
+    return PreparedData("tabular", tasks, {}, preprocess, data=data)
 
 
 def read_preprocess(run: Path) -> dict:

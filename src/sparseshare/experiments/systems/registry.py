@@ -10,7 +10,6 @@ of a config's default systems and of the report's rows. Adding a system: a runne
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import shutil
 from collections.abc import Callable, Mapping
@@ -166,12 +165,11 @@ def matched(base: str) -> Callable[[Context], dict]:
     stopped before its cap gives the same numbers; one that was still improving goes on."""
 
     def run(ctx: Context) -> dict:
-        name, w = f"{base}_matched", ctx.cfg.search.warmup_epochs
-        cfg = copy.deepcopy(ctx.cfg)
-        cfg.train = cfg.train.replace(epochs=cfg.train.epochs + w)
+        name, w = f"{base}_matched", ctx.search.warmup_epochs
+        train = ctx.train.replace(epochs=ctx.train.epochs + w)
         _continue_checkpoints(ctx.run, base, name)
-        res = SYSTEMS[base].runners[ctx.kind](dataclasses.replace(ctx, cfg=cfg, names={base: name}))
-        return {**res, "budget": {"epochs": cfg.train.epochs, "extra_epochs": w}}
+        res = SYSTEMS[base].runners[ctx.kind](dataclasses.replace(ctx, train=train, names={base: name}))
+        return {**res, "budget": {"epochs": train.epochs, "extra_epochs": w}}
 
     run.__doc__ = f"{base}, trained for the warmup's epochs more (a matched budget)."
     return run

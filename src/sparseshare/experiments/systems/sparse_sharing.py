@@ -25,7 +25,7 @@ def final_eval(ctx: Context, mech, names: list[str], tasks: Mapping[str, Task] |
     """Evaluate the best-dev state of the tasks ``names`` (from ``tasks``, default the run's) on dev and,
     once, on test."""
     tasks = {t: (tasks or ctx.tasks)[t] for t in names}
-    bs = ctx.cfg.train.eval_batch_size
+    bs = ctx.train.eval_batch_size
     dev = evaluate(mech, tasks, "dev", batch_size=bs, device=ctx.device)
     test = evaluate(mech, tasks, "test", batch_size=bs, device=ctx.device)
     return {
@@ -52,9 +52,9 @@ def rewind_state(ctx: Context) -> dict:
     return warmup(
         ctx.build_model(),
         ctx.tasks,
-        ctx.settings(),
-        epochs=ctx.cfg.search.warmup_epochs,
-        seed=ctx.cfg.seed + 1,
+        ctx.train.replace(),
+        epochs=ctx.search.warmup_epochs,
+        seed=ctx.seed + 1,
         device=ctx.device,
         directory=paths.search_dir(ctx.run),
         log=ctx.log,
@@ -69,9 +69,9 @@ def search_one(ctx: Context, task: str) -> None:
         ctx.build_model(),
         {task: ctx.tasks[task]},
         state,
-        search=ctx.cfg.search,
-        settings=ctx.settings().replace(joint=False),
-        seed=ctx.cfg.seed,
+        search=ctx.search,
+        settings=ctx.train.replace().replace(joint=False),
+        seed=ctx.seed,
         device=ctx.device,
         directory=paths.search_dir(ctx.run),
         log=ctx.log,
@@ -80,7 +80,7 @@ def search_one(ctx: Context, task: str) -> None:
 
 def search(ctx: Context) -> tuple[dict[str, Mask], dict]:
     """Warmup, then IMP per task (Algorithm 1); the selected masks and every task's levels."""
-    s = ctx.cfg.search
+    s = ctx.search
     start = time.time()
     state = rewind_state(ctx)
     found = search_masks(
@@ -88,8 +88,8 @@ def search(ctx: Context) -> tuple[dict[str, Mask], dict]:
         ctx.tasks,
         state,
         search=s,
-        settings=ctx.settings().replace(joint=False),
-        seed=ctx.cfg.seed,
+        settings=ctx.train.replace().replace(joint=False),
+        seed=ctx.seed,
         device=ctx.device,
         directory=paths.search_dir(ctx.run),
         log=ctx.log,
@@ -143,8 +143,8 @@ def run_single_subnet(ctx: Context) -> dict:
         train_jointly(
             mech,
             {t: ctx.tasks[t]},
-            ctx.settings().replace(joint=False),
-            seed=task_seed(ctx.cfg.seed, t),  # the task's own stream, as for single task
+            ctx.train.replace().replace(joint=False),
+            seed=task_seed(ctx.seed, t),  # the task's own stream, as for single task
             device=ctx.device,
             directory=paths.system_dir(ctx.run, "single_subnet", t),
             log=ctx.log,
@@ -171,7 +171,7 @@ def run_sparse_random(ctx: Context) -> dict:
     weights as its IMP mask keeps there, drawn uniformly at random (seeded); trained as sparse sharing
     is, from θ^(w). Does the IMP mask matter, or only how many weights each task keeps?"""
     masks, levels = search(ctx)
-    gen = torch.Generator().manual_seed(ctx.cfg.seed * 7919 + 17)
+    gen = torch.Generator().manual_seed(ctx.seed * 7919 + 17)
     drawn: dict[str, Mask] = {}
     for t, mask in masks.items():
         drawn[t] = {}
@@ -200,7 +200,7 @@ def run_sparse_permuted(ctx: Context) -> dict:
     ``sparse_random`` changes too (how much the tasks share, the union's size) and moves only the
     positions: do the IMP masks' positions matter, with the sharing held fixed?"""
     masks, levels = search(ctx)
-    drawn = permuted_masks(masks, stream_seed(ctx.cfg.seed, "sparse_permuted"))
+    drawn = permuted_masks(masks, stream_seed(ctx.seed, "sparse_permuted"))
     model = ctx.build_model()
     load_state(model, rewind_state(ctx), paths.warmup(ctx.run))
     return {**_train_subnets(ctx, "sparse_permuted", model, drawn), "search": _selected(drawn, levels)}
@@ -220,8 +220,8 @@ def run_single_warm(ctx: Context) -> dict:
         train_jointly(
             model,
             {t: ctx.tasks[t]},
-            ctx.settings().replace(joint=False),
-            seed=task_seed(ctx.cfg.seed, t),  # the stream of single and single_subnet for this task
+            ctx.train.replace().replace(joint=False),
+            seed=task_seed(ctx.seed, t),  # the stream of single and single_subnet for this task
             device=ctx.device,
             directory=paths.system_dir(ctx.run, "single_warm", t),
             log=ctx.log,
@@ -237,7 +237,7 @@ def run_sparse_reinit(ctx: Context) -> dict:
     neither θ^(0) nor θ^(w); pretrained word vectors stay). The lottery-ticket control: do the masks
     work only with the weights they were found on?"""
     masks, levels = search(ctx)
-    model = ctx.build(ctx.recipe(), seed=ctx.cfg.seed * 7919 + 29)
+    model = ctx.build(ctx.recipe(), seed=ctx.seed * 7919 + 29)
     return {**_train_subnets(ctx, "sparse_reinit", model, masks), "search": _selected(masks, levels)}
 
 
@@ -253,8 +253,8 @@ def _train_subnets(ctx: Context, name: str, model, masks: Mapping[str, Mask]) ->
     train_jointly(
         mech,
         ctx.tasks,
-        ctx.settings().replace(joint=False),
-        seed=ctx.cfg.seed,
+        ctx.train.replace().replace(joint=False),
+        seed=ctx.seed,
         device=ctx.device,
         directory=paths.system_dir(ctx.run, name),
         log=ctx.log,

@@ -41,15 +41,15 @@ def _train_joint(ctx: Context, name: str, mech, data, tasks, callbacks=None, pat
                  restore_best: bool = True) -> None:  # fmt: skip
     """Train ``mech`` on the joint loss (Eq. 10); its best mean-dev state is put back (``restore_best``)."""
     name = ctx.system_name(name)
-    weights = {t: (ctx.cfg.train.loss_weights or {}).get(t, 1.0) for t in tasks}
-    s = ctx.settings().replace(joint=True, loss_weights=weights)
+    weights = {t: (ctx.train.loss_weights or {}).get(t, 1.0) for t in tasks}
+    s = ctx.train.replace().replace(joint=True, loss_weights=weights)
     if patience is not None:
         s = s.replace(patience=patience)
     train_jointly(
         mech,
         tasks,
         s,
-        seed=task_seed(ctx.cfg.seed, task) if task else ctx.cfg.seed,  # a task alone: its own stream
+        seed=task_seed(ctx.seed, task) if task else ctx.seed,  # a task alone: its own stream
         device=ctx.device,
         directory=paths.system_dir(ctx.run, name, task),
         log=ctx.log,
@@ -74,12 +74,13 @@ def run_single(ctx: Context) -> dict:
 
 def baseline_recipe(ctx: Context, name: str) -> dict:
     """The network of a tabular baseline, sized by the config's 'tabular' section (PBFS Section 4.3)."""
-    return {"network": name, "kwargs": {"in_dim": ctx.data.in_dim, "kinds": ctx.kinds, **_sizes(ctx, name)}}
+    kwargs = {"in_dim": ctx.data.in_dim, "kinds": ctx.task_kinds, **_sizes(ctx, name)}
+    return {"network": name, "kwargs": kwargs}
 
 
 def _sizes(ctx: Context, name: str) -> dict:
     """The mechanism's build keywords from the config's 'tabular' section, as its registry entry names."""
-    return {arg: getattr(ctx.cfg.tabular, key) for arg, key in MECHANISMS[name].sizes.items()}
+    return {arg: getattr(ctx.tabular, key) for arg, key in MECHANISMS[name].sizes.items()}
 
 
 def run_baseline(name: str):
@@ -98,22 +99,22 @@ def run_baseline(name: str):
 
 def pools_for(ctx: Context) -> list[list[str]]:
     """Explicit pools from the config, else Algorithm 1 on the Pearson correlation of train labels."""
-    if ctx.cfg.pbfs.pools:
-        return ctx.cfg.pbfs.pools
+    if ctx.pbfs.pools:
+        return ctx.pbfs.pools
     labels = ctx.data.labels("train")
     tasks, coor = correlation_matrix({t: np.asarray(labels[t]) for t in ctx.tasks})
-    return shared_pools(tasks, coor, ctx.cfg.pbfs.pool_alpha)
+    return shared_pools(tasks, coor, ctx.pbfs.pool_alpha)
 
 
 def run_pbfs(ctx: Context) -> dict:
     """PBFS: task-specific experts, pruned shared experts in correlation-based pools, gates, towers."""
-    p = ctx.cfg.pbfs
+    p = ctx.pbfs
     pools = pools_for(ctx)
-    kwargs = {"in_dim": ctx.data.in_dim, "kinds": ctx.kinds, "pools": pools, **_sizes(ctx, "pbfs")}
+    kwargs = {"in_dim": ctx.data.in_dim, "kinds": ctx.task_kinds, "pools": pools, **_sizes(ctx, "pbfs")}
     recipe = {"network": "pbfs_net", "kwargs": kwargs, "mechanism": "pbfs"}
     mech = ctx.build(recipe)
     save_recipe(ctx, "pbfs", recipe)
-    steps = ctx.cfg.train.epochs * math.ceil(ctx.data.num_examples("train") / ctx.cfg.train.batch_size)
+    steps = ctx.train.epochs * math.ceil(ctx.data.num_examples("train") / ctx.train.batch_size)
     targets = (
         p.target_sparsity
         if isinstance(p.target_sparsity, dict)
@@ -152,6 +153,6 @@ def run_pbfs(ctx: Context) -> dict:
             },  # fmt: skip
             "history": pruner.history,
             "kept_shared_weights": kept,
-            "steps_per_epoch": steps // ctx.cfg.train.epochs,
+            "steps_per_epoch": steps // ctx.train.epochs,
         },
     }

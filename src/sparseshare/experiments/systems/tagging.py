@@ -25,8 +25,8 @@ def _train(ctx: Context, name: str, mech, tasks: list[str] | None = None, task: 
     train_jointly(
         mech,
         {t: ctx.tasks[t] for t in tasks},
-        ctx.settings(),
-        seed=task_seed(ctx.cfg.seed, task) if task else ctx.cfg.seed,  # a task alone: its own stream
+        ctx.train.replace(),
+        seed=task_seed(ctx.seed, task) if task else ctx.seed,  # a task alone: its own stream
         device=ctx.device,
         directory=paths.system_dir(ctx.run, name, task),
         log=ctx.log,
@@ -73,12 +73,12 @@ def run_hierarchical(ctx: Context) -> dict:
     POS is supervised at layer 1, chunking and NER at layer 2, or as 'model.hierarchy' says (a mapping
     naming a layer above 2 deepens the BiLSTM to it).
     """
-    levels = {**DEFAULT_LEVELS, **ctx.cfg.model.hierarchy}
+    levels = {**DEFAULT_LEVELS, **ctx.model.hierarchy}
     depth = max([2, *(levels[t] for t in ctx.tasks if t in levels)])
     recipe = {
         **ctx.recipe(layers=depth),
         "mechanism": "hierarchical",
-        "options": {"levels": ctx.cfg.model.hierarchy},
+        "options": {"levels": ctx.model.hierarchy},
     }
     mech = ctx.build(recipe)
     save_recipe(ctx, "hierarchical", recipe)
