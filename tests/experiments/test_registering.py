@@ -51,9 +51,9 @@ def _toy_rows(d, seed: int):
     return synthetic_data(0.8, sizes=(300, 100, 100), seed=seed, dim=12)
 
 
-def _toy_corpus(root, tasks):
+def _toy_corpus(root, tasks, dev_size=None):
     """The toy corpus's reader: ``<split>.txt`` in ``root``, a "word tag" line per token, a blank line
-    between sentences."""
+    between sentences; an option, ``dev_size``, keeps the first so many dev sentences."""
     out = {}
     for split in ("train", "dev", "test"):
         sentences = [
@@ -61,6 +61,7 @@ def _toy_corpus(root, tasks):
         ]
         rows = [[line.split() for line in sent] for sent in sentences]
         out[split] = [([w for w, _ in r], [t for _, t in r]) for r in rows]
+    out["dev"] = out["dev"][:dev_size]
     return {t: out for t in tasks}
 
 
@@ -91,6 +92,7 @@ def toys(monkeypatch):
     )
     monkeypatch.setitem(corpora.CORPUS_TASKS, "toy_corpus", ("pos",))
     monkeypatch.setitem(corpora._READERS, "toy_corpus", _toy_corpus)
+    monkeypatch.setitem(datasets.CORPUS_OPTIONS, "toy_corpus", lambda d: {"dev_size": d.dev_size})
     monkeypatch.setitem(datasets.DATASETS, "toy_corpus", Dataset("toy_corpus", "sequence", ("pos",)))
 
 
@@ -113,11 +115,14 @@ def test_a_toy_mechanism_system_and_dataset_run_from_a_config(toys, tmp_path):
 def test_a_toy_corpus_runs_the_tagging_systems(toys, tmp_path):
     corpus = str(_write_toy_corpus(tmp_path / "corpus"))
     raw = {"name": "toy_tags", "systems": ["single", "hard"],
-           "data": {"dataset": "toy_corpus", "embeddings": None, "data_dir": corpus},
+           "data": {"dataset": "toy_corpus", "embeddings": None, "data_dir": corpus, "dev_size": 15},
            "model": {"word_dim": 8, "char_dim": 4, "char_filters": 4, "hidden": 8},
            "train": {"epochs": 2, "batch_size": 8}}  # fmt: skip
     results = _run(raw, tmp_path / "run")
     assert results["systems"]["hard"]["tasks"]["pos"]["test"] > 0.5  # chance: 0.29 (the tags are the words')
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    read = next(r for r in records if r["phase"] == "data")
+    assert read["sentences"] == {"train": 60, "dev": 15, "test": 20}  # the reader's option, from the config
 
 
 def test_an_unregistered_name_is_one_line_naming_the_key(tmp_path):

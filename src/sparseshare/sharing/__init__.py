@@ -1,8 +1,7 @@
 """Sharing mechanisms: modules with ``loss(batch, task)``, ``predict``, ``step(optimizer, task)`` and
 ``task_parameter_names(task)``; the registry builds them by name."""
 
-from sparseshare.sharing.cross_stitch import CrossStitch, cross_stitch
-from sparseshare.sharing.cross_stitch_tagger import CrossStitchSharing
+from sparseshare.sharing.cross_stitch import CrossStitch, CrossStitchSharing, cross_stitch
 from sparseshare.sharing.hard import HardSharing, as_mechanism, shared_parameter_names
 from sparseshare.sharing.hierarchical import HierarchicalSharing
 from sparseshare.sharing.mmoe import MMoE, mmoe

@@ -25,8 +25,7 @@ from torch import nn
 from sparseshare.errors import ConfigError
 from sparseshare.models.mlp import PBFSNet
 from sparseshare.models.tagger import build_tagger
-from sparseshare.sharing.cross_stitch import cross_stitch
-from sparseshare.sharing.cross_stitch_tagger import CrossStitchSharing
+from sparseshare.sharing.cross_stitch import CrossStitchSharing, cross_stitch
 from sparseshare.sharing.hard import HardSharing
 from sparseshare.sharing.hierarchical import HierarchicalSharing
 from sparseshare.sharing.mmoe import mmoe

@@ -231,14 +231,7 @@ def train(
     mechanism = as_mechanism(mechanism)
     check_heads(mechanism, tasks)
     callbacks = callbacks or []
-    device = resolve_device(device, mechanism)
-    mechanism.to(device)
-    datas = {t: task.data for t, task in tasks.items()}
-    if joint_data is not None:
-        datas["joint data"] = joint_data
-    _check_bucket(settings.bucket, datas)
-    for data in datas.values():
-        stage(data, device)
+    device = _stage(mechanism, tasks, settings, device, joint_data)
     params = [p for p in mechanism.parameters() if p.requires_grad]
     opt = make_optimizer(params, settings.optimizer, settings.lr, settings.momentum, settings.weight_decay)
     last = best_file = None
@@ -258,21 +251,11 @@ def train(
         began = time.time()
         loss = _train_epoch(mechanism, opt, params, epoch_of, settings, epoch, seed, device, callbacks)
         rec, improved = _evaluate(mechanism, tasks, settings, epoch, loss, progress, best_file, device)
-        missing = undefined(rec["dev"], tasks)
-        if missing:
-            rec["undefined"] = missing
-            _warn_undefined(desc, epoch, missing, tasks, warned)
-        if log:
-            log({"phase": desc, **rec})
+        _report_epoch(rec, improved, tasks, desc, settings.epochs, time.time() - began, log, warned)
         for cb in callbacks:  # after the best state is kept: it pairs with this epoch's score
             if hasattr(cb, "on_eval"):
                 cb.on_eval(rec["dev"])
         bar.set_postfix(loss=f"{rec['loss']:.3f}", dev=f"{rec['dev_mean']:.4f}")
-        logger.info(
-            "%s: epoch %d/%d  loss %.4f  dev %.4f%s  (%.1f s)",
-            desc, epoch + 1, settings.epochs, rec["loss"], rec["dev_mean"], "  best" if improved else "",
-            time.time() - began,
-        )  # fmt: skip
         stopped = settings.patience > 0 and progress.bad >= settings.patience
         if last is not None:
             _checkpoint(last, mechanism, opt, progress, settings, epoch + 1, stopped, seed, callbacks)
@@ -284,6 +267,36 @@ def train(
             "%s: the dev score was undefined (NaN) in every epoch; the last epoch's state is kept", desc
         )
     return progress.result()
+
+
+def _stage(mechanism, tasks: Mapping[str, Task], settings: TrainSettings, device, joint_data) -> torch.device:
+    """The mechanism and every task's data (and the joint data) moved to the resolved device, once."""
+    device = resolve_device(device, mechanism)
+    mechanism.to(device)
+    datas = {t: task.data for t, task in tasks.items()}
+    if joint_data is not None:
+        datas["joint data"] = joint_data
+    _check_bucket(settings.bucket, datas)
+    for data in datas.values():
+        stage(data, device)
+    return device
+
+
+def _report_epoch(
+    rec: dict, improved: bool, tasks, desc: str, epochs: int, seconds: float, log, warned: set[str]
+) -> None:
+    """An epoch's record logged (the tasks whose dev score was undefined named, warned once each) and
+    its line printed."""
+    missing = undefined(rec["dev"], tasks)
+    if missing:
+        rec["undefined"] = missing
+        _warn_undefined(desc, rec["epoch"], missing, tasks, warned)
+    if log:
+        log({"phase": desc, **rec})
+    logger.info(
+        "%s: epoch %d/%d  loss %.4f  dev %.4f%s  (%.1f s)",
+        desc, rec["epoch"] + 1, epochs, rec["loss"], rec["dev_mean"], "  best" if improved else "", seconds,
+    )  # fmt: skip
 
 
 def _resume(

@@ -30,6 +30,28 @@ class Dataset:
     features: Callable[[Any], tuple[str, ...]] | None = None
 
 
+def _split_options(d: Section) -> dict:
+    """A corpus without a dev split of its own draws one from train ('data.dev_size', 'data.dev_seed')."""
+    return {"dev_size": d.dev_size, "dev_seed": d.dev_seed}
+
+
+def _columns_options(d: Section) -> dict:
+    """Your own column files, read as the 'data.columns' section says."""
+    c = d.columns
+    files = {s: f for s, f in {"train": c.train, "test": c.test, "dev": c.dev}.items() if f}
+    return {**_split_options(d), "files": files, "tags": c.tags, "word": c.word, "schemes": c.schemes,
+            "sep": c.sep, "spans": c.spans, "task_files": c.files}  # fmt: skip
+
+
+# the options a corpus's reader takes from the data section (data/corpora.py's readers; a corpus not
+# here takes none): adding a corpus whose reader takes options is one entry here
+CORPUS_OPTIONS: dict[str, Callable[[Section], dict]] = {
+    "conll2000": _split_options,
+    "ptb": lambda d: {"split": d.ptb_split},
+    "columns": _columns_options,
+}
+
+
 def read_sequence_tasks(d: Section) -> dict[str, dict[str, list]]:
     """task -> split -> (words, tags), each task read from its corpus (``data.sources`` when mixed).
 
@@ -46,17 +68,7 @@ def read_sequence_tasks(d: Section) -> dict[str, dict[str, list]]:
     for corpus, tasks in by_corpus.items():
         folder = d.paths.get(corpus, None if d.dataset == "mixed" else d.data_dir)
         root = resolve(get_source(corpus), folder) if corpus in SOURCES else folder
-        options: dict = {}
-        if corpus in ("conll2000", "columns"):
-            options = {"dev_size": d.dev_size, "dev_seed": d.dev_seed}
-        if corpus == "ptb":
-            options = {"split": d.ptb_split}
-        if corpus == "columns":
-            c = d.columns
-            files = {"train": c.train, "test": c.test, "dev": c.dev}
-            files = {s: f for s, f in files.items() if f}
-            options.update(files=files, tags=c.tags, word=c.word, schemes=c.schemes, sep=c.sep)
-            options.update(spans=c.spans, task_files=c.files)
+        options = CORPUS_OPTIONS[corpus](d) if corpus in CORPUS_OPTIONS else {}
         raw.update(corpus_tasks(corpus, root, tasks, d.limits or None, **options))
     return {t: raw[t] for t in d.tasks}
 
