@@ -27,3 +27,7 @@ class RunError(SparseshareError):
 
 class ContractError(SparseshareError, TypeError):
     """A user's model, mechanism or task data does not fit the contract (names the missing member)."""
+
+
+class MetricInputError(SparseshareError, ValueError):
+    """A metric was given predictions or targets it cannot score (says what it got and what it needs)."""

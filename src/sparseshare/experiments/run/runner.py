@@ -179,5 +179,7 @@ def fill_training(run: Path, results: dict) -> dict:
             except ConfigError:  # e.g. a data folder named relative to where the run was started
                 continue
             for s in missing:
-                systems[s]["training"] = training_summary(folder, s, cfg)
+                systems[s]["training"] = training_summary(
+                    folder, s, cfg.train.epochs, cfg.search.warmup_epochs
+                )
     return results
