@@ -145,6 +145,17 @@ def _cmd_config_show(args) -> None:
     print(config_files.path(args.name).read_text(), end="")
 
 
+def _cmd_config_keys(args) -> None:
+    from sparseshare.experiments.config.reference import undocumented
+    from sparseshare.experiments.results.config_keys import markdown, text
+
+    print(markdown() if args.markdown else text(), end="")
+    missing = undocumented()
+    if missing:
+        print(f"sparseshare: warning: {len(missing)} config key(s) have no meaning in the schema (a comment "
+              f"on the field): {', '.join(missing)}", file=sys.stderr)  # fmt: skip
+
+
 def _version() -> str:
     try:
         return version("sparseshare")
@@ -221,13 +232,20 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--system", default=None, help="which system (default: sparse, else pbfs, hard, single)")
     ex.add_argument("--output", "-o", help="output file (default: <run>-<system>-<task>.safetensors)")
     ex.set_defaults(fn=_cmd_export)
-    c = sub.add_parser("config", help="list or print the example configs shipped with the package")
+    c = sub.add_parser(
+        "config", help="list or print the example configs shipped with the package, or every config key"
+    )
     csub = c.add_subparsers(dest="config_command", required=True)
     cl = csub.add_parser("list", help="each packaged config's name and first comment line")
     cl.set_defaults(fn=_cmd_config_list)
     cs = csub.add_parser("show", help="print a packaged config's YAML (to copy and edit)")
     cs.add_argument("name", metavar="NAME", help="a name from 'sparseshare config list' (.yaml optional)")
     cs.set_defaults(fn=_cmd_config_show)
+    ck = csub.add_parser(
+        "keys", help="every config key: its type, default, meaning and the systems that read it"
+    )
+    ck.add_argument("--markdown", action="store_true", help="as markdown: docs/config.md, exactly")
+    ck.set_defaults(fn=_cmd_config_keys)
     return p
 
 

@@ -37,19 +37,23 @@ class TrainSettings:
     so padding stays small (0, the default and the papers' protocol: a plain shuffle).
     """
 
-    epochs: int = 30
+    epochs: int = 30  # the most epochs a system trains (patience may stop it sooner)
     patience: int = 5
-    batch_size: int = 10
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.0
-    weight_decay: float = 0.0
+    batch_size: int = 10  # training examples (sentences, or table rows) per step
+    optimizer: str = "sgd"  # 'sgd' or 'adam'
+    lr: float = 0.1  # the initial learning rate (see lr_decay)
+    momentum: float = 0.0  # SGD momentum, in [0, 1) ('adam' ignores it)
+    weight_decay: float = 0.0  # L2 penalty: the optimizer's weight_decay, on every trained parameter
     lr_decay: float = 0.05
-    clip: float | None = 5.0
+    clip: float | None = 5.0  # max L2 norm of the gradients (all parameters together), each step; null: none
+    # the task trained at each step (when not joint): 'proportional' (P(task) to its training size),
+    # 'uniform' or 'round_robin'
     sampler: str = "proportional"
     joint: bool = False
+    # task -> w_t of the joint loss (others 1): with joint, and in the tabular joint-loss systems (all but
+    # sparse sharing); the warmup and the IMP search ignore it
     loss_weights: dict[str, float] | None = None
-    eval_batch_size: int = 100
+    eval_batch_size: int = 100  # examples per batch when scoring dev and test (it changes no score)
     bucket: int = 0
 
     def problems(self, where: str = "train") -> list[str]:
@@ -100,7 +104,8 @@ class SearchSettings:
 
     ``lr_decay``: the learning-rate decay within a level (None: ``train.lr_decay``, the systems' own).
 
-    ``preset`` names a protocol whose values stand in for the ``search`` *and* ``train`` keys a config
+    ``preset`` names a protocol (null: none), ``paper`` (Sun et al.'s) or ``fast`` (a small CPU budget),
+    whose values stand in for the ``search`` *and* ``train`` keys a config
     does not set (resolved with the config, experiments/config/experiment.py; results.md lists every key
     where a run departs from its preset):
 
@@ -155,11 +160,17 @@ class SearchSettings:
     }  # fmt: skip
 
     preset: str | None = None
+    # epochs of the multi-task warmup (the dense network, all tasks, no early stopping): θ^(w), the rewind
+    # point of every level (0: θ^(0)); the _matched systems train this many epochs more
     warmup_epochs: int = 20
+    # the most epochs one IMP level trains (one task, under the level's mask, from θ^(w)); its best-dev
+    # weights are pruned
     epochs_per_level: int = 3
-    patience: int = 2
+    patience: int = 2  # epochs without a better dev score before a level stops (0: never stop early)
     alpha: float = 0.1
     min_density: float = 0.1
+    # 'global' (alpha of the remaining weights, ranked by magnitude across all prunable tensors) or
+    # 'layerwise' (alpha of each tensor's)
     strategy: str = "global"
     include: list[str] = field(default_factory=lambda: list(DEFAULT_INCLUDE))
     exclude: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDE))

@@ -17,14 +17,18 @@ class TableConfig:
     name is not a valid task name (e.g. holding '/' or '.') is the task of that name with every other
     character run replaced by '_' (``sparseshare.data.tabular_readers.safe_task_name``)."""
 
-    train: str
+    train: str  # the training table's path (CSV; Parquet by suffix .parquet/.pq), not under data.data_dir
     targets: dict[str, str]
+    # null: carved at random from train with the experiment seed (train:dev:test in proportion 8:1:1)
     dev: str | None = None
-    test: str | None = None
+    test: str | None = None  # null: carved from train, as dev
+    # feature columns declared numeric (standardized on train); an undeclared column's kind is read from
+    # its values (all numbers: numeric; no numbers: categorical; a mix fails)
     numeric: list[str] = field(default_factory=list)
+    # feature columns declared categorical (one-hot; values seen < 2 times in train share an unknown slot)
     categorical: list[str] = field(default_factory=list)
-    exclude: list[str] = field(default_factory=list)
-    sep: str = ","
+    exclude: list[str] = field(default_factory=list)  # columns left out of the features (ids, leaks)
+    sep: str = ","  # the CSV field delimiter, one character (a Parquet file ignores it)
 
     def problems(self, where: str) -> list[str]:
         out = [] if self.targets else [f"'{where}.targets': name at least one target column"]
@@ -62,11 +66,11 @@ class ColumnsConfig:
     become dev.
     """
 
-    tags: dict[str, int]
-    train: str | None = None
-    test: str | None = None
-    dev: str | None = None
-    word: int = 0
+    tags: dict[str, int]  # task -> the 0-based column of its tags
+    train: str | None = None  # the training file; required unless every task has files.<task>.train
+    test: str | None = None  # the test file; required unless every task has files.<task>.test
+    dev: str | None = None  # null (and no files.<task>.dev): data.dev_size training sentences become dev
+    word: int = 0  # the 0-based column of the words
     sep: str | None = None  # null: runs of spaces or tabs; e.g. "\t" where words hold spaces
     schemes: dict[str, str] = field(default_factory=dict)  # task -> its scheme in the files (auto)
     spans: dict[str, str] = field(default_factory=dict)  # task -> the span scheme it is trained in
@@ -119,12 +123,17 @@ class ColumnsConfig:
 
 @dataclass
 class DataConfig:
+    # conll2003, conll2000, ptb, ontonotes, columns (your own column files), mixed (each task from its own
+    # corpus, data.sources), census, movielens, student, synthetic, or table (your own table, data.table)
     dataset: str = "conll2003"
     tasks: list[str] | None = None  # None: every task the dataset offers (but the synthetic 'position')
+    # the dataset's folder: student, ptb, conll2000, ontonotes need it (or data.paths); conll2003, census,
+    # movielens: null = the download cache; columns: the base of relative file names; mixed: use data.paths
     data_dir: str | None = None
-    limits: dict[str, int] = field(default_factory=dict)  # max sentences per split: train/dev/test
+    # subsample: keep the first N sentences (tables: rows) of each split named (train/dev/test); {} = all
+    limits: dict[str, int] = field(default_factory=dict)
     embeddings: str | None = "glove6b50d"  # a source name, a GloVe file/dir path, or null (random init)
-    lower_words: bool = True
+    lower_words: bool = True  # lower-case words for the word vocabulary and vectors (chars keep their case)
     subjects: list[str] = field(default_factory=lambda: ["por", "mat"])  # student
     correlation: float = 0.5  # synthetic: the cosine p of the two tasks' weight vectors
     sizes: list[int] = field(default_factory=lambda: [100_000, 10_000, 10_000])  # synthetic train/dev/test
@@ -136,8 +145,12 @@ class DataConfig:
     sources: dict[str, str] = field(default_factory=dict)  # dataset 'mixed': task -> corpus
     paths: dict[str, str] = field(default_factory=dict)  # corpus -> its folder (else data_dir, or the cache)
     columns: ColumnsConfig | None = None  # the 'columns' corpus
-    dev_size: int = 1000  # corpora without a dev set (conll2000, columns without dev): sentences carved
-    dev_seed: int = 0  # ... drawn with this seed, fixed apart from the experiment seed
+    # corpora without a dev set (conll2000; columns without a dev file): this many training sentences,
+    # drawn at random, become dev
+    dev_size: int = 1000
+    # the seed drawing data.dev_size's dev sentences, apart from the experiment seed (every run's dev is the
+    # same)
+    dev_seed: int = 0
     ptb_split: str = "auto"  # PTB file ranges: wsj (sections 0-18/19-21/22-24), sample, auto
 
     @property

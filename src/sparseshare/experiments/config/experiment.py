@@ -39,9 +39,13 @@ from sparseshare.training.settings import SearchSettings, TrainSettings
 
 @dataclass
 class ExperimentConfig:
+    # the run's name, its folder runs/<name> unless --out (a config file's own name by default); letters,
+    # digits and _ . + = , [ ] -
     name: str
+    # seeds initialisation, dropout, batch order and task sampling, and the splits tabular data draws
+    # (synthetic: the data itself); not the dev sentences data.dev_seed draws
     seed: int = 1
-    device: str = "auto"
+    device: str = "auto"  # 'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'
     systems: list[str] = field(default_factory=list)  # empty: every system for the dataset
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

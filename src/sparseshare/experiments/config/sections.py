@@ -14,10 +14,10 @@ class ModelConfig:
     dimensions without pretrained embeddings; with them, their dimension)."""
 
     word_dim: int | None = None  # None: the embeddings' dimension (100, Table 2, without embeddings)
-    char_dim: int = 30
-    char_filters: int = 30
-    char_width: int = 3
-    hidden: int = 200
+    char_dim: int = 30  # the char CNN's character embedding size
+    char_filters: int = 30  # the char CNN's filters: each word's char feature size (0: no char CNN)
+    char_width: int = 3  # the char CNN's convolution width, in characters
+    hidden: int = 200  # BiLSTM hidden units per direction (its output: 2 x hidden)
     layers: int = 1  # BiLSTM layers (the hierarchical system always has at least 2)
     dropout: float = 0.5  # after the embeddings and before the output layer
     decoder: str = "linear"  # 'linear' (Exp1/Exp2) or 'crf' (Exp3)
@@ -48,6 +48,8 @@ class TabularModelConfig:
     """Sizes of the tabular models (PBFS Section 4.3 defaults)."""
 
     bottom: list[int] = field(default_factory=lambda: [32, 16, 8])  # single task and shared-bottom MLP
+    # hidden sizes of each task's tower (then its output unit): single, shared-bottom (and sparse sharing's),
+    # MMoE, CGC, PLE, PBFS
     tower: list[int] = field(default_factory=lambda: [8])
     mmoe_expert: list[int] = field(default_factory=lambda: [4])  # MMoE: 8 experts of 4 units
     ple_expert: list[int] = field(default_factory=lambda: [16])  # CGC/PLE: one layer of 16 units
@@ -55,11 +57,14 @@ class TabularModelConfig:
     # cross-stitch (Section 4.2-4.3): columns of two 32-unit layers (a unit after each: "two cross-sharing
     # units"), task layers of 32
     cross_stitch: list[int] = field(default_factory=lambda: [32, 32])
+    # hidden sizes of the cross-stitch system's task towers (the other systems': tower)
     cross_stitch_tower: list[int] = field(default_factory=lambda: [32])
     num_experts: int = 8  # MMoE
     num_specific: int = 1  # CGC/PLE/PBFS task-specific experts per task
     num_shared: int = 1  # CGC/PLE shared experts; PBFS shared experts per pool
     levels: int = 2  # PLE extraction levels
+    # dropout after each hidden layer (bottom and towers) of the single-task, shared-bottom (and sparse
+    # sharing's) and cross-stitch networks; MMoE, CGC, PLE and PBFS are built without it
     dropout: float = 0.0
 
     def problems(self, where: str) -> list[str]:
@@ -94,6 +99,8 @@ class PBFSConfig:
 
     PBFS's "sparsity" is the fraction pruned (density = 1 - sparsity)."""
 
+    # Algorithm 1's alpha: a task pair joins the first pool whose mean label correlation (SMF) is within
+    # alpha of the pair's, else opens a pool of its own (unused with explicit pools)
     pool_alpha: float = 0.1
     pools: list[list[str]] | None = None  # explicit pools instead of Algorithm 1
     initial_sparsity: float = 0.1  # mu, pruned at the start
@@ -101,6 +108,8 @@ class PBFSConfig:
     end_fraction: float = 0.5  # the schedule reaches lambda at this fraction of training steps
     frequency: int = 100  # steps between pruning updates
     power: float = 3.0  # polynomial decay exponent (cubic, as TF-MOT)
+    # 'layerwise' (each shared-expert tensor pruned to the scheduled sparsity, as TF-MOT) or 'global'
+    # (the tensors of a task's part of a pool ranked together by magnitude)
     strategy: str = "layerwise"
 
     def problems(self, where: str) -> list[str]:
@@ -132,14 +141,16 @@ class PaperConfig:
     metric -> factor our value is multiplied by where it is printed beside the paper's (the paper's
     scale, e.g. ``{mse: 0.04}``), with ``scale_note`` saying why; the other tables keep the raw value."""
 
-    source: str = ""
+    source: str = ""  # the paper and table cited under the comparison table ("Paper: ..."); '' = none
     metrics: dict[str, list[str]] = field(default_factory=dict)  # task -> metrics to report
+    # system -> task -> metric -> the paper's number (fractions; MSE/MAE raw); a system not run here is
+    # still a row; a sweep point takes its paper.points entry instead, where it has one
     values: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     # sweeps: point name ("axis=label,...") -> system -> task -> metric
     points: dict[str, dict[str, dict[str, dict[str, float]]]] = field(default_factory=dict)
     reference: str = "single"
     scale: dict[str, float] = field(default_factory=dict)
-    scale_note: str = ""
+    scale_note: str = ""  # why ours is scaled, in the note under the comparison table ('': a generic reason)
 
     def problems(self, where: str) -> list[str]:
         """The metrics' names; ``reference`` is checked against the system registry with the systems
