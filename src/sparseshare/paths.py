@@ -17,6 +17,7 @@ LAST_STATE = "last.safetensors"  # a trainer's resumable checkpoint (weights, op
 BEST_STATE = "best.safetensors"  # its best-dev weights
 WARMUP_STATE = "warmup.safetensors"  # the multi-task warmup's θ^(w)
 RECIPE = "network.json"  # how to rebuild a trained module
+FINGERPRINT = "fingerprint.json"  # what determined a resumable unit's result (training/fingerprint.py)
 
 
 def part(name: str) -> str:
@@ -84,6 +85,16 @@ def last_state(directory: Path) -> Path:
 def best_state(directory: Path) -> Path:
     """A training directory's best-dev weights."""
     return Path(directory) / BEST_STATE
+
+
+def fingerprint(directory: Path, unit: str | None = None) -> Path:
+    """What determined the result of the unit resumed in ``directory``: a trainer's (``unit`` None), the
+    warmup's (``"warmup"``), a task's IMP search (its name: beside its levels, in its folder)."""
+    if unit is None:
+        return Path(directory) / FINGERPRINT
+    if unit == "warmup":
+        return Path(directory) / f"warmup.{FINGERPRINT}"
+    return Path(directory) / part(unit) / FINGERPRINT
 
 
 def point_dir(run: Path, point: str) -> Path:

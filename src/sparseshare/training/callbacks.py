@@ -38,6 +38,9 @@ class Callback(Protocol):
     def load_state_dict(self, state: Mapping) -> None:
         """Back from a checkpoint."""
 
+    def fingerprint(self) -> dict:
+        """What of it determines the training's result (training/fingerprint.py; default: its class)."""
+
 
 class PBFSPruner:
     """Algorithm 2 of the PBFS paper, "Generate sparse shared-expert for each task", per task and pool:
@@ -142,6 +145,12 @@ class PBFSPruner:
                                "state": state}  # fmt: skip
         return better
 
+    def fingerprint(self) -> dict:
+        """The schedule: what a resumed training must share with the one it continues."""
+        return {"target": self._target, "initial": self._initial, "begin_step": self.begin_step,
+                "end_step": self.end_step, "frequency": self.frequency, "power": self.power,
+                "strategy": self.strategy}  # fmt: skip
+
     def state_dict(self) -> dict:
         """The record (history, every task's best subnet and state, the last step) for a checkpoint."""
         return {"history": list(self.history), "best": dict(self.best), "step": self._step}
@@ -183,6 +192,9 @@ class PBFSSchedule:
 
     def state_dict(self) -> dict:
         return {"pruner": self.pruner.state_dict(), "step": self.step}
+
+    def fingerprint(self) -> dict:
+        return {"PBFSSchedule": self.pruner.fingerprint()}
 
     def load_state_dict(self, state: Mapping) -> None:
         self.pruner.load_state_dict(state["pruner"])

@@ -26,6 +26,7 @@ from sparseshare.errors import ConfigError
 from sparseshare.masks.mask import Mask
 from sparseshare.pruning.prunable import prunable_names
 from sparseshare.sharing.hard import HardSharing, as_mechanism
+from sparseshare.training import fingerprint
 from sparseshare.training.checkpoint import load_tensors, save_tensors
 from sparseshare.training.evaluation import evaluate_task
 from sparseshare.training.search import SearchResult, SearchSettings, search_task
@@ -58,16 +59,22 @@ def warmup(
     ``settings.epochs``), no early stopping; return its state, the rewind point θ^(w) (CPU tensors).
 
     ``epochs=0`` returns the model's own state (θ^(0)). ``model`` itself is not changed. With a
-    ``directory``, the finished state is kept in ``warmup.safetensors`` and read back on the next call.
+    ``directory``, the finished state is kept in ``warmup.safetensors`` and read back on the next call
+    that asks for the same warmup (training/fingerprint.py: other settings, tasks or parameters are
+    refused in one line, never answered with the first call's state).
     """
     settings = settings or TrainSettings()
     epochs = settings.epochs if epochs is None else epochs
+    tasks = as_tasks(tasks)
+    s = settings.replace(epochs=epochs, patience=0, joint=False, loss_weights=None)
     done = Path(directory) / paths.WARMUP_STATE if directory is not None else None
-    if done is not None and done.exists():
-        return load_tensors(done)[0]
+    if done is not None:
+        mine = fingerprint.of_training(s, tasks, model, seed, epochs=epochs)
+        fingerprint.check(paths.fingerprint(directory, "warmup"), mine, "warmup", done)
+        if done.exists():
+            return load_tensors(done)[0]
     work = copy.deepcopy(model)
     if epochs > 0:
-        s = settings.replace(epochs=epochs, patience=0, joint=False, loss_weights=None)
         ckpt = Path(directory) / "_warmup" if directory is not None else None
         train(HardSharing(work), tasks, s, seed=seed, device=resolve_device(device, model), directory=ckpt,
               desc="warmup", log=log)  # fmt: skip

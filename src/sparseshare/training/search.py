@@ -13,6 +13,7 @@ with the same seed, and so ends with masks identical to an uninterrupted search.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import math
@@ -23,7 +24,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from sparseshare import atomic
+from sparseshare import atomic, paths
 from sparseshare.data.task import Task
 from sparseshare.errors import RunError
 from sparseshare.masks.io import load_masks, save_masks
@@ -32,12 +33,16 @@ from sparseshare.pruning.magnitude import prune
 from sparseshare.pruning.schedules import imp_densities
 from sparseshare.pruning.selection import beats
 from sparseshare.sharing.sparse import SparseSharing
+from sparseshare.training import fingerprint
 from sparseshare.training.checkpoint import committed
 from sparseshare.training.settings import SearchSettings, TrainSettings
 from sparseshare.training.streams import level_seed
 from sparseshare.training.trainer import load_state, train
 
 logger = logging.getLogger("sparseshare")
+# the search settings that do not change a task's levels: which level is selected, the warmup (its state
+# is the rewind point given), the preset's name (its values are the settings themselves)
+NOT_SEARCH = ("force_density", "warmup_epochs", "preset")
 
 
 @dataclass
@@ -124,6 +129,7 @@ def search_task(
     the stream ``level_seed(seed, task, z)``: named by the task, so tasks over the same sentences do not
     share batch orders or dropout masks, and a task's search is the same whatever tasks are beside it."""
     name = task.name
+    lvl_settings = level_settings(train_settings, settings)
     record = None
     levels: list[Level] = []
     masks: list[Mask] = []
@@ -131,10 +137,14 @@ def search_task(
         directory = Path(directory)
         (directory / name).mkdir(parents=True, exist_ok=True)
         record = directory / f"{name}.jsonl"
+        search = {k: v for k, v in dataclasses.asdict(settings).items() if k not in NOT_SEARCH}
+        mine = fingerprint.of_training(
+            lvl_settings, {name: task}, model, seed, search=search, prunable=prunable
+        )
+        fingerprint.check(paths.fingerprint(directory, name), mine, "IMP search", record)
         levels = _read_levels(record)
         _check_streams(record, levels, seed, name)
         masks = [load_masks(mask_file(directory, name, z))[name] for z in range(len(levels))]
-    lvl_settings = level_settings(train_settings, settings)
     total = len(imp_densities(settings.alpha, settings.min_density))
     bar = tqdm(total=total, initial=len(levels), desc=f"IMP {name}", unit="level", disable=None)
     pending: Mask | None = None  # M^(z) for the next level when kept in memory

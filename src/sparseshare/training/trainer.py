@@ -29,6 +29,7 @@ from sparseshare import paths
 from sparseshare.data.task import Task, as_tasks, move_batch, num_batches, stage
 from sparseshare.errors import ConfigError, ContractError, RunError
 from sparseshare.sharing.hard import as_mechanism
+from sparseshare.training import fingerprint
 from sparseshare.training.checkpoint import (
     committed,
     load_tensors,
@@ -239,6 +240,9 @@ def train(
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         last, best_file = paths.last_state(directory), paths.best_state(directory)
+        joint = {"joint_rows": joint_data.num_examples("train")} if joint_data is not None else {}
+        mine = fingerprint.of_training(settings, tasks, mechanism, seed, callbacks, **joint)
+        fingerprint.check(paths.fingerprint(directory), mine, "training run", last)
     epoch_of = _EpochStream(tasks, settings, joint_data)
     progress = _Progress()
     if last is not None and last.exists():
@@ -320,6 +324,11 @@ def _resume(
         raise RunError(
             f"{last}: was trained with {how}, not this run's {seed}: continuing it would mix two "
             f"random streams; choose another --out"
+        )
+    if progress.epochs > settings.epochs:
+        raise RunError(
+            f"{last}: holds {progress.epochs} epochs of training, more than this call's cap of "
+            f"{settings.epochs}; to start afresh use another directory, to go on raise the cap"
         )
     stateful = [cb for cb in callbacks if hasattr(cb, "load_state_dict")]
     for cb, state in zip(stateful, ck.get("callbacks", [])):

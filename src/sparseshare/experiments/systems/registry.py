@@ -100,7 +100,7 @@ SYSTEMS: dict[str, System] = {
             "cross_stitch",
             "Soft sharing (cross-stitch)",
             {"sequence": tagging.run_cross_stitch, "tabular": tabular.run_baseline("cross_stitch")},
-            reads=("tabular.cross_stitch",),
+            reads=("tabular.cross_stitch", "tabular.cross_stitch_tower"),
         ),
         System(
             "hierarchical",
@@ -152,8 +152,8 @@ def _continue_checkpoints(run: Path, base: str, name: str) -> None:
     src, dst = paths.system_dir(run, base), paths.system_dir(run, name)
     if not paths.system_result(run, base).exists() or dst.exists():
         return
-    for f in sorted(src.rglob("*.safetensors")):
-        if f.name in (paths.LAST_STATE, paths.BEST_STATE):
+    for f in sorted(src.rglob("*")):
+        if f.name in (paths.FINGERPRINT, paths.LAST_STATE, paths.BEST_STATE):
             (dst / f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(f, dst / f.relative_to(src))
 
