@@ -28,8 +28,9 @@ class MultiTaskModel(Protocol):
 
     Optional members, used when present: ``task_predict(output, batch, task)`` (predictions the metric
     scores; default: the output itself), ``task_parameter_names(task)`` (the parameters ``task``'s loss
-    reaches; default: every parameter) and ``joint_loss(batch, weights)`` (Σ_t w_t L_t with what tasks
-    share computed once).
+    reaches; default: found by the pipeline with a forward and backward per task on one training batch,
+    training/task_parameters.py) and ``joint_loss(batch, weights)`` (Σ_t w_t L_t with what tasks share
+    computed once).
     """
 
     tasks: Sequence[str]
@@ -89,6 +90,20 @@ _DATA = {
     "batches": "batches(split, batch_size, shuffle, generator)",
     "num_examples": "num_examples(split)",
 }
+
+
+# where the pipeline keeps the parameters each task's loss was found to reach (training/task_parameters.py)
+FOUND_TASK_PARAMETERS = "found_task_parameters"
+
+
+def declared_task_parameters(model: Any):
+    """``task -> names`` of the parameters each task's loss reaches: the model's own
+    ``task_parameter_names`` (it wins), else what a forward and backward per task found, else None."""
+    own = getattr(model, "task_parameter_names", None)
+    if callable(own):
+        return own
+    found = getattr(model, FOUND_TASK_PARAMETERS, None)
+    return (lambda task: list(found[task])) if found else None
 
 
 def _missing(obj: Any, members: Mapping[str, str]) -> str | None:

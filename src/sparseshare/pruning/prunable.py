@@ -3,8 +3,9 @@
 The default fits any model: every weight tensor of 2+ dims, never embeddings, biases, task heads or CRF
 transitions. Given a module (not just its parameters), embeddings are also recognised by type
 (``nn.Embedding``, whatever their name), and, when the model names what each task's loss reaches
-(``task_parameter_names``), parameters that not every task uses (task heads, towers) are left out: the
-base network that sparse sharing masks is what all tasks share.
+(``task_parameter_names``, or what the pipeline found each task's loss to reach), parameters that not
+every task uses (task heads, towers) are left out: the base network that sparse sharing masks is what all
+tasks share.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fnmatch import fnmatchcase
 import torch
 from torch import nn
 
+from sparseshare.contracts import declared_task_parameters
 from sparseshare.pruning.defaults import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 
 
@@ -28,10 +30,11 @@ def _embedding_names(model: nn.Module) -> set[str]:
 
 
 def _task_specific_names(model: nn.Module) -> set[str]:
-    """Parameters some task's loss does not reach, when the model says (``task_parameter_names``)."""
-    own = getattr(model, "task_parameter_names", None)
+    """Parameters some task's loss does not reach, when the model says (``task_parameter_names``) or
+    the pipeline found them (contracts.declared_task_parameters)."""
+    own = declared_task_parameters(model)
     tasks = getattr(model, "tasks", None)
-    if not callable(own) or not tasks:
+    if own is None or not tasks:
         return set()
     every = {n for n, _ in model.named_parameters()}
     shared = set.intersection(*(set(own(t)) for t in tasks))

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from sparseshare.contracts import check_model, is_mechanism
+from sparseshare.contracts import check_model, declared_task_parameters, is_mechanism
 
 
 def task_predict(model: nn.Module, out, batch, task: str):
@@ -21,9 +21,10 @@ def task_predict(model: nn.Module, out, batch, task: str):
 
 
 def task_parameter_names(model: nn.Module, task: str, prefix: str = "") -> list[str]:
-    """The model's ``task_parameter_names(task)`` when it has one, else every parameter's name."""
-    own = getattr(model, "task_parameter_names", None)
-    names = own(task) if callable(own) else [n for n, _ in model.named_parameters()]
+    """The model's ``task_parameter_names(task)`` when it has one, else the names the pipeline found
+    ``task``'s loss to reach (contracts.declared_task_parameters), else every parameter's name."""
+    own = declared_task_parameters(model)
+    names = own(task) if own is not None else [n for n, _ in model.named_parameters()]
     return [f"{prefix}{n}" for n in names]
 
 

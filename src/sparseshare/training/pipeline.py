@@ -8,13 +8,17 @@
     evaluate(mech, tasks, "test")
 
 Each function is a unit: (inputs) -> (outputs), in memory; given a ``directory`` it keeps its progress
-there and a call repeated after a kill resumes (warmup epochs, finished IMP levels, training epochs).
-The CLI's experiments call exactly these functions.
+there and a call repeated after a kill resumes (warmup epochs, finished IMP levels, training epochs);
+a call with other inputs is refused (training/fingerprint.py). Each shows its progress (a bar on a
+terminal, a line per epoch and per level off one; ``progress=False``: none; training/progress.py). The
+CLI's experiments call exactly these functions.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -26,10 +30,13 @@ from sparseshare.errors import ConfigError
 from sparseshare.masks.mask import Mask
 from sparseshare.pruning.prunable import prunable_names
 from sparseshare.sharing.hard import HardSharing, as_mechanism
+from sparseshare.sharing.sparse import SparseSharing
 from sparseshare.training import fingerprint
 from sparseshare.training.checkpoint import load_tensors, save_tensors
 from sparseshare.training.evaluation import evaluate_task
+from sparseshare.training.progress import shown
 from sparseshare.training.search import SearchResult, SearchSettings, search_task
+from sparseshare.training.task_parameters import find_task_parameters
 from sparseshare.training.trainer import (
     TrainResult,
     TrainSettings,
@@ -38,6 +45,8 @@ from sparseshare.training.trainer import (
     resolve_device,
     train,
 )
+
+logger = logging.getLogger("sparseshare")
 
 
 def _state_copy(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -54,6 +63,7 @@ def warmup(
     device=None,
     directory: str | Path | None = None,
     log: Callable[[dict], None] | None = None,
+    progress: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Multi-Task Warmup: train a copy of the dense ``model`` on all tasks for ``epochs`` (default
     ``settings.epochs``), no early stopping; return its state, the rewind point θ^(w) (CPU tensors).
@@ -63,9 +73,17 @@ def warmup(
     that asks for the same warmup (training/fingerprint.py: other settings, tasks or parameters are
     refused in one line, never answered with the first call's state).
     """
-    settings = settings or TrainSettings()
+    with shown(progress):
+        return _warmup(model, as_tasks(tasks), settings or TrainSettings(), epochs, seed, device, directory,
+                       log, progress)  # fmt: skip
+
+
+def _warmup(
+    model, tasks, settings, epochs, seed, device, directory, log, progress
+) -> dict[str, torch.Tensor]:
+    """:func:`warmup`'s work, its progress shown (or not) around it."""
     epochs = settings.epochs if epochs is None else epochs
-    tasks = as_tasks(tasks)
+    find_task_parameters(model, tasks)
     s = settings.replace(epochs=epochs, patience=0, joint=False, loss_weights=None)
     done = Path(directory) / paths.WARMUP_STATE if directory is not None else None
     if done is not None:
@@ -77,7 +95,7 @@ def warmup(
     if epochs > 0:
         ckpt = Path(directory) / "_warmup" if directory is not None else None
         train(HardSharing(work), tasks, s, seed=seed, device=resolve_device(device, model), directory=ckpt,
-              desc="warmup", log=log)  # fmt: skip
+              desc="warmup", log=log, progress=progress)  # fmt: skip
     state = _state_copy(work)
     if done is not None:
         done.parent.mkdir(parents=True, exist_ok=True)
@@ -96,6 +114,7 @@ def search_masks(
     device=None,
     directory: str | Path | None = None,
     log: Callable[[dict], None] | None = None,
+    progress: bool = True,
 ) -> dict[str, SearchResult]:
     """Iterative Magnitude Pruning per task (Algorithm 1): every level's mask and dev score.
 
@@ -107,6 +126,7 @@ def search_masks(
     search = search or SearchSettings()
     settings = settings or TrainSettings()
     tasks = as_tasks(tasks)
+    find_task_parameters(model, tasks)
     names = prunable_names(model, search.include, search.exclude)
     if not names:
         raise ConfigError(
@@ -114,19 +134,21 @@ def search_masks(
         )
     state = rewind_state if rewind_state is not None else _state_copy(model)
     out = {}
-    for t, task in tasks.items():
-        out[t] = search_task(
-            model,
-            state,
-            task,
-            names,
-            settings,
-            search,
-            seed=seed,
-            device=resolve_device(device, model),
-            directory=directory,
-            log=log,
-        )
+    with shown(progress):
+        for t, task in tasks.items():
+            out[t] = search_task(
+                model,
+                state,
+                task,
+                names,
+                settings,
+                search,
+                seed=seed,
+                device=resolve_device(device, model),
+                directory=directory,
+                log=log,
+                progress=progress,
+            )
     return out
 
 
@@ -139,7 +161,23 @@ def select_subnets(
     unknown = sorted(set(force_density) - set(results))
     if unknown:
         raise ConfigError(f"'search.force_density': unknown task(s) {unknown}; tasks are {sorted(results)}")
-    return {t: r.masks[r.select(force_density.get(t))] for t, r in results.items()}
+    picked = {t: r.select(force_density.get(t)) for t, r in results.items()}
+    for t, r in results.items():
+        devs = {lv.dev for lv in r.levels}
+        if (
+            len(r.levels) > 1
+            and len(devs) == 1
+            and t not in force_density
+            and not math.isnan(r.levels[0].dev)
+        ):
+            lv = r.levels[picked[t]]
+            logger.warning(
+                "IMP %s: the dev score was %.4f at every one of its %d levels: it did not change (a task "
+                "stuck on the majority class looks so: check the learning rate, the optimizer, the labels); "
+                "the tie rule picked the sparsest level, %d (density %.3f)",
+                t, lv.dev, len(r.levels), lv.level, lv.density,
+            )  # fmt: skip
+    return {t: r.masks[picked[t]] for t, r in results.items()}
 
 
 def train_jointly(
@@ -155,24 +193,30 @@ def train_jointly(
     joint_data=None,
     restore_best: bool = True,
     desc: str = "train",
+    progress: bool = True,
 ) -> TrainResult:
     """Train every task together: a task sampled per step ('proportional' to its size by default,
     'uniform', 'round_robin'), or all tasks every step (``settings.joint``), with early stopping on the
     mean dev score. A model (not a mechanism) is trained with hard sharing. The best-dev state is put back
     into ``mechanism`` (``restore_best``). Resumable in ``directory``."""
     mechanism = as_mechanism(mechanism)
-    res = train(
-        mechanism,
-        tasks,
-        settings or TrainSettings(),
-        seed=seed,
-        device=resolve_device(device, mechanism),
-        directory=Path(directory) if directory is not None else None,
-        desc=desc,
-        log=log,
-        joint_data=joint_data,
-        callbacks=callbacks,
-    )
+    tasks = as_tasks(tasks)
+    if isinstance(mechanism, (HardSharing, SparseSharing)):  # a model's own: found if it does not say
+        find_task_parameters(mechanism.model, tasks)
+    with shown(progress):
+        res = train(
+            mechanism,
+            tasks,
+            settings or TrainSettings(),
+            seed=seed,
+            device=resolve_device(device, mechanism),
+            directory=Path(directory) if directory is not None else None,
+            desc=desc,
+            log=log,
+            joint_data=joint_data,
+            callbacks=callbacks,
+            progress=progress,
+        )
     if restore_best and res.best_state is not None:
         source = paths.best_state(directory) if directory is not None else "the best state"
         load_state(mechanism, res.best_state, source)

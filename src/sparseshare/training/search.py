@@ -35,6 +35,7 @@ from sparseshare.pruning.selection import beats
 from sparseshare.sharing.sparse import SparseSharing
 from sparseshare.training import fingerprint
 from sparseshare.training.checkpoint import committed
+from sparseshare.training.progress import bar_disabled
 from sparseshare.training.settings import SearchSettings, TrainSettings
 from sparseshare.training.streams import level_seed
 from sparseshare.training.trainer import load_state, train
@@ -63,6 +64,17 @@ class SearchResult:
     levels: list[Level]
     masks: list[Mask]
     higher_is_better: bool = True
+
+    def __repr__(self) -> str:
+        """A summary: the levels' densities and the selected level (not the masks)."""
+        if not self.levels:
+            return f"SearchResult(task={self.task!r}, no level)"
+        sel = self.levels[self.select()]
+        return (
+            f"SearchResult(task={self.task!r}, {len(self.levels)} levels, density "
+            f"{self.levels[0].density:.3f} -> {self.levels[-1].density:.3f}, selected level {sel.level}: "
+            f"density {sel.density:.3f}, dev {sel.dev:.4f})"
+        )
 
     @property
     def epochs(self) -> int:
@@ -123,6 +135,7 @@ def search_task(
     device,
     directory: Path | None = None,
     log: Callable[[dict], None] | None = None,
+    progress: bool = True,
 ) -> SearchResult:
     """IMP for one task (Algorithm 1): every level's record and mask; in memory, or resumable in
     ``directory``. ``model`` is copied for every level and rewound to ``rewind_state``. Level z trains on
@@ -146,7 +159,9 @@ def search_task(
         _check_streams(record, levels, seed, name)
         masks = [load_masks(mask_file(directory, name, z))[name] for z in range(len(levels))]
     total = len(imp_densities(settings.alpha, settings.min_density))
-    bar = tqdm(total=total, initial=len(levels), desc=f"IMP {name}", unit="level", disable=None)
+    bar = tqdm(
+        total=total, initial=len(levels), desc=f"IMP {name}", unit="level", disable=bar_disabled(progress)
+    )
     pending: Mask | None = None  # M^(z) for the next level when kept in memory
     while True:
         z = len(levels)
@@ -160,7 +175,9 @@ def search_task(
             mask = load_masks(mask_file(directory, name, z))[name]
         else:
             mask = pending
-        level, weights = _train_level(model, rewind_state, mask, task, lvl_settings, seed, z, device)
+        level, weights = _train_level(
+            model, rewind_state, mask, task, lvl_settings, seed, z, device, progress
+        )
         if level.density > settings.min_density:
             nxt = prune(
                 weights,
@@ -199,7 +216,7 @@ def level_settings(train_settings: TrainSettings, settings: SearchSettings) -> T
 
 def _train_level(
     model: torch.nn.Module, rewind_state, mask: Mask, task: Task, settings: TrainSettings, seed: int, z: int,
-    device,
+    device, progress: bool = True,
 ) -> tuple[Level, dict[str, torch.Tensor]]:  # fmt: skip
     """Level z of Algorithm 1: the model rewound to θ^(w) (line 7, with the warmup's weights), trained
     under ``mask`` on the task's own stream, not shared with the other tasks (line 4); the level's
@@ -209,7 +226,8 @@ def _train_level(
     load_state(level_model, rewind_state, "the rewind state")  # rewind to θ^(w)
     mech = SparseSharing(level_model, {t: mask for t in level_model.tasks})
     stream = level_seed(seed, name, z)
-    result = train(mech, {name: task}, settings, seed=stream, device=device, desc=f"{name} level {z}")
+    result = train(mech, {name: task}, settings, seed=stream, device=device, desc=f"{name} level {z}",
+                   progress=progress)  # fmt: skip
     mech.load_state_dict(result.best_state)
     weights = {n: p.detach() for n, p in level_model.named_parameters() if n in mask}
     dev = result.best_dev[name]

@@ -38,6 +38,7 @@ from sparseshare.training.checkpoint import (
     save_training_state,
 )
 from sparseshare.training.evaluation import evaluate_task, mean_primary, undefined
+from sparseshare.training.progress import bar_disabled
 from sparseshare.training.samplers import get_sampler
 from sparseshare.training.settings import OPTIMIZERS, TrainSettings
 
@@ -51,6 +52,13 @@ class TrainResult:
     epochs_run: int
     history: list[dict] = field(default_factory=list)
     best_state: dict | None = None
+
+    def __repr__(self) -> str:
+        """A summary: the epochs, the best one and its dev scores (not the state dict)."""
+        dev = ", ".join(
+            f"{t} {', '.join(f'{k} {v:.4f}' for k, v in m.items())}" for t, m in self.best_dev.items()
+        )
+        return f"TrainResult(epochs_run={self.epochs_run}, best_epoch={self.best_epoch + 1}, best dev: {dev})"
 
 
 def check_heads(mechanism, tasks: Mapping[str, Task]) -> None:
@@ -210,6 +218,7 @@ def train(
     log: Callable[[dict], None] | None = None,
     joint_data=None,
     callbacks: list | None = None,
+    progress: bool = True,
 ) -> TrainResult:
     """Train ``mechanism`` (a model is wrapped in hard sharing) on ``tasks`` with early stopping on the
     mean dev score; resumable from ``directory`` (``last.safetensors``, ``best.safetensors``).
@@ -220,6 +229,9 @@ def train(
     schedule swapping masks, changes the next epoch, never the state its score belongs to), and
     ``state_dict()`` / ``load_state_dict(state)``, saved in and resumed from the checkpoint with the model.
 
+    ``progress``: a bar on a terminal (False: none; the lines per epoch are the logger's, see
+    training/progress.py).
+
     ``seed`` names the run's random stream (per epoch: ``seed * 100_003 + epoch``); a checkpoint of
     another stream is refused rather than continued.
 
@@ -228,6 +240,7 @@ def train(
     evaluation and the best state (:func:`_evaluate`), the callbacks, and the checkpoint
     (:func:`_checkpoint`).
     """
+    shows = bar_disabled(progress)
     tasks = as_tasks(tasks)
     mechanism = as_mechanism(mechanism)
     check_heads(mechanism, tasks)
@@ -250,7 +263,7 @@ def train(
         if finished:
             return progress.result(progress.epochs)
     warned: set[str] = set()
-    bar = tqdm(range(progress.epochs, settings.epochs), desc=desc, leave=False, disable=None)
+    bar = tqdm(range(progress.epochs, settings.epochs), desc=desc, leave=False, disable=shows)
     for epoch in bar:
         began = time.time()
         loss = _train_epoch(mechanism, opt, params, epoch_of, settings, epoch, seed, device, callbacks)
@@ -270,7 +283,24 @@ def train(
         logger.warning(
             "%s: the dev score was undefined (NaN) in every epoch; the last epoch's state is kept", desc
         )
+    _warn_flat(desc, tasks, progress.history)
     return progress.result()
+
+
+def _warn_flat(desc: str, tasks: Mapping[str, Task], history: list[dict]) -> None:
+    """A task whose dev score never changed over two or more epochs did not learn (the majority class,
+    say): one line naming it, and what selection then did."""
+    if len(history) < 2:
+        return
+    for t, task in tasks.items():
+        scores = {h["dev"][t][task.key] for h in history}
+        if len(scores) == 1 and not math.isnan(next(iter(scores))):
+            logger.warning(
+                "%s: task '%s': dev %s was %.4f at every one of %d epochs: it did not change (a task stuck "
+                "on the majority class looks so: check the learning rate, the optimizer, the labels); the "
+                "epoch kept is chosen by the other tasks' scores, ties to the earliest",
+                desc, t, task.key, next(iter(scores)), len(history),
+            )  # fmt: skip
 
 
 def _stage(mechanism, tasks: Mapping[str, Task], settings: TrainSettings, device, joint_data) -> torch.device:

@@ -1,0 +1,53 @@
+"""What a user of the Python API sees while training: progress by default, silenced by an argument.
+
+The CLI configures the ``sparseshare`` logger (its lines on stderr); a script that calls ``warmup``,
+``search_masks`` or ``train_jointly`` usually configures nothing, and Python's logging then shows only
+warnings. With ``progress=True`` (the default) such a call shows what the CLI shows: on a terminal a bar
+per training run and per IMP search; off one (a notebook's log, nohup, Slurm, CI) one line per epoch and
+per IMP level on stderr, for the duration of the call. A program that configured logging itself (a
+handler on ``sparseshare`` or on the root logger) keeps its own configuration. ``progress=False``
+silences the bars and the lines; warnings still reach stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+
+logger = logging.getLogger("sparseshare")
+
+
+class _Lines(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        kind = "warning: " if record.levelno >= logging.WARNING else ""
+        print(f"sparseshare: {kind}{self.format(record)}", file=sys.stderr, flush=True)
+
+
+def bar_disabled(progress: bool) -> bool | None:
+    """tqdm's ``disable``: None shows a bar on a terminal only; True never."""
+    return None if progress else True
+
+
+@contextlib.contextmanager
+def shown(progress: bool) -> Iterator[None]:
+    """One line per epoch and per level on stderr while the call runs, when ``progress`` and stderr is
+    not a terminal and no one configured logging; ``progress=False``: no progress lines at all."""
+    configured = logger.hasHandlers() or logger.level != logging.NOTSET
+    if configured and progress:
+        yield
+        return
+    handler, level = None, logger.level
+    if not progress:
+        logger.setLevel(max(logging.WARNING, logger.getEffectiveLevel()))
+    elif not sys.stderr.isatty():
+        handler = _Lines()
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        if handler is not None:
+            logger.removeHandler(handler)
+        logger.setLevel(level)
