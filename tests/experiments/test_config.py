@@ -61,8 +61,25 @@ def test_tabular_datasets_validate_tasks_and_systems(tmp_path):
     assert cfg.systems == ["single", "shared_bottom", "cross_stitch", "mmoe", "cgc", "ple", "pbfs", "sparse"]
     with pytest.raises(ConfigError, match=r"unknown task\(s\) \['ner'\] for 'census'"):
         load_experiment(_write(tmp_path, "name: x\ndata:\n  dataset: census\n  tasks: [ner]\n"))
-    with pytest.raises(ConfigError, match=r"unknown system\(s\) \['mmoe'\] for 'conll2003'"):
+    with pytest.raises(ConfigError, match=r"'mmoe' runs on tabular data only, not on 'conll2003'; valid"):
         load_experiment(_write(tmp_path, "name: x\nsystems: [mmoe]\n"))
+
+
+def test_the_names_a_user_tries_say_which_name_means_it(tmp_path):
+    """Hard sharing is 'shared_bottom' on tables and 'hard' on sequences; a near miss is named."""
+    table = "name: x\ndata: {dataset: census, tasks: [income, marital]}\n"
+    with pytest.raises(ConfigError) as err:
+        load_experiment(_write(tmp_path, table + "systems: [hard, hard_matched, hierarchical, pbfss]\n"))
+    lines = str(err.value).splitlines()
+    assert "c.yaml: 'systems': unknown system(s) ['pbfss'] for 'census'" in lines[0]
+    assert lines[0].endswith("('pbfss': did you mean 'pbfs'?)")
+    assert "'hard' is named 'shared_bottom' on tabular data such as 'census'" in lines[1]
+    assert "'hard_matched' is named 'shared_bottom_matched'" in lines[2]
+    assert "'hierarchical' runs on sequence data only, not on 'census'" in lines[3]
+    with pytest.raises(
+        ConfigError, match=r"'shared_bottom' is named 'hard' on sequence data such as 'conll2003'"
+    ):
+        load_experiment(_write(tmp_path, "name: x\nsystems: [shared_bottom]\n"))
     with pytest.raises(ConfigError, match=r"pbfs.target_sparsity': no value for task\(s\) \['marital'\]"):
         text = "name: x\ndata: {dataset: census, tasks: [income, marital]}\n"
         text += "pbfs: {target_sparsity: {income: 0.5}}\n"

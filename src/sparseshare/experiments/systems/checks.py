@@ -14,7 +14,7 @@ from pathlib import Path
 from sparseshare.experiments.config.datasets import DATASETS
 from sparseshare.experiments.config.experiment import ExperimentConfig, load_config
 from sparseshare.experiments.config.schema import from_dict
-from sparseshare.experiments.systems.registry import SEARCH, SYSTEMS, WARMUP, systems_for
+from sparseshare.experiments.systems.registry import SEARCH, SYSTEMS, WARMUP, misnamed, systems_for
 
 
 def registry_problems(cfg: ExperimentConfig) -> list[str]:
@@ -29,8 +29,7 @@ def registry_problems(cfg: ExperimentConfig) -> list[str]:
     if not cfg.systems:
         cfg.systems = systems_for(cfg.data.kind, default=True)
     bad = [s for s in cfg.systems if s not in valid]
-    if bad:
-        out.append(f"'systems': unknown system(s) {bad} for '{cfg.data.dataset}'; valid: {list(valid)}")
+    out += misnamed(cfg.systems, cfg.data.kind, cfg.data.dataset)
     units = [WARMUP, SEARCH, *valid]
     for name in cfg.resources.units:
         if name not in units:

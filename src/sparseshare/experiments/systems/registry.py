@@ -51,6 +51,8 @@ class System:
     reads: tuple[str, ...] = ()
     # which system ``predict`` and ``export`` use when none is named: the lowest rank the run finished
     pick_rank: int | None = None
+    # data kind -> the name the same system has there (hard sharing is shared_bottom on tables)
+    elsewhere: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def uses_warmup(self) -> bool:
@@ -92,10 +94,20 @@ SYSTEMS: dict[str, System] = {
             from_warmup=True,
             needs_warmup=True,
         ),
-        System("hard", "Hard sharing", {"sequence": tagging.run_hard}, pick_rank=3),
         System(
-            "shared_bottom", "Shared-bottom", {"tabular": tabular.run_baseline("shared_bottom")}, pick_rank=4
+            "hard",
+            "Hard sharing",
+            {"sequence": tagging.run_hard},
+            pick_rank=3,
+            elsewhere={"tabular": "shared_bottom"},
         ),
+        System(
+            "shared_bottom",
+            "Shared-bottom",
+            {"tabular": tabular.run_baseline("shared_bottom")},
+            pick_rank=4,
+            elsewhere={"sequence": "hard"},
+        ),  # fmt: skip
         System(
             "cross_stitch",
             "Soft sharing (cross-stitch)",
@@ -177,8 +189,10 @@ def matched(base: str) -> Callable[[Context], dict]:
 
 def _matched_system(base: System) -> System:
     runner = matched(base.name)
+    elsewhere = {k: f"{n}_matched" for k, n in base.elsewhere.items()}
     return System(f"{base.name}_matched", f"{base.label}, matched budget",
-                  dict.fromkeys(base.runners, runner), default=False, continues=base.name)  # fmt: skip
+                  dict.fromkeys(base.runners, runner), default=False, continues=base.name,
+                  elsewhere=elsewhere)  # fmt: skip
 
 
 MATCHED = ("single", "hard", "cross_stitch", "hierarchical", "shared_bottom")
@@ -189,6 +203,33 @@ def systems_for(kind: str, default: bool = False) -> list[str]:
     """The systems that run on ``kind`` data, in registry order (``default``: those a config without a
     ``systems`` list runs)."""
     return [n for n, s in SYSTEMS.items() if kind in s.runners and (s.default or not default)]
+
+
+def misnamed(names: list[str], kind: str, dataset: str) -> list[str]:
+    """One line per name that is no system for ``kind`` data (``dataset``'s): the name the same system
+    has there, or the data it runs on, or the nearest names."""
+    import difflib
+
+    valid = systems_for(kind)
+    out, unknown = [], []
+    for name in names:
+        if name in valid:
+            continue
+        entry = SYSTEMS.get(name)
+        if entry is None:
+            unknown.append(name)
+        elif kind in entry.elsewhere:
+            out.append(f"'systems': '{name}' is named '{entry.elsewhere[kind]}' on {kind} data such as "
+                       f"'{dataset}' (the same system: {entry.label.lower()})")  # fmt: skip
+        else:
+            runs = " and ".join(sorted(entry.runners))
+            out.append(f"'systems': '{name}' runs on {runs} data only, not on '{dataset}'; valid: {valid}")
+    if unknown:
+        near = {n: difflib.get_close_matches(n, valid, 1) for n in unknown}
+        hint = "; ".join(f"'{n}': did you mean '{m[0]}'?" for n, m in near.items() if m)
+        out.insert(0, f"'systems': unknown system(s) {unknown} for '{dataset}'; valid: {valid}"
+                      + (f" ({hint})" if hint else ""))  # fmt: skip
+    return out
 
 
 def label(name: str) -> str:
