@@ -180,7 +180,9 @@ class TaskTowers:
         """PBFS Eq. 10, Σ w_t L_t, with what the tasks share computed once."""
         return weighted_loss(self.kinds, self.forward_all(batch, list(weights)), batch.y, weights)
 
+    @torch.no_grad()
     def predict(self, batch, task: str) -> torch.Tensor:
+        """What the metric scores (no autograd graph, as a loaded subnet's predictions)."""
         return self.task_predict(self(batch, task), batch, task)
 
     def step(self, optimizer: torch.optim.Optimizer, task: str | None = None) -> None:

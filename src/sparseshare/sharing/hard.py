@@ -46,7 +46,10 @@ class HardSharing(nn.Module):
     def loss(self, batch, task: str) -> torch.Tensor:
         return self.model.task_loss(self(batch, task), batch, task)
 
+    @torch.no_grad()
     def predict(self, batch, task: str):
+        """What the metric scores; no autograd graph, so torch takes the inference path a loaded subnet
+        takes (a TransformerEncoder's fast path): the same predictions, bit for bit, as ``load_subnet``'s."""
         return task_predict(self.model, self(batch, task), batch, task)
 
     def joint_loss(self, batch, weights: Mapping[str, float]) -> torch.Tensor:
