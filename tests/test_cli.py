@@ -182,3 +182,20 @@ def test_joint_training_runs_for_a_tagging_config(tmp_path):
     res = json.loads((out / "results.json").read_text())
     assert set(res["systems"]) == {"hard", "hierarchical"}
     assert all(0 <= r["test"] <= 1 for s in res["systems"].values() for r in s["tasks"].values())
+
+
+def test_help_and_config_list_read_as_plain_text(capsys):
+    """--help has no raw docstring markup; every config's description is a whole sentence."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "``" not in text and ":func:" not in text and "subnetwork of shared weights" in text
+    assert main(["config", "list"]) == 0
+    out = capsys.readouterr().out
+    from sparseshare import config_files
+
+    for name in config_files.names():
+        summary = config_files.summary(name)
+        assert summary.endswith((".", "?", ")")) or not summary, (name, summary)
+        assert summary.split()[-1] in " ".join(out.split()), name  # printed whole, wrapped
+    assert config_files.summary("exp1_conll03").endswith("hierarchical sharing, sparse sharing.")

@@ -5,12 +5,20 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
+import textwrap
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from sparseshare import config_files
 from sparseshare.errors import SparseshareError
+
+DESCRIPTION = (
+    "Multi-task learning with a subnetwork of shared weights per task (sparse sharing, PBFS): run an "
+    "experiment config, report it, inspect its masks, predict with it, export a task's subnet. Errors in "
+    "what you give it are one line, exit status 2."
+)
 
 
 def _cmd_run(args) -> None:
@@ -135,10 +143,16 @@ def _cmd_export(args) -> None:
 
 
 def _cmd_config_list(args) -> None:
+    """Each packaged config and the first sentence of its comment, wrapped to the terminal."""
     names = config_files.names()
     width = max(map(len, names), default=0)
+    columns = max(60, shutil.get_terminal_size((100, 24)).columns)
     for name in names:
-        print(f"{name:<{width}}  {config_files.summary(name)}".rstrip())
+        text = textwrap.fill(config_files.summary(name), columns - width - 2) or ""
+        lines = text.splitlines() or [""]
+        print(f"{name:<{width}}  {lines[0]}".rstrip())
+        for more in lines[1:]:
+            print(f"{'':<{width}}  {more}")
 
 
 def _cmd_config_show(args) -> None:
@@ -166,7 +180,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sparseshare", description=__doc__)
+    p = argparse.ArgumentParser(prog="sparseshare", description=DESCRIPTION)
     p.add_argument("--version", action="version", version=f"sparseshare {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run an experiment config into a run directory")
@@ -294,6 +308,9 @@ def _main(args) -> int:
         for line in str(e).splitlines() or [type(e).__name__]:
             print(f"sparseshare: error: {line}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except KeyboardInterrupt:
         print("sparseshare: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

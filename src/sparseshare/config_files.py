@@ -6,6 +6,7 @@ wheel as well as from a checkout (where the top-level ``configs`` is a link to t
 
 from __future__ import annotations
 
+import re
 from importlib.resources import files
 from pathlib import Path
 
@@ -32,10 +33,21 @@ def path(name: str) -> Path:
     return _folder() / f"{stem}.yaml"
 
 
+# a sentence ends at . ? or ! before a capital letter or the end, not after "et al." or "e.g."
+_SENTENCE_END = re.compile(r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)[.?!](?=\s+[A-Z(]|\s*$)")
+
+
 def summary(name: str) -> str:
-    """The first line of the config's leading ``#`` comment, or ``""`` if it has none."""
-    first = path(name).read_text().partition("\n")[0]
-    return first.lstrip("#").strip() if first.startswith("#") else ""
+    """The first sentence of the config's leading ``#`` comment (over as many lines as it takes), or
+    ``""`` if it has none."""
+    lines = []
+    for line in path(name).read_text().splitlines():
+        if not line.startswith("#") or not line.lstrip("#").strip():
+            break
+        lines.append(line.lstrip("#").strip())
+    text = " ".join(lines)
+    end = _SENTENCE_END.search(text)
+    return text[: end.end()] if end else text
 
 
 def resolve(arg: str) -> Path:

@@ -12,6 +12,7 @@ silences the bars and the lines; warnings still reach stderr.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import sys
 from collections.abc import Iterator
@@ -23,6 +24,32 @@ class _Lines(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         kind = "warning: " if record.levelno >= logging.WARNING else ""
         print(f"sparseshare: {kind}{self.format(record)}", file=sys.stderr, flush=True)
+
+
+_STAGE = contextvars.ContextVar("sparseshare_stage", default="")
+
+
+@contextlib.contextmanager
+def staged(text: str) -> Iterator[None]:
+    """Prefix every bar and progress line inside with ``text`` (where a multi-system run stands)."""
+    token = _STAGE.set(text)
+    try:
+        yield
+    finally:
+        _STAGE.reset(token)
+
+
+def label(desc: str) -> str:
+    """``desc`` as a bar or a progress line shows it: after the stage, if any."""
+    stage = _STAGE.get()
+    return f"{stage} {desc}" if stage else desc
+
+
+def duration(seconds: float) -> str:
+    """Seconds as a person reads them: 42 s, 3.2 min, 1.4 h."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def bar_disabled(progress: bool) -> bool | None:

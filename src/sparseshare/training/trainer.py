@@ -38,7 +38,7 @@ from sparseshare.training.checkpoint import (
     save_training_state,
 )
 from sparseshare.training.evaluation import evaluate_task, mean_primary, undefined
-from sparseshare.training.progress import bar_disabled
+from sparseshare.training.progress import bar_disabled, label
 from sparseshare.training.samplers import get_sampler
 from sparseshare.training.settings import OPTIMIZERS, TrainSettings
 
@@ -263,7 +263,7 @@ def train(
         if finished:
             return progress.result(progress.epochs)
     warned: set[str] = set()
-    bar = tqdm(range(progress.epochs, settings.epochs), desc=desc, leave=False, disable=shows)
+    bar = tqdm(range(progress.epochs, settings.epochs), desc=label(desc), leave=False, disable=shows)
     for epoch in bar:
         began = time.time()
         loss = _train_epoch(mechanism, opt, params, epoch_of, settings, epoch, seed, device, callbacks)
@@ -329,7 +329,8 @@ def _report_epoch(
         log({"phase": desc, **rec})
     logger.info(
         "%s: epoch %d/%d  loss %.4f  dev %.4f%s  (%.1f s)",
-        desc, rec["epoch"] + 1, epochs, rec["loss"], rec["dev_mean"], "  best" if improved else "", seconds,
+        label(desc), rec["epoch"] + 1, epochs, rec["loss"], rec["dev_mean"], "  best" if improved else "",
+        seconds,
     )  # fmt: skip
 
 

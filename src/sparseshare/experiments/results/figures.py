@@ -1,5 +1,6 @@
 """The report's figures: a sweep's metrics along its last axis, Figure 3 of the sparse-sharing paper (dev
-score against density for every IMP level) and the Overlap Ratio heatmap."""
+score against density for every IMP level), the learning curves (mean dev score per epoch of every trained
+network) and the Overlap Ratio heatmap. The search and learning-curve legends stand beside the axes."""
 
 from __future__ import annotations
 
@@ -109,8 +110,15 @@ def _axis_name(results: dict, task: str, metric: str, scale: dict) -> str:
     return f"{name} x{scale[metric]:g}" if metric in scale else name
 
 
-def plot_search(results: dict, out: Path) -> Path | None:
-    """Figure 3: dev score against density for every IMP level of every task."""
+def _legend_beside(ax, **kw) -> None:
+    """The axes' legend outside them, to the right of the plotting area, so it never hides a plotted point
+    (every point lies inside the axes; the layout and the saved bbox make room for the legend)."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, **kw)
+
+
+def search_figure(results: dict):
+    """Figure 3 as a matplotlib figure (None: the run has no IMP search): dev score against density for
+    every IMP level of every task, the selected level starred; the legend beside each panel."""
     search = results["systems"].get("sparse", {}).get("search")
     if not search:
         return None
@@ -119,7 +127,7 @@ def plot_search(results: dict, out: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(search), figsize=(4 * len(search), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(search), figsize=(5 * len(search), 3.2), squeeze=False)
     for ax, (task, info) in zip(axes[0], search.items()):
         xs = [lv["density"] * 100 for lv in info["levels"]]
         ys = [lv["dev"] * 100 for lv in info["levels"]]
@@ -130,12 +138,98 @@ def plot_search(results: dict, out: Path) -> Path | None:
         ax.set_xlabel("density (% of prunable weights kept)")
         ax.set_ylabel("dev score (%)")
         ax.set_title(task)
-        ax.legend(loc="lower left", fontsize=8)
+        _legend_beside(ax, fontsize=8)
     fig.tight_layout()
-    path = out / "search_dev_vs_density.png"
-    fig.savefig(path, dpi=120)
+    return fig
+
+
+def plot_search(results: dict, out: Path) -> Path | None:
+    """Figure 3 (``search_figure``) written to ``out``/search_dev_vs_density.png (None: no IMP search)."""
+    return _save(search_figure(results), out / "search_dev_vs_density.png")
+
+
+def _save(fig, path: Path) -> Path | None:
+    """Write ``fig`` to ``path`` (PNG, the legends outside the axes kept in the picture) and close it."""
+    if fig is None:
+        return None
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def _error_scored(results: dict) -> bool:
+    """Whether some task is scored by an error metric (MSE/MAE): its dev score is the negated error."""
+    return any(r["metric"] in ERROR_METRICS for s in results["systems"].values() for r in s["tasks"].values())
+
+
+def learning_curves(results: dict) -> list[dict]:
+    """The learning curves of every trained network, one per network (a system's, or each task's model
+    of a single-task system: ``network`` is then the task), in results.json's order: ``label`` ("hard",
+    "single pos"), ``epochs`` (total epochs its weights had seen after each epoch: ``start_epochs`` + 1..n,
+    so a system that starts from the warmup's θ^(w) is drawn after the warmup's epochs), ``dev`` (the mean
+    dev score per epoch, as recorded), ``start`` and ``best`` ((total epoch, dev score) of its best-dev
+    epoch; None where that epoch is not in the curve). Systems without a training summary are left out."""
+    curves = []
+    for name, sys in results["systems"].items():
+        training = sys.get("training", {})
+        start = training.get("start_epochs", 0)
+        for key, r in training.get("runs", {}).items():
+            dev = list(r["dev_mean"])
+            epochs = [start + i for i in range(1, len(dev) + 1)]
+            best_i = r["best_epoch"] - 1
+            best = (epochs[best_i], dev[best_i]) if 0 <= best_i < len(dev) else None
+            curves.append(
+                {
+                    "label": name if key == name else f"{name} {key}",
+                    "system": name,
+                    "network": key,
+                    "start": start,
+                    "epochs": epochs,
+                    "dev": dev,
+                    "best": best,
+                }
+            )
+    return curves
+
+
+def learning_curve_figure(results: dict):
+    """The mean dev score per epoch of every trained network (``learning_curves``), one line each on a
+    shared axis of total epochs, its best-dev epoch starred and the warmup's epochs shaded; percent, or
+    the negated error where a task is scored by MSE/MAE (None: no training summaries)."""
+    curves = learning_curves(results)
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    factor = 1.0 if _error_scored(results) else 100.0
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    warmup = max(c["start"] for c in curves)
+    if warmup:
+        ax.axvspan(0.5, warmup + 0.5, color="0.9", label="multi-task warmup")
+    for c in curves:
+        (line,) = ax.plot(c["epochs"], [v * factor for v in c["dev"]], "o-", ms=3, label=c["label"])
+        if c["best"] is not None:
+            bx, by = c["best"]
+            ax.scatter([bx], [by * factor], marker="*", s=90, color=line.get_color(), zorder=3)
+    ax.scatter([], [], marker="*", s=90, color="0.3", label="best-dev epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel("epoch (total, counting the warmup)")
+    ax.set_ylabel("mean dev score (MSE/MAE negated)" if factor == 1.0 else "mean dev score (%)")
+    ax.set_title("Learning curves")
+    _legend_beside(ax, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_learning_curves(results: dict, out: Path) -> Path | None:
+    """The learning curves (``learning_curve_figure``) written to ``out``/learning_curves.png (None: the
+    run has no training summaries)."""
+    return _save(learning_curve_figure(results), out / "learning_curves.png")
 
 
 def plot_overlap(results: dict, out: Path) -> Path | None:

@@ -14,7 +14,12 @@ from pathlib import Path
 import yaml
 
 from sparseshare import paths
-from sparseshare.experiments.results.figures import plot_overlap, plot_search, plot_sweep
+from sparseshare.experiments.results.figures import (
+    plot_learning_curves,
+    plot_overlap,
+    plot_search,
+    plot_sweep,
+)
 from sparseshare.experiments.results.markdown import ERROR_METRICS, fmt, fmt_delta, markdown, unit
 from sparseshare.experiments.results.paired import paired_tables
 from sparseshare.experiments.results.pbfs_subnets import subnets_line
@@ -263,5 +268,6 @@ def write_report(run: Path, results: dict) -> str:
         plot_sweep(results, figs, paper_options(results)["scale"])
         return table
     plot_search(results, figs)
+    plot_learning_curves(results, figs)
     plot_overlap(results, figs)
     return table

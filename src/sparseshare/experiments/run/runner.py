@@ -27,6 +27,7 @@ from sparseshare.experiments.run.units import (
 from sparseshare.masks.io import load_masks
 from sparseshare.masks.mask import density, overlap_report
 from sparseshare.run_dir import MetricsLog, read_json, write_json_atomic
+from sparseshare.training.progress import duration, staged
 from sparseshare.training.trainer import resolve_device
 
 Report = Callable[[Path, dict], None]  # writes a run's report from its results
@@ -84,7 +85,7 @@ def run_experiment(
         run_units(experiment_units(cfg, run), jobs, run, address)
     ctx = None
     systems = {}
-    for name in cfg.systems:
+    for i, name in enumerate(cfg.systems):
         done = paths.system_result(run, name)
         if done.exists():
             systems[name] = read_json(done, "system result")
@@ -93,7 +94,8 @@ def run_experiment(
                                                              cfg.search.warmup_epochs)  # fmt: skip
             continue
         ctx = ctx or open_context(cfg, run)
-        systems[name] = run_system(ctx, name)
+        with staged(_position(cfg.systems, i, systems, time.time() - start)):
+            systems[name] = run_system(ctx, name)
     results = {"experiment": cfg.name, "systems": systems}
     if cfg.paper.values or _paper_options_set(cfg):
         results["paper"] = {
@@ -112,6 +114,19 @@ def run_experiment(
     report(run, results)
     write_json_atomic(results, paths.results_json(run))  # last: marks the run finished
     return results
+
+
+def _position(names: list[str], i: int, done: dict[str, dict], elapsed: float) -> str:
+    """Where a run of several systems stands, logged and put before its bars and lines: the system's
+    place, the time so far, and the time left at the mean of the systems finished before it."""
+    text = f"[system {i + 1}/{len(names)}: {names[i]}"
+    if len(names) > 1:
+        took = [r["seconds"] for n, r in done.items() if n in names[:i] and "seconds" in r]
+        text += f", {duration(elapsed)} so far"
+        if took:
+            text += f", about {duration(sum(took) / len(took) * (len(names) - i))} left"
+    logger.info("%s]", text)
+    return text + "]"
 
 
 def paper_options(cfg: ExperimentConfig) -> dict:
