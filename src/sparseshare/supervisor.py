@@ -57,7 +57,10 @@ def watch(command: list[str]) -> int:
             process_group=0,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
-        previous = {s: signal.signal(s, lambda sig, _f: proc.send_signal(sig)) for s in FORWARDED}
+        # a signal this process ignores (a job started with & or nohup ignores SIGINT) the child ignores
+        # too, inherited: it is not forwarded either, so both agree
+        kept = [s for s in FORWARDED if signal.getsignal(s) is not signal.SIG_IGN]
+        previous = {s: signal.signal(s, lambda sig, _f: proc.send_signal(sig)) for s in kept}
         try:
             rc = proc.wait()  # the forwarding handlers return: the wait goes on (PEP 475)
         finally:

@@ -141,7 +141,9 @@ def test_a_worker_killed_mid_unit_is_retried_from_its_last_commit(sequential, tm
 def _cli(out: Path, *flags: str, env: dict | None = None) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     argv = [sys.executable, "-m", "sparseshare.cli", *_argv(out, *flags)]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # as from a terminal: SIGINT at its default even where this process ignores it (a background job)
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = HANG) -> None:

@@ -12,6 +12,7 @@ from sparseshare.data.readers import conll2003_tasks as conll03_tasks
 from sparseshare.data.sources import get_source, resolve
 from sparseshare.masks import load_masks
 from sparseshare.training.checkpoint import load_tensors
+from sparseshare.training.progress import duration
 from tests.experiments import pinned
 from tests.helpers import export_reproduces_the_run
 
@@ -137,6 +138,40 @@ def test_predict_tags_every_task_in_one_pass_from_the_run_alone(smoke_run, tmp_p
     assert all(len(line.split()) == 3 for line in out.read_text().splitlines() if line)
     assert main(["predict", str(smoke_run), str(f), "--system", "pbfs"]) == 2
     assert "system 'pbfs' has not finished" in capsys.readouterr().err
+
+
+def test_predict_names_its_columns_as_a_columns_corpus_reads_them(smoke_run, tmp_path, capsys):
+    """The tagged file stays plain columns (no header line: a column file takes '#' for a token); the
+    summary on stderr names each column by its 0-based index, and the file reads back by those."""
+    import re
+
+    from sparseshare.data.conll import read_columns
+    from sparseshare.data.readers import column_file
+
+    f, out = tmp_path / "in.txt", tmp_path / "out.txt"
+    f.write_text("EU\nrejects\nGerman\n\nPeter\nBlackburn\n")
+    assert main(["predict", str(smoke_run), str(f), "-o", str(out)]) == 0
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("with sparse; columns: 0 word, 1 pos, 2 chunk (bio2), 3 ner (bioes)")
+    index = {name: int(i) for i, name in re.findall(r"(\d+) (\w+)", err.split("columns: ")[1])}
+    assert index == {"word": 0, "pos": 1, "chunk": 2, "ner": 3}
+    rows = [row for sent in read_columns(out) for row in sent]  # what predict itself reads
+    assert [r[index["word"]] for r in rows] == ["EU", "rejects", "German", "Peter", "Blackburn"]
+    tags = json.loads((smoke_run / "preprocess.json").read_text())["tasks"]
+    for t in ("pos", "chunk", "ner"):
+        assert {r[index[t]] for r in rows} <= set(tags[t]["tags"])
+    pos = column_file(out, index["word"], {"pos": index["pos"]})["pos"]  # a 'columns' corpus file
+    assert [tag for _, ts in pos for tag in ts] == [r[index["pos"]] for r in rows]
+    # fed back in, the input's columns stay ahead of the new ones, and the summary says so
+    again = tmp_path / "again.txt"
+    assert main(["predict", str(smoke_run), str(out), "--task", "pos", "-o", str(again)]) == 0
+    assert capsys.readouterr().err.strip().endswith("columns: 0 word, 1-3 as in the input, 4 pos")
+    assert [r[4] for sent in read_columns(again) for r in sent] == [r[1] for r in rows]  # the same tagger
+    # on stdout, the rows alone
+    assert main(["predict", str(smoke_run), str(f), "--task", "ner"]) == 0
+    printed, err = capsys.readouterr()
+    assert [len(line.split()) for line in printed.splitlines() if line] == [2] * 5
+    assert err.strip().endswith("columns: 0 word, 1 ner (bioes)")
 
 
 def _weight_bytes(path: Path) -> int:
@@ -331,9 +366,10 @@ def test_the_report_flags_unconverged_systems_and_compares_at_equal_total_epochs
     assert run["cap"] == 2 and len(run["dev_mean"]) == run["epochs"] and 1 <= run["best_epoch"] <= 2
     assert res["systems"]["sparse"]["search"]["pos"]["budget"] == 1
     md = (smoke_run / "results.md").read_text()
-    assert "Training (best-dev epoch / epochs run, of the cap" in md
+    assert "Training (wall time; best-dev epoch / epochs run, of the cap" in md
     hard = res["systems"]["hard"]["training"]["runs"]["hard"]
-    line = next(x for x in md.splitlines() if x.startswith("- Hard sharing: "))
+    line = next(x for x in md.splitlines() if x.startswith("- Hard sharing ("))
+    assert line.startswith(f"- Hard sharing ({duration(res['systems']['hard']['seconds'])}): ")  # wall time
     assert line.endswith(" †") == (hard["best_epoch"] == hard["epochs"])
     # columns: the budgets given, 2 epochs (from scratch) and 1 + 2 (sparse sharing after the warmup)
     row = next(x for x in md.splitlines() if x.startswith("| Sparse sharing | 1 |")).strip("| ").split(" | ")

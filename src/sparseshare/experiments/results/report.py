@@ -29,6 +29,7 @@ from sparseshare.experiments.results.vs_paper import paper_options, paper_table
 from sparseshare.experiments.systems.registry import label
 from sparseshare.masks.mask import chance_overlap, normalised_overlap
 from sparseshare.metrics import delta_m
+from sparseshare.training.progress import duration
 
 OPTION_KEYS = ("reference", "scale", "scale_note")
 
@@ -146,8 +147,9 @@ def primary_table(results: dict) -> str:
 
 
 def training_text(results: dict) -> str | None:
-    """Per system, the best-dev epoch of each trained network against the epochs it ran and its cap; a
-    '†' where the best epoch was the last one run (still improving when it stopped: not converged)."""
+    """Per system, its wall time and the best-dev epoch of each trained network against the epochs it ran
+    and its cap; a '†' where the best epoch was the last one run (still improving when it stopped: not
+    converged)."""
     lines = []
     for name, sys in results["systems"].items():
         runs = sys.get("training", {}).get("runs")
@@ -158,10 +160,14 @@ def training_text(results: dict) -> str | None:
             + (" †" if r["best_epoch"] == r["epochs"] else "")
             for key, r in runs.items()
         ]
-        lines.append(f"- {label(name)}: {', '.join(cells)}")
+        took = f" ({duration(sys['seconds'])})" if "seconds" in sys else ""
+        lines.append(f"- {label(name)}{took}: {', '.join(cells)}")
     if not lines:
         return None
-    head = "Training (best-dev epoch / epochs run, of the cap; † the best epoch was the last: not converged):"
+    head = (
+        "Training (wall time; best-dev epoch / epochs run, of the cap; † the best epoch was the last: "
+        "not converged):"
+    )
     return head + "\n" + "\n".join(lines)
 
 
