@@ -191,7 +191,7 @@ def test_a_killed_driver_resumes_and_ctrl_c_leaves_a_resumable_run(sequential, t
 
 def test_a_units_error_stops_the_run_in_one_line_naming_the_unit(tmp_path, capsys):
     argv = ["run", str(ROOT / "configs" / "pbfs_synthetic.yaml"), "--set", "systems=[single, mmoe]",
-            "--set", "data.limits={train: 300, dev: 100, test: 100}", "--set", "train.bucket=4"]  # fmt: skip
+            "--set", "data.sizes=[300, 100, 100]", "--set", "train.bucket=4"]  # fmt: skip
 
     def errors() -> list[str]:
         return [x for x in capsys.readouterr().err.splitlines() if x.startswith("sparseshare: error:")]

@@ -12,7 +12,7 @@ def test_a_multi_system_run_says_where_it_stands_and_the_time_left(tmp_path, cap
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(
         "name: tiny\nsystems: [single, shared_bottom, mmoe]\n"
-        "data: {dataset: synthetic, limits: {train: 300, dev: 100, test: 100}}\n"
+        "data: {dataset: synthetic, sizes: [300, 100, 100]}\n"
         "train: {epochs: 2, batch_size: 64}\n"
     )
     assert main(["run", str(cfg), "--out", str(tmp_path / "run")]) == 0

@@ -35,7 +35,7 @@ from sparseshare.pruning.selection import beats
 from sparseshare.sharing.sparse import SparseSharing
 from sparseshare.training import fingerprint
 from sparseshare.training.checkpoint import committed
-from sparseshare.training.progress import bar_disabled
+from sparseshare.training.progress import bar_disabled, label
 from sparseshare.training.settings import SearchSettings, TrainSettings
 from sparseshare.training.streams import level_seed
 from sparseshare.training.trainer import load_state, train
@@ -159,9 +159,8 @@ def search_task(
         _check_streams(record, levels, seed, name)
         masks = [load_masks(mask_file(directory, name, z))[name] for z in range(len(levels))]
     total = len(imp_densities(settings.alpha, settings.min_density))
-    bar = tqdm(
-        total=total, initial=len(levels), desc=f"IMP {name}", unit="level", disable=bar_disabled(progress)
-    )
+    shows = bar_disabled(progress)
+    bar = tqdm(total=total, initial=len(levels), desc=label(f"IMP {name}"), unit="level", disable=shows)
     pending: Mask | None = None  # M^(z) for the next level when kept in memory
     while True:
         z = len(levels)
@@ -196,8 +195,8 @@ def search_task(
         bar.update(1)
         bar.set_postfix(density=f"{level.density:.3f}", dev=f"{level.dev:.4f}")
         logger.info(
-            "IMP %s: level %d/%d  density %.3f  dev %.4f  (%d epochs)",
-            name, z, total - 1, level.density, level.dev, level.epochs,
+            "%s: level %d/%d  density %.3f  dev %.4f  (%d epochs)",
+            label(f"IMP {name}"), z, total - 1, level.density, level.dev, level.epochs,
         )  # fmt: skip
         if log:
             log({"phase": "search", "task": name, **level.__dict__})
