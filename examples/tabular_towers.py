@@ -230,8 +230,8 @@ def main(argv: list[str] | None = None) -> dict:
     reached = {t: round(s, 3) for t, s in sparsity.items()}
     print(f"PBFS target sparsity {target}, reached {reached}")
     print(
-        f"exported 'click' subnet: {sizes['bytes']:,} bytes (dense {sizes['dense_bytes']:,} bytes of "
-        f"parameters, masked density {sizes['density']:.2f}); reloaded predictions equal: {same}"
+        f"exported 'click' subnet: {sizes['bytes']:,} bytes (dense {sizes['dense_bytes']:,} bytes, "
+        f"masked density {sizes['density']:.2f}); reloaded predictions equal: {same}"
     )
     print(f"done in {time.time() - began:.1f} s")
     return results

@@ -232,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="sequence runs: a CoNLL-style file (a token per line, word first; blank lines end sentences), "
         "one predicted tag column per task is appended; tabular runs: a CSV or Parquet table with the "
-        "feature columns, one pred_<task> column per task is added",
+        "feature columns, one pred_<task> column per task is added; the summary on stderr names each output "
+        "column (sequence columns by the 0-based index 'data.columns' reads them with)",
     )
     pr.add_argument("--task", action="append", help="predict only this task (repeatable; default: all)")
     pr.add_argument("--system", default=None, help="which system (default: sparse, else pbfs, hard, single)")

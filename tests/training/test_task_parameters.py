@@ -62,7 +62,7 @@ def test_the_search_masks_what_every_task_reaches_and_export_keeps_a_tasks_own(t
     params = dict(model.named_parameters())
     own = ["tok.weight", *SHARED, "encoder.0.bias", "encoder.2.bias", "classifier.even.weight",
            "classifier.even.bias"]  # fmt: skip
-    assert exported["dense_bytes"] == sum(params[n].numel() * params[n].element_size() for n in own)
+    assert exported["dense_parameter_bytes"] == sum(params[n].numel() * params[n].element_size() for n in own)
 
 
 def test_a_models_own_task_parameter_names_win(caplog):

@@ -96,7 +96,25 @@ def export_run(run: Path, task: str, out: Path | None = None, system: str | None
     return out, sizes
 
 
-def _tag_sequences(run: Path, preprocess: dict, system: str, tasks: list[str], file: Path) -> tuple[str, int]:
+def _sequence_columns(preprocess: dict, tasks: list[str], width: int = 1) -> str:
+    """What each column of a tagged file holds, by the 0-based index a ``columns`` corpus reads it with
+    (``data.columns.word``, ``data.columns.tags``): ``0 word, 1 pos, 2 ner (bioes)`` for an input of words
+    alone; the input's other ``width - 1`` columns, kept as they were, come before the tasks' columns."""
+    cols = ["0 word"]
+    if width == 2:
+        cols.append("1 as in the input")
+    elif width > 2:
+        cols.append(f"1-{width - 1} as in the input")
+    for i, t in enumerate(tasks, start=width):
+        scheme = preprocess["tasks"][t].get("scheme")
+        cols.append(f"{i} {t}" + (f" ({scheme})" if scheme else ""))
+    return ", ".join(cols)
+
+
+def _tag_sequences(
+    run: Path, preprocess: dict, system: str, tasks: list[str], file: Path
+) -> tuple[str, int, int]:
+    """(the tagged file's text, its sentences, the input's columns per row)."""
     from sparseshare.data.conll import read_columns
     from sparseshare.data.sequence import SequenceData, Vocab
 
@@ -125,7 +143,7 @@ def _tag_sequences(run: Path, preprocess: dict, system: str, tasks: list[str], f
         for j, row in enumerate(sent):
             lines.append(" ".join([*row, *(col[i][j] for col in columns)]))
         lines.append("")
-    return "\n".join(lines) + "\n", len(sentences)
+    return "\n".join(lines) + "\n", len(sentences), len(sentences[0][0])
 
 
 def _predict_table(run: Path, preprocess: dict, system: str, tasks: list[str], file: Path):
@@ -169,18 +187,24 @@ def predict_run(
 ) -> str:
     """Predict every task (or ``tasks``) of the run for ``file``: a column file (sequence runs; one
     predicted tag column per task appended) or a CSV/Parquet table (tabular runs; one ``pred_<task>``
-    column per task). Written to ``output`` (tables: .parquet or CSV), else printed. Returns a summary."""
+    column per task). Written to ``output`` (tables: .parquet or CSV), else printed. Returns a summary
+    that names the output's columns.
+
+    A tagged file has no header line: the column files it is read back from (``predict`` again, or a
+    ``columns`` corpus) take a ``#`` line for a token. The summary names its columns by the 0-based
+    index ``data.columns`` reads them with (:func:`_sequence_columns`); a table's header names its own."""
     run, file = Path(run), Path(file)
     system = pick_system(run, system)
     preprocess = read_preprocess(run)
     tasks = _run_tasks(run, preprocess, tasks)
     if preprocess["kind"] == "sequence":
-        text, n = _tag_sequences(run, preprocess, system, tasks, file)
+        text, n, width = _tag_sequences(run, preprocess, system, tasks, file)
         if output:
             Path(output).write_text(text)
         else:
             sys.stdout.write(text)
-        return f"tagged {n} sentences for {', '.join(tasks)} with {system}"
+        columns = _sequence_columns(preprocess, tasks, width)
+        return f"tagged {n} sentences for {', '.join(tasks)} with {system}; columns: {columns}"
     table = _predict_table(run, preprocess, system, tasks, file)
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -193,4 +217,8 @@ def predict_run(
         buf = io.BytesIO()
         pacsv.write_csv(table, buf)
         sys.stdout.write(buf.getvalue().decode())
-    return f"predicted {table.num_rows} rows for {', '.join(tasks)} with {system}"
+    added = ", ".join(f"pred_{t}" for t in tasks)
+    return (
+        f"predicted {table.num_rows} rows for {', '.join(tasks)} with {system}; columns: the input's "
+        f"{table.num_columns - len(tasks)} columns, then {added}"
+    )
