@@ -79,6 +79,7 @@ _EXPORTS = {
     "ConfigError": "sparseshare.errors",
     "DataError": "sparseshare.errors",
     "RunError": "sparseshare.errors",
+    "MetricInputError": "sparseshare.errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -109,7 +110,14 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     )
     from sparseshare.data.tabular import TabularBatch, TabularData
     from sparseshare.data.task import LoaderData, Task
-    from sparseshare.errors import ConfigError, ContractError, DataError, RunError, SparseshareError
+    from sparseshare.errors import (
+        ConfigError,
+        ContractError,
+        DataError,
+        MetricInputError,
+        RunError,
+        SparseshareError,
+    )
     from sparseshare.export import Subnet, export_subnet, load_subnet
     from sparseshare.masks import density, load_masks, overlap_matrix, overlap_ratio, save_masks
     from sparseshare.models.mlp import PBFSNet

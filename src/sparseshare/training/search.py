@@ -148,16 +148,7 @@ def search_task(
     masks: list[Mask] = []
     if directory is not None:
         directory = Path(directory)
-        (directory / name).mkdir(parents=True, exist_ok=True)
-        record = directory / f"{name}.jsonl"
-        search = {k: v for k, v in dataclasses.asdict(settings).items() if k not in NOT_SEARCH}
-        mine = fingerprint.of_training(
-            lvl_settings, {name: task}, model, seed, search=search, prunable=prunable
-        )
-        fingerprint.check(paths.fingerprint(directory, name), mine, "IMP search", record)
-        levels = _read_levels(record)
-        _check_streams(record, levels, seed, name)
-        masks = [load_masks(mask_file(directory, name, z))[name] for z in range(len(levels))]
+        record, levels, masks = _resume_levels(directory, model, task, prunable, lvl_settings, settings, seed)
     total = len(imp_densities(settings.alpha, settings.min_density))
     shows = bar_disabled(progress)
     bar = tqdm(total=total, initial=len(levels), desc=label(f"IMP {name}"), unit="level", disable=shows)
@@ -202,6 +193,23 @@ def search_task(
             log({"phase": "search", "task": name, **level.__dict__})
     bar.close()
     return SearchResult(name, levels, masks, task.higher_is_better)
+
+
+def _resume_levels(
+    directory: Path, model, task: Task, prunable: list[str], lvl_settings: TrainSettings,
+    settings: SearchSettings, seed: int,
+) -> tuple[Path, list[Level], list[Mask]]:  # fmt: skip
+    """The task's record file and its finished levels and masks in ``directory``, after checking that
+    they belong to this search (its fingerprint, and each level's random stream)."""
+    name = task.name
+    (directory / name).mkdir(parents=True, exist_ok=True)
+    record = directory / f"{name}.jsonl"
+    search = {k: v for k, v in dataclasses.asdict(settings).items() if k not in NOT_SEARCH}
+    mine = fingerprint.of_training(lvl_settings, {name: task}, model, seed, search=search, prunable=prunable)
+    fingerprint.check(paths.fingerprint(directory, name), mine, "IMP search", record)
+    levels = _read_levels(record)
+    _check_streams(record, levels, seed, name)
+    return record, levels, [load_masks(mask_file(directory, name, z))[name] for z in range(len(levels))]
 
 
 def level_settings(train_settings: TrainSettings, settings: SearchSettings) -> TrainSettings:

@@ -250,12 +250,9 @@ def train(
     opt = make_optimizer(params, settings.optimizer, settings.lr, settings.momentum, settings.weight_decay)
     last = best_file = None
     if directory is not None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        last, best_file = paths.last_state(directory), paths.best_state(directory)
-        joint = {"joint_rows": joint_data.num_examples("train")} if joint_data is not None else {}
-        mine = fingerprint.of_training(settings, tasks, mechanism, seed, callbacks, **joint)
-        fingerprint.check(paths.fingerprint(directory), mine, "training run", last)
+        last, best_file = _open_directory(
+            Path(directory), mechanism, tasks, settings, seed, callbacks, joint_data
+        )
     epoch_of = _EpochStream(tasks, settings, joint_data)
     progress = _Progress()
     if last is not None and last.exists():
@@ -301,6 +298,19 @@ def _warn_flat(desc: str, tasks: Mapping[str, Task], history: list[dict]) -> Non
                 "epoch kept is chosen by the other tasks' scores, ties to the earliest",
                 desc, t, task.key, next(iter(scores)), len(history),
             )  # fmt: skip
+
+
+def _open_directory(
+    directory: Path, mechanism, tasks, settings: TrainSettings, seed: int, callbacks: list, joint_data
+) -> tuple[Path, Path]:
+    """The training's checkpoint and best-state files in ``directory``, its fingerprint checked (a
+    directory holding another training is refused: training/fingerprint.py)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    last, best_file = paths.last_state(directory), paths.best_state(directory)
+    joint = {"joint_rows": joint_data.num_examples("train")} if joint_data is not None else {}
+    mine = fingerprint.of_training(settings, tasks, mechanism, seed, callbacks, **joint)
+    fingerprint.check(paths.fingerprint(directory), mine, "training run", last)
+    return last, best_file
 
 
 def _stage(mechanism, tasks: Mapping[str, Task], settings: TrainSettings, device, joint_data) -> torch.device:
