@@ -107,7 +107,7 @@ def test_an_address_that_does_not_answer_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "r" / "preprocess.json").exists()
 
 
-@pytest.mark.slow  # ~60 s quiet; the raylet and killed-driver tests keep Ray's faults in make test
+@pytest.mark.slow  # ~60 s quiet; the killed-driver test keeps a Ray fault (and the watcher) in make test
 def test_a_worker_killed_mid_unit_is_retried_from_its_last_commit(sequential, tmp_path):
     out = tmp_path / "killed_worker"
     last = out / "systems" / "hard" / "last.safetensors"
@@ -220,6 +220,7 @@ def test_a_local_rays_units_run_at_the_drivers_priority():
         assert ray.get(niceness.remote()) == os.nice(0)
 
 
+@pytest.mark.slow  # 50 s: make test-slow (the killed driver, in make test, covers the watcher's resume)
 def test_ray_failing_under_the_run_is_one_line_and_the_run_resumes(sequential, tmp_path):
     """The local Ray's raylet killed mid-unit (as `ray stop` elsewhere on the machine does): one line,
     exit 2, no traceback; the same command resumes to the uninterrupted numbers."""
