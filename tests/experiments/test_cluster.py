@@ -189,6 +189,26 @@ def test_a_killed_driver_resumes_and_ctrl_c_leaves_a_resumable_run(sequential, t
     assert epochs.count(0) == 1 and sorted(set(epochs)) == list(range(12))  # never from scratch
 
 
+@pytest.mark.slow  # ~50 s quiet
+def test_sigterm_under_jobs_is_the_ctrl_c_line_and_leaves_no_unit_folders(sequential, tmp_path):
+    """SIGTERM (a scheduler ending the job) during --jobs 2: the Ctrl-C line, not Ray's C++ stack; the
+    units' private folders are gone; the same command resumes to the uninterrupted numbers."""
+    out = tmp_path / "terminated"
+    temp = Path(tempfile.mkdtemp(prefix="st", dir="/tmp"))  # short: Ray's sockets live under TMPDIR too
+    proc = _cli(out, "--jobs", "2", *LONG_HARD, env={"TMPDIR": str(temp)})
+    _wait_for(out / "systems" / "hard" / "last.safetensors", proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=HANG)
+    assert proc.returncode == 130, err[-2000:]
+    lines = [x for x in err.splitlines() if x.startswith("sparseshare: ") and "data:" not in x]
+    assert lines == ["sparseshare: interrupted; run the same command again to resume"], err[-2000:]
+    assert "Traceback" not in err and "SIGTERM" not in err, err[-2000:]
+    assert not list(temp.glob("sparseshare-unit*")), list(temp.iterdir())
+    _stop_cluster(temp.name)
+    assert main(_argv(out, "--jobs", "2", *LONG_HARD)) == 0
+    assert _numbers(out) == _numbers(sequential / "hard")
+
+
 def test_a_units_error_stops_the_run_in_one_line_naming_the_unit(tmp_path, capsys):
     argv = ["run", str(ROOT / "configs" / "pbfs_synthetic.yaml"), "--set", "systems=[single, mmoe]",
             "--set", "data.sizes=[300, 100, 100]", "--set", "train.bucket=4"]  # fmt: skip

@@ -33,8 +33,11 @@ import contextlib
 import json
 import logging
 import os
+import shutil
+import signal
 import socket
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -111,10 +114,21 @@ def ray_session(jobs: int, address: str | None, cpus_per_unit: float) -> Iterato
         # machine the units then starve (measured: 4% of a core each). Our units are the work itself.
         os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(num_cpus=cpus, include_dashboard=False, **kwargs)
+    # Ray's C++ core installs a failure handler for SIGTERM (a stack trace, then exit 15 or abort): a
+    # terminated run ends as Ctrl-C does instead, its units cancelled, one line, resumable
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if main else None
     try:
         yield
     finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
         ray.shutdown()
+
+
+def _terminated(signum, frame) -> None:
+    """SIGTERM in the driver: as Ctrl-C (the dispatch cancels the units, the CLI says how to resume)."""
+    raise KeyboardInterrupt
 
 
 def _has_token() -> bool:
@@ -225,15 +239,17 @@ def _put_files(root: Path, files: dict[str, bytes | None]) -> None:
 
 def _work(
     prepared: PreparedData, cfg: ExperimentConfig, rel: str, unit: str, uid: str, inputs: dict,
-    threads: int, mailbox,
+    threads: int, mailbox, scratch: str,
 ):  # fmt: skip
-    """A Ray worker: run one unit in a private run directory from its inputs and its earlier attempts'
-    commits, sending what it commits to the driver. Returns the unit's name."""
+    """A Ray worker: run one unit in a private run directory (under ``scratch``, the driver's folder for
+    the run's units) from its inputs and its earlier attempts' commits, sending what it commits to the
+    driver. Returns the unit's name."""
     import ray
 
     torch.set_num_threads(threads)
     attempt, committed = ray.get(mailbox.start.remote(uid))
-    with tempfile.TemporaryDirectory(prefix="sparseshare-unit-") as tmp:
+    os.makedirs(scratch, exist_ok=True)  # on another node of a cluster: made there, emptied by each unit
+    with tempfile.TemporaryDirectory(prefix="sparseshare-unit-", dir=scratch) as tmp:
         root = Path(tmp)
         _put_files(root, {**inputs, **committed})
         run = root / rel
@@ -307,14 +323,22 @@ def run_units(units: list[Unit], jobs: int, top: Path, address: str | None = Non
         _check_reachable(address)  # before any data is read
     default_cpus = 1 if address else local_cpus_per_unit(jobs)
     widest = max(u.cfg.resources.of(u.group).cpus or default_cpus for u in units)
-    with ray_session(jobs, address, widest):
-        # Started once Ray is up: Ray starts its processes with a preexec_fn, and a fork while another
-        # thread runs torch can deadlock the child.
-        loader = ThreadPoolExecutor(1, "sparseshare-data", initializer=torch.set_num_threads, initargs=(1,))
-        try:
-            _dispatch(units, jobs, top, _Data(units, loader), default_cpus)
-        finally:
-            loader.shutdown(wait=True, cancel_futures=True)
+    # the units' private run directories, one folder for the run: a unit cancelled or killed leaves its
+    # folder behind, and the driver removes them all when the run ends, however it ends
+    scratch = tempfile.mkdtemp(prefix="sparseshare-units-")
+    try:
+        with ray_session(jobs, address, widest):
+            # Started once Ray is up: Ray starts its processes with a preexec_fn, and a fork while another
+            # thread runs torch can deadlock the child.
+            loader = ThreadPoolExecutor(
+                1, "sparseshare-data", initializer=torch.set_num_threads, initargs=(1,)
+            )
+            try:
+                _dispatch(units, jobs, top, _Data(units, loader), default_cpus, scratch)
+            finally:
+                loader.shutdown(wait=True, cancel_futures=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _load(cfg: ExperimentConfig, run: Path) -> PreparedData:
@@ -374,7 +398,9 @@ class _Data:
             self.shared.pop(key, None)  # the last reference: Ray frees it
 
 
-def _dispatch(units: list[Unit], jobs: int, top: Path, data: _Data, default_cpus: float) -> None:
+def _dispatch(
+    units: list[Unit], jobs: int, top: Path, data: _Data, default_cpus: float, scratch: str
+) -> None:
     import ray
 
     mailbox = ray.remote(Mailbox).options(num_cpus=0).remote()
@@ -404,7 +430,7 @@ def _dispatch(units: list[Unit], jobs: int, top: Path, data: _Data, default_cpus
         }
         uid = f"{rel}:{unit.name}"
         return work.options(**options).remote(
-            prepared, unit.cfg, rel, unit.name, uid, _inputs(top, unit), max(1, int(cpus)), mailbox
+            prepared, unit.cfg, rel, unit.name, uid, _inputs(top, unit), max(1, int(cpus)), mailbox, scratch
         ), uid
 
     try:
