@@ -80,6 +80,7 @@ _EXPORTS = {
     "DataError": "sparseshare.errors",
     "RunError": "sparseshare.errors",
     "MetricInputError": "sparseshare.errors",
+    "TrainingError": "sparseshare.errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -117,6 +118,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
         MetricInputError,
         RunError,
         SparseshareError,
+        TrainingError,
     )
     from sparseshare.export import Subnet, export_subnet, load_subnet
     from sparseshare.masks import density, load_masks, overlap_matrix, overlap_ratio, save_masks

@@ -25,6 +25,10 @@ class RunError(SparseshareError):
     """A run directory is missing, incomplete, damaged, or would be overwritten."""
 
 
+class TrainingError(SparseshareError):
+    """Training cannot go on: the loss is no longer a finite number (the learning rate, say, is too high)."""
+
+
 class ContractError(SparseshareError, TypeError):
     """A user's model, mechanism or task data does not fit the contract (names the missing member)."""
 

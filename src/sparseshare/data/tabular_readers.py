@@ -3,9 +3,11 @@
 Every reader takes files or a directory and returns :class:`TabularData` (train/dev/test). Bad tables
 fail with ``DataError(path, line, fault)`` naming the file, line and column: a missing column, a row
 with more or fewer fields than the header, invalid UTF-8, a non-numeric value in a numeric column, a
-column mixing numbers and text, a column with no values at all. Labels that load but cannot be scored
-as usual (a split with one class or none labelled) are listed by ``TabularData.problems()``. Files are
-read by ``table_files.py``; columns are typed in ``raw_table.py`` and encoded in ``encoder.py``.
+column mixing numbers and text, a column with no values at all, too few rows to train on or to carve
+dev and test from, a numeric column too large to standardize (its mean or std overflows). Labels that
+load but cannot be scored as usual (a split with one class or none labelled) are listed by
+``TabularData.problems()``. Files are read by ``table_files.py``; columns are typed in ``raw_table.py``
+and encoded in ``encoder.py``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import torch
 
 from sparseshare.data.encoder import Encoder
 from sparseshare.data.raw_table import RawTable, column_kind, target
@@ -78,11 +81,60 @@ def read_table(
     declared = {**{c: "numeric" for c in numeric}, **{c: "categorical" for c in categorical}}
     kind = {c: declared.get(c) or column_kind(base, c) for c in features}
     num, cat = ([c for c in features if kind[c] == k] for k in ("numeric", "categorical"))
-    enc = Encoder.fit([tables["train"]], num, cat, min_count)
-    parts_ = {
-        s: [(t, {k: target(t, c, targets[c], False) for k, c in tasks.items()})] for s, t in tables.items()
-    }
-    return assemble(enc, parts_, {k: targets[c] for k, c in tasks.items()}, tasks)
+    if rest:  # a fault in the values is said first: more rows would not mend it
+        _enough_rows(base, tables, [s for s, f in zip(rest, share[1:]) if f > 0])
+    if tables["train"].num_rows < MIN_TRAIN_ROWS:
+        raise base.error(
+            None, f"{tables['train'].num_rows} training row(s): training needs at least {MIN_TRAIN_ROWS}"
+        )
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is said below, naming the column
+        enc = Encoder.fit([tables["train"]], num, cat, min_count)
+        parts_ = {
+            s: [(t, {k: target(t, c, targets[c], False) for k, c in tasks.items()})]
+            for s, t in tables.items()
+        }
+        data = assemble(enc, parts_, {k: targets[c] for k, c in tasks.items()}, tasks)
+    _finite_features(enc, tables, data)
+    return data
+
+
+MIN_TRAIN_ROWS = 2  # fewer leave no standard deviation and no correlation of labels (PBFS's pools)
+
+
+def _enough_rows(base: RawTable, tables: Mapping[str, RawTable], carved: Sequence[str]) -> None:
+    """A split carved from ``base`` (with a share > 0) that came out empty is a one-line error naming
+    the file: its scores would be undefined after training."""
+    empty = [s for s in carved if tables[s].num_rows == 0]
+    if empty:
+        sizes = ", ".join(f"{s} {t.num_rows}" for s, t in tables.items())
+        raise base.error(
+            None,
+            f"{base.num_rows} data row(s) are too few to carve {' and '.join(empty)} from (rows: {sizes}); "
+            f"give more rows, or 'dev' and 'test' files of their own",
+        )
+
+
+def _finite_features(enc: Encoder, tables: Mapping[str, RawTable], data: TabularData) -> None:
+    """Refuse a numeric column whose train mean or standard deviation overflows (values near 1e308:
+    every value would silently standardize to 0), or whose standardized values exceed float32 in a
+    split, naming the file and the column."""
+    for j, name in enumerate(enc.numeric):
+        if not (np.isfinite(enc.mean[j]) and np.isfinite(enc.std[j])):
+            peak = np.nanmax(np.abs(tables["train"].numeric(name)))
+            raise tables["train"].error(
+                None,
+                f"column '{name}': values up to {peak:.3g} overflow its mean and standard deviation; "
+                "rescale the column (divide it by a power of ten) or exclude it",
+            )
+    for split, part in data.splits.items():
+        bad = ~torch.isfinite(part.num).all(0)
+        if bad.any():
+            name = enc.numeric[int(torch.nonzero(bad)[0])]
+            raise tables[split].error(
+                None,
+                f"column '{name}': values too far from the train mean (in {split}) to standardize in "
+                "float32; rescale the column or exclude it",
+            )
 
 
 # census-income KDD (UCI), column order of census-income.names; 41 = income label, 24 = instance weight

@@ -6,9 +6,14 @@ SMF_s; otherwise it opens a new pool with SMF = COOR<i,j>. SMF_s (Eq. 5) is the 
 all C(A_s, 2) pairs of the pool's A_s tasks (for A_s = 2, the pair's correlation). A task can belong
 to several pools; two tasks always give one pool.
 
-A pair whose correlation is undefined (NaN: the two tasks never label the same rows, as the two subjects
-of the Student data) is skipped, and left out of SMF means: there is no relatedness to pool it on. If
-every pair is undefined there is nothing to pool, which is an error.
+Pearson's correlation is undefined in two ways, given two rules:
+
+- a label that is constant on the rows two tasks share (a target that is 0 in every row, say) has no
+  linear relation with anything: the pair's correlation is taken as 0, uncorrelated, so the task pools
+  only with pairs of unrelated tasks (:func:`constant_tasks` names such tasks, for a warning);
+- two tasks that label fewer than two common rows (as the two subjects of the Student data) give NaN:
+  the pair is skipped, and left out of SMF means, as there is no relatedness to pool it on. If every
+  pair is so undefined there is nothing to pool, which is an error.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ def correlation_matrix(y: Mapping[str, np.ndarray]) -> tuple[list[str], np.ndarr
     """COOR_M: Pearson correlation of every pair of tasks' labels (Section 3.2), diagonal 1.
 
     Labels are compared on the rows where both are present (NaN = no label). A pair with fewer than two
-    such rows, or a constant label, has no correlation and gets NaN.
+    such rows gets NaN (skipped by :func:`shared_pools`); a label constant on them gets 0 (uncorrelated).
     """
     tasks = list(y)
     cols = [np.asarray(y[t], dtype=np.float64).reshape(-1) for t in tasks]
@@ -34,9 +39,25 @@ def correlation_matrix(y: Mapping[str, np.ndarray]) -> tuple[list[str], np.ndarr
     for i, j in itertools.combinations(range(len(tasks)), 2):
         both = np.isfinite(cols[i]) & np.isfinite(cols[j])
         a, b = cols[i][both], cols[j][both]
-        undefined = a.size < 2 or a.std() == 0 or b.std() == 0
-        coor[i, j] = coor[j, i] = np.nan if undefined else float(np.corrcoef(a, b)[0, 1])
+        if a.size < 2:
+            r = np.nan
+        elif (a == a[0]).all() or (b == b[0]).all():
+            r = 0.0
+        else:
+            r = float(np.corrcoef(a, b)[0, 1])
+        coor[i, j] = coor[j, i] = r
     return tasks, coor
+
+
+def constant_tasks(y: Mapping[str, np.ndarray]) -> list[str]:
+    """The tasks whose labels (NaN = none) all hold one value: their correlations are taken as 0."""
+    out = []
+    for task, labels in y.items():
+        v = np.asarray(labels, dtype=np.float64).reshape(-1)
+        v = v[np.isfinite(v)]
+        if v.size and (v == v[0]).all():
+            out.append(task)
+    return out
 
 
 def shared_mean_factor(members: Sequence[int], coor: np.ndarray) -> float:

@@ -9,6 +9,7 @@ that these lists equal the implementations' registries.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -18,12 +19,38 @@ from sparseshare.pruning.defaults import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 SAMPLER_NAMES = ("proportional", "uniform", "round_robin")  # training/samplers.py's SAMPLERS
 STRATEGY_NAMES = ("global", "layerwise")  # pruning/magnitude.py's STRATEGIES
 OPTIMIZERS = ("sgd", "adam")
+# bounds past which a value cannot be meant (a slip of the exponent): epochs and patience, and rows per
+# batch; refused before any data is read
+MAX_EPOCHS = 10**6
+MAX_BATCH = 2**24
 
 
 def check_problems(problems: list[str]) -> None:
     """Raise every problem of a settings object at once, one line each."""
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def _outside(key: str, value, lo: int, hi: int) -> list[str]:
+    """A problem line when ``value`` is below ``lo`` or above the absurd ``hi``, else none."""
+    if value < lo:
+        return [f"'{key}' must be >= {lo}, got {value}"]
+    return [f"'{key}' must be <= {hi:_}, got {value:_}"] if value > hi else []
+
+
+def _finite_first(where: str, settings, out: list[str]) -> list[str]:
+    """``out`` led by a line for each float setting (or float in a mapping) that is NaN or infinite, which
+    then replaces that key's range lines: the Python API is not checked by the config schema, and
+    ``lr=inf`` would otherwise train on NaN losses."""
+    lines, keys = [], set()
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        for sub, v in value.items() if isinstance(value, dict) else [("", value)]:
+            if isinstance(v, float) and not math.isfinite(v):
+                key = f"{where}.{f.name}" + (f".{sub}" if sub else "")
+                lines.append(f"'{key}' must be a finite number, got {v!r}")
+                keys |= {f"'{where}.{f.name}'", f"'{where}.{f.name}."}
+    return lines + [p for p in out if not any(p.startswith(k) for k in keys)]
 
 
 @dataclass
@@ -35,9 +62,12 @@ class TrainSettings:
     ``loss_weights``, default 1) instead of sampling a task per step with ``sampler``. ``bucket``
     (sequence data): training batches drawn from pools of ``bucket`` shuffled batches sorted by length,
     so padding stays small (0, the default and the papers' protocol: a plain shuffle).
+
+    Every float must be finite (refused when made, from Python too); epoch counts are at most
+    ``MAX_EPOCHS`` (10^6) and batch sizes at most ``MAX_BATCH`` (2^24), past which a value is a slip.
     """
 
-    epochs: int = 30  # the most epochs a system trains (patience may stop it sooner)
+    epochs: int = 30  # the most epochs a system trains (patience may stop it sooner); at most 10^6
     patience: int = 5
     batch_size: int = 10  # training examples (sentences, or table rows) per step
     optimizer: str = "sgd"  # 'sgd' or 'adam'
@@ -56,6 +86,11 @@ class TrainSettings:
     eval_batch_size: int = 100  # examples per batch when scoring dev and test (it changes no score)
     bucket: int = 0
 
+    def __post_init__(self) -> None:
+        """A NaN or infinite value is refused when made (from Python too; a config never gets here with
+        one): nothing sensible trains on it."""
+        check_problems(_finite_first("train", self, []))
+
     def problems(self, where: str = "train") -> list[str]:
         """One line per value out of range or unknown, naming its key."""
         out = []
@@ -65,11 +100,11 @@ class TrainSettings:
             out.append(
                 f"'{where}.optimizer': unknown optimizer '{self.optimizer}'; valid: {list(OPTIMIZERS)}"
             )
-        for key, lo in (
-            ("epochs", 1), ("batch_size", 1), ("eval_batch_size", 1), ("patience", 0), ("bucket", 0)
+        for key, lo, hi in (
+            ("epochs", 1, MAX_EPOCHS), ("batch_size", 1, MAX_BATCH), ("eval_batch_size", 1, MAX_BATCH),
+            ("patience", 0, MAX_EPOCHS), ("bucket", 0, MAX_EPOCHS),
         ):  # fmt: skip
-            if getattr(self, key) < lo:
-                out.append(f"'{where}.{key}' must be >= {lo}, got {getattr(self, key)}")
+            out += _outside(f"{where}.{key}", getattr(self, key), lo, hi)
         if not self.lr > 0:
             out.append(f"'{where}.lr' must be > 0, got {self.lr}")
         if not 0 <= self.momentum < 1:
@@ -82,7 +117,7 @@ class TrainSettings:
         bad = {t: w for t, w in (self.loss_weights or {}).items() if not w >= 0}
         if bad:
             out.append(f"'{where}.loss_weights': weights must be >= 0, got {bad}")
-        return out
+        return _finite_first(where, self, out)
 
     def check(self, where: str = "train") -> None:
         check_problems(self.problems(where))
@@ -177,6 +212,11 @@ class SearchSettings:
     force_density: dict[str, float] = field(default_factory=dict)
     lr_decay: float | None = None
 
+    def __post_init__(self) -> None:
+        """A NaN or infinite value is refused when made (from Python too; a config never gets here with
+        one): nothing sensible trains on it."""
+        check_problems(_finite_first("search", self, []))
+
     def problems(self, where: str = "search") -> list[str]:
         """One line per value out of range or unknown, naming its key."""
         out = []
@@ -189,8 +229,7 @@ class SearchSettings:
         if self.strategy not in STRATEGY_NAMES:
             out.append(f"'{where}.strategy': unknown '{self.strategy}'; valid: {sorted(STRATEGY_NAMES)}")
         for key, lo in (("warmup_epochs", 0), ("epochs_per_level", 1), ("patience", 0)):
-            if getattr(self, key) < lo:
-                out.append(f"'{where}.{key}' must be >= {lo}, got {getattr(self, key)}")
+            out += _outside(f"{where}.{key}", getattr(self, key), lo, MAX_EPOCHS)
         if not self.include:
             out.append(f"'{where}.include': name at least one glob of prunable parameters")
         if self.lr_decay is not None and not self.lr_decay >= 0:
@@ -198,7 +237,7 @@ class SearchSettings:
         for task, d in self.force_density.items():
             if not 0 < d <= 1:
                 out.append(f"'{where}.force_density.{task}' must be in (0, 1] (a fraction kept), got {d}")
-        return out
+        return _finite_first(where, self, out)
 
     def check(self, where: str = "search") -> None:
         check_problems(self.problems(where))

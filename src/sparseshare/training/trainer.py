@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from sparseshare import paths
 from sparseshare.data.task import Task, as_tasks, move_batch, num_batches, stage
-from sparseshare.errors import ConfigError, ContractError, RunError
+from sparseshare.errors import ConfigError, ContractError, RunError, TrainingError
 from sparseshare.sharing.hard import as_mechanism
 from sparseshare.training import fingerprint
 from sparseshare.training.checkpoint import (
@@ -264,6 +264,7 @@ def train(
     for epoch in bar:
         began = time.time()
         loss = _train_epoch(mechanism, opt, params, epoch_of, settings, epoch, seed, device, callbacks)
+        _check_finite(loss, desc, epoch, settings)
         rec, improved = _evaluate(mechanism, tasks, settings, epoch, loss, progress, best_file, device)
         _report_epoch(rec, improved, tasks, desc, settings.epochs, time.time() - began, log, warned)
         for cb in callbacks:  # after the best state is kept: it pairs with this epoch's score
@@ -282,6 +283,16 @@ def train(
         )
     _warn_flat(desc, tasks, progress.history)
     return progress.result()
+
+
+def _check_finite(loss: float, desc: str, epoch: int, settings: TrainSettings) -> None:
+    """A NaN or infinite mean training loss ends training before the epoch is kept: its weights are no
+    number, and going on would select among them as if they were (a run resumes from the last epoch kept)."""
+    if not math.isfinite(loss):
+        raise TrainingError(
+            f"{label(desc)}: epoch {epoch + 1}: the mean training loss is {loss}: training diverged; lower "
+            f"train.lr (now {settings.lr:g}) or clip gradients (train.clip, now {settings.clip})"
+        )
 
 
 def _warn_flat(desc: str, tasks: Mapping[str, Task], history: list[dict]) -> None:

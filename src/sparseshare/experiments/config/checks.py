@@ -13,6 +13,10 @@ NAME = TASK_NAME  # task names: they become file, folder and module names
 RUN_NAME = re.compile(r"[A-Za-z0-9_.+=,\[\]-]+")  # experiment names (a point's: "name[a=1,b=2]")
 LABEL = re.compile(r"[A-Za-z0-9_.+-]+")  # sweep axes and point labels (a point's folder is "a=1,b=2")
 DEVICES = "auto, cpu, cuda, cuda:N, mps"
+# past these a value is a slip, not a model: refused by the schema before any data is read (a model that is
+# merely too big for this machine is refused when its size is known, experiments/systems/checks.py)
+MAX_WIDTH = 2**20  # units of a layer, dimensions of an embedding, width of a convolution
+MAX_COUNT = 1024  # BiLSTM layers, experts, PLE levels
 
 
 def out_of_range(where: str, value, lo=None, hi=None, lo_open=False, hi_open=False) -> list[str]:
@@ -29,6 +33,16 @@ def out_of_range(where: str, value, lo=None, hi=None, lo_open=False, hi_open=Fal
     else:
         span = f"in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
     return [f"'{where}' must be {span}, got {value}"]
+
+
+def above(where: str, value, hi) -> list[str]:
+    """A problem line when ``value`` is above the bound ``hi`` past which it cannot be meant, else none."""
+    return [f"'{where}' must be <= {hi:_}, got {value:_}"] if value is not None and value > hi else []
+
+
+def bounded(where: str, value, lo, hi) -> list[str]:
+    """``value`` >= ``lo`` (a range) and <= ``hi`` (past which it cannot be meant), each said apart."""
+    return out_of_range(where, value, lo) + above(where, value, hi)
 
 
 def bad_names(where: str, names, pattern: re.Pattern = NAME) -> list[str]:

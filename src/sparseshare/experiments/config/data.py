@@ -242,6 +242,8 @@ class DataConfig:
         elif self.dataset == "columns" and bad:
             tagged = list(self.columns.tags)
             out.append(f"'{where}.columns.tags': no column for task(s) {bad}; tagged: {tagged}")
+        elif self.dataset == "table" and self.table is None:
+            pass  # its tasks are its targets: said above, or as 'data.table.targets' where table is broken
         elif bad or not self.tasks:
             out.append(f"'{where}.tasks': unknown task(s) {bad} for '{self.dataset}'; valid: {list(valid)}")
         bad = [k for k in self.limits if k not in ("train", "dev", "test")]

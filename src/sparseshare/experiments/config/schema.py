@@ -6,11 +6,17 @@ the checks across sections. A class may define ``prepare(data, prefix, errors) -
 its raw mapping before it is built (the top level fills in a named preset's values there). ``from_dict``
 reports unknown keys, mistyped values, missing required keys and every section's problems together, as one
 ``ConfigError`` whose lines each name a key.
+
+Numbers that cannot be right fail here, whatever the key: a float must be finite (``.inf`` or ``.nan``
+trains on NaN losses) and an int must fit in 64 bits (a bigger one overflows torch and numpy); the
+sections bound what is merely absurd (``checks.MAX_EPOCHS``, ``checks.MAX_WIDTH``). A section that was
+given but could not be built is not also reported as missing by its parent's checks.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -54,7 +60,11 @@ def _coerce(value: Any, tp, key: str, errors: list[str]):
             for k, v in value.items()
         }
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value) if abs(value) < 2.0**1000 else math.inf
+    if tp is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"'{key}' must be a finite number, got {value!r}")
+    if tp is int and isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        raise ConfigError(f"'{key}' must fit in 64 bits, got a {value.bit_length()}-bit number")
     if tp is Any or (
         isinstance(tp, type) and isinstance(value, tp) and not (tp is int and isinstance(value, bool))
     ):
@@ -80,7 +90,7 @@ def _build(cls, data: dict, prefix: str, errors: list[str]):
     hints = typing.get_type_hints(cls)
     data = _prepared(cls, data, prefix, errors)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    kwargs, broken = {}, False
+    kwargs, broken, given_broken = {}, False, []
     for key, value in data.items():
         full = f"{prefix}.{key}" if prefix else str(key)
         if key not in fields:
@@ -93,6 +103,7 @@ def _build(cls, data: dict, prefix: str, errors: list[str]):
             kwargs[key] = _INVALID
         if kwargs[key] is _INVALID:  # reported; the default stands in so that other checks still run
             del kwargs[key]
+            given_broken.append(full)
             broken |= _required(fields[key])
     for name, f in fields.items():
         if name not in data and _required(f):
@@ -102,8 +113,8 @@ def _build(cls, data: dict, prefix: str, errors: list[str]):
         return _INVALID
     obj = cls(**kwargs)
     own = getattr(obj, "problems", None)
-    if own is not None:
-        errors.extend(own(prefix))
+    if own is not None:  # a broken value is reported once, as itself, not as missing as well
+        errors.extend(p for p in own(prefix) if not any(p.startswith(f"'{k}'") for k in given_broken))
     return obj
 
 

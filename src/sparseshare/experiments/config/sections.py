@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sparseshare.experiments.config.checks import out_of_range
+from sparseshare.experiments.config.checks import MAX_COUNT, MAX_WIDTH, bounded, out_of_range
 
 
 @dataclass
 class ModelConfig:
     """The sequence tagger; defaults are Table 2 of the sparse-sharing paper (word vectors of 100
-    dimensions without pretrained embeddings; with them, their dimension)."""
+    dimensions without pretrained embeddings; with them, their dimension). Sizes are at most 2^20
+    (``checks.MAX_WIDTH``), layers at most 1024; a network whose parameters alone exceed the memory of
+    the device it trains on is refused, with its size in bytes, before it is allocated."""
 
     word_dim: int | None = None  # None: the embeddings' dimension (100, Table 2, without embeddings)
     char_dim: int = 30  # the char CNN's character embedding size
@@ -33,10 +35,11 @@ class ModelConfig:
             out.append(f"'{where}.decoder': unknown decoder '{self.decoder}'; valid: {sorted(DECODERS)}")
         for key in ("dropout", "word_dropout"):
             out += out_of_range(f"{where}.{key}", getattr(self, key), 0, 1, hi_open=True)
-        for key in ("char_dim", "char_width", "hidden", "layers"):
-            out += out_of_range(f"{where}.{key}", getattr(self, key), 1)
-        out += out_of_range(f"{where}.char_filters", self.char_filters, 0)
-        out += out_of_range(f"{where}.word_dim", self.word_dim, 1)
+        for key, lo, hi in (
+            ("char_dim", 1, MAX_WIDTH), ("char_width", 1, MAX_WIDTH), ("hidden", 1, MAX_WIDTH),
+            ("layers", 1, MAX_COUNT), ("char_filters", 0, MAX_WIDTH), ("word_dim", 1, MAX_WIDTH),
+        ):  # fmt: skip
+            out += bounded(f"{where}.{key}", getattr(self, key), lo, hi)
         bad = {t: v for t, v in self.hierarchy.items() if v < 1}
         if bad:
             out.append(f"'{where}.hierarchy': layers are numbered from 1, got {bad}")
@@ -45,7 +48,9 @@ class ModelConfig:
 
 @dataclass
 class TabularModelConfig:
-    """Sizes of the tabular models (PBFS Section 4.3 defaults)."""
+    """Sizes of the tabular models (PBFS Section 4.3 defaults). Layer sizes are at most 2^20, counts of
+    experts and levels at most 1024; a network too large for the device's memory is refused, with its
+    size in bytes, before it is allocated."""
 
     bottom: list[int] = field(default_factory=lambda: [32, 16, 8])  # single task and shared-bottom MLP
     # hidden sizes of each task's tower (then its output unit): single, shared-bottom (and sparse sharing's),
@@ -81,12 +86,12 @@ class TabularModelConfig:
             sizes = getattr(self, key)
             if any(n < 1 for n in sizes):
                 out.append(f"'{where}.{key}': layer sizes must be >= 1, got {sizes}")
+            if any(n > MAX_WIDTH for n in sizes):
+                out.append(f"'{where}.{key}': layer sizes must be <= {MAX_WIDTH:_}, got {sizes}")
             if not sizes and key in ("mmoe_expert", "ple_expert", "pbfs_expert", "cross_stitch"):
                 out.append(f"'{where}.{key}': needs at least one layer")
-        out += out_of_range(f"{where}.num_experts", self.num_experts, 1)
-        out += out_of_range(f"{where}.levels", self.levels, 1)
-        out += out_of_range(f"{where}.num_specific", self.num_specific, 0)
-        out += out_of_range(f"{where}.num_shared", self.num_shared, 0)
+        for key, lo in (("num_experts", 1), ("levels", 1), ("num_specific", 0), ("num_shared", 0)):
+            out += bounded(f"{where}.{key}", getattr(self, key), lo, MAX_COUNT)
         if self.num_specific + self.num_shared < 1:
             out.append(f"'{where}': num_specific + num_shared must be >= 1 (every gate needs an expert)")
         out += out_of_range(f"{where}.dropout", self.dropout, 0, 1, hi_open=True)
@@ -100,7 +105,9 @@ class PBFSConfig:
     PBFS's "sparsity" is the fraction pruned (density = 1 - sparsity)."""
 
     # Algorithm 1's alpha: a task pair joins the first pool whose mean label correlation (SMF) is within
-    # alpha of the pair's, else opens a pool of its own (unused with explicit pools)
+    # alpha of the pair's, else opens a pool of its own (unused with explicit pools); a task whose train
+    # labels are constant correlates 0 with every task (a warning names it); tasks sharing no labelled
+    # row are never paired
     pool_alpha: float = 0.1
     pools: list[list[str]] | None = None  # explicit pools instead of Algorithm 1
     initial_sparsity: float = 0.1  # mu, pruned at the start

@@ -13,6 +13,7 @@ system's weights. The run layer makes the :class:`Context` from a config (``run.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,6 +108,7 @@ class Context:
     def build(self, recipe: dict, seed: int | None = None) -> torch.nn.Module:
         """The recipe's module, initialised from the config's seed, or ``seed`` (pretrained embeddings put
         in)."""
+        refuse_too_large(recipe, self.device)
         torch.manual_seed(self.seed if seed is None else seed)
         if recipe["network"] == "tagger" and self.prepared.embeddings is not None:
             recipe = {**recipe, "kwargs": {**recipe["kwargs"], "embeddings": self.prepared.embeddings}}
@@ -121,6 +123,40 @@ class Context:
         if self.kind == "sequence":
             return encoder_param_count(model, names)
         return sum(p.numel() for n, p in model.named_parameters() if names is None or n in names)
+
+
+def recipe_bytes(recipe: dict) -> tuple[int, int]:
+    """The parameter count and bytes of the network ``recipe`` describes, built on torch's meta device
+    (sizes, no memory)."""
+    with torch.device("meta"):
+        net = build_recipe(recipe)
+    params = list(net.parameters()) + list(net.buffers())
+    return sum(p.numel() for p in params), sum(p.numel() * p.element_size() for p in params)
+
+
+def device_memory(device: torch.device) -> int:
+    """The bytes a network can live in on ``device``: the CUDA device's memory, else this machine's."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def refuse_too_large(recipe: dict, device: torch.device) -> None:
+    """A ConfigError, with the network's size in bytes, when its parameters alone exceed the memory of
+    the device it would train on: an allocation would otherwise fail mid-run with a traceback, or the
+    machine would swap. Weights, gradients and optimizer state take more still; those are left to fail
+    where they do."""
+    try:
+        n, size = recipe_bytes(recipe)
+    except (NotImplementedError, RuntimeError):  # a network that cannot be built on meta: built for real
+        return
+    memory = device_memory(torch.device(device))
+    if size > memory:
+        keys = "'model' (hidden, word_dim, char_*)" if recipe["network"] == "tagger" else "'tabular'"
+        raise ConfigError(
+            f"the {recipe['network']} network asked for has {n:,} parameters ({size:,} bytes), more than "
+            f"the {memory:,} bytes of memory of {device}; make it smaller in {keys}"
+        )
 
 
 def encoder_param_count(model, names: list[str] | None = None) -> int:
@@ -242,4 +278,11 @@ def read_preprocess(run: Path) -> dict:
     path = paths.preprocess(run)
     if not path.exists():
         raise RunError(f"{run}: no preprocess.json (a run from an older sparseshare: run it again)")
-    return read_json(path, "preprocessing file")
+    pre = read_json(path, "preprocessing file")
+    kind = pre.get("kind") if isinstance(pre, dict) else None
+    if kind not in ("sequence", "tabular") or not isinstance(pre.get("tasks"), (dict, list)):
+        raise RunError(
+            f"{path}: not a preprocessing file (a mapping with 'kind' and 'tasks'); repair the run with "
+            f"'sparseshare run {paths.config(run)} --out {run} --repair'"
+        )
+    return pre

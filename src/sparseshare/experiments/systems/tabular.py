@@ -12,20 +12,24 @@ other systems on their best mean-dev epoch.
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
 
 from sparseshare import paths
+from sparseshare.errors import ConfigError
 from sparseshare.experiments.systems.context import Context
 from sparseshare.experiments.systems.sparse_sharing import final_eval, save_recipe
-from sparseshare.sharing.pools import correlation_matrix, shared_pools
+from sparseshare.sharing.pools import constant_tasks, correlation_matrix, shared_pools
 from sparseshare.sharing.registry import MECHANISMS
 from sparseshare.training.callbacks import PBFSPruner, PBFSSchedule
 from sparseshare.training.checkpoint import save_tensors
 from sparseshare.training.pipeline import train_jointly
 from sparseshare.training.streams import task_seed
 from sparseshare.training.trainer import load_state
+
+logger = logging.getLogger("sparseshare")
 
 
 def _joint(
@@ -98,12 +102,27 @@ def run_baseline(name: str):
 
 
 def pools_for(ctx: Context) -> list[list[str]]:
-    """Explicit pools from the config, else Algorithm 1 on the Pearson correlation of train labels."""
+    """Explicit pools from the config, else Algorithm 1 on the Pearson correlation of train labels.
+
+    A task whose train labels are constant has correlation 0 with every task (sharing/pools.py says
+    why), a warning naming it; tasks no two of which share labelled rows cannot be pooled: a one-line
+    error asking for explicit ``pbfs.pools``."""
     if ctx.pbfs.pools:
         return ctx.pbfs.pools
     labels = ctx.data.labels("train")
-    tasks, coor = correlation_matrix({t: np.asarray(labels[t]) for t in ctx.tasks})
-    return shared_pools(tasks, coor, ctx.pbfs.pool_alpha)
+    y = {t: np.asarray(labels[t]) for t in ctx.tasks}
+    for task in constant_tasks(y):
+        logger.warning(
+            "pbfs: task '%s' has constant train labels: its label correlations are taken as 0 "
+            "(uncorrelated) for the shared pools",
+            task,
+        )
+    tasks, coor = correlation_matrix(y)
+    try:
+        return shared_pools(tasks, coor, ctx.pbfs.pool_alpha)
+    except ValueError as e:
+        why = f"'pbfs.pools': Algorithm 1 cannot pool these tasks ({e}): name the pools"
+        raise ConfigError(why) from None
 
 
 def run_pbfs(ctx: Context) -> dict:
