@@ -28,8 +28,9 @@ from torch import nn
 
 from sparseshare.errors import ContractError, RunError
 from sparseshare.masks.io import pack_bits, unpack_bits
+from sparseshare.nesting import loads as loads_bounded
 from sparseshare.sharing.hard import HardSharing, task_parameter_names, task_predict
-from sparseshare.sharing.registry import build_network, build_recipe
+from sparseshare.sharing.registry import RecipeError, build_recipe, check_recipe
 from sparseshare.sharing.sparse import SparseSharing
 from sparseshare.training.checkpoint import METADATA_KEY, load_tensors, save_tensors
 
@@ -205,6 +206,42 @@ def export_subnet(
     }
 
 
+def _stored_shapes(path: Path, tensors: Mapping[str, torch.Tensor], header: Mapping) -> dict:
+    """The shape each stored parameter and buffer has, once unpacked, checked against the header: the
+    parameters it lists are there, a masked one's kept values and bits agree with its shape, each
+    tensor has a float (parameters) dtype; a one-line RunError names what disagrees."""
+    names, masked, task = header.get("parameters"), header.get("masked", {}), header.get("task")
+    if not isinstance(task, str):
+        raise RunError(f"{path}: header 'task' is {task!r:.40}, not a task name")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise RunError(f"{path}: header 'parameters' is not a list of names")
+    if not isinstance(masked, dict):
+        raise RunError(f"{path}: header 'masked' is not a mapping of name to shape")
+    shapes = {n: tuple(t.shape) for n, t in tensors.items() if n != _PREPROCESS and "::" not in n}
+    if _PREPROCESS in tensors and tensors[_PREPROCESS].dtype != torch.uint8:
+        raise RunError(f"{path}: '{_PREPROCESS}' is {tensors[_PREPROCESS].dtype}, not uint8")
+    for n in names:
+        if n in masked:
+            shape, values, bits = masked[n], tensors.get(n + _VALUES), tensors.get(n + _BITS)
+            if not isinstance(shape, list) or not all(
+                isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 2**31 for d in shape
+            ):
+                raise RunError(f"{path}: header 'masked.{n}' is not a shape (a list of sizes)")
+            if values is None or bits is None:
+                raise RunError(f"{path}: masked parameter '{n}' has no kept values or bits stored")
+            if bits.dtype != torch.uint8 or bits.numel() * 8 < math.prod(shape) or bits.dim() != 1:
+                raise RunError(f"{path}: the bits of '{n}' do not cover its shape {shape}")
+            tensor = values
+            shapes[n] = tuple(shape)
+        elif n in tensors:
+            tensor = tensors[n]
+        else:
+            raise RunError(f"{path}: parameter '{n}' is listed in the header but not stored")
+        if not tensor.is_floating_point():
+            raise RunError(f"{path}: parameter '{n}' is stored as {tensor.dtype}, not a float dtype")
+    return shapes
+
+
 def load_subnet(
     path: str | Path, *, build: Callable[..., nn.Module] | None = None, device: str | torch.device = "cpu"
 ) -> Subnet:
@@ -213,20 +250,27 @@ def load_subnet(
     path = Path(path)
     tensors, header = load_tensors(path)
     if header.get("format") != FORMAT:
-        raise RunError(f"{path}: not a sparseshare subnet file (format {header.get('format')!r})")
-    if header.get("version", 0) > VERSION:
-        raise RunError(f"{path}: written by a newer sparseshare (subnet format {header['version']})")
+        raise RunError(f"{path}: not a sparseshare subnet file (format {header.get('format')!r:.60})")
+    version = header.get("version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise RunError(f"{path}: header 'version' is {version!r:.40}, not an integer: not a subnet file")
+    if version > VERSION:
+        raise RunError(f"{path}: written by a newer sparseshare (subnet format {version})")
+    shapes = _stored_shapes(path, tensors, header)
     recipe = header.get("recipe")
     if build is not None:
-        network = build(**(recipe or {}).get("kwargs", {}))
+        kwargs = (recipe or {}).get("kwargs", {}) if isinstance(recipe, dict | None) else None
+        if not isinstance(kwargs, dict):
+            raise RunError(f"{path}: header 'recipe' is not a mapping with a 'kwargs' mapping")
+        network = build(**kwargs)
     elif recipe is None:
         raise ContractError(f"{path}: exported without a recipe; give load_subnet(..., build=your_factory)")
     else:
-        network = (
-            build_recipe(recipe)
-            if recipe.get("mechanism")
-            else build_network(recipe["network"], recipe["kwargs"])
-        )
+        try:  # sizes first, on the meta device: a crafted recipe must not set what we allocate
+            check_recipe(recipe, shapes)
+        except RecipeError as e:
+            raise RunError(f"{path}: header {e}; not a subnet this sparseshare can rebuild") from None
+        network = build_recipe(recipe)
     state = network.state_dict()
     with torch.no_grad():
         for v in state.values():  # what the file does not hold must not be used: NaN shows it if it is
@@ -236,8 +280,17 @@ def load_subnet(
     for n in header["parameters"]:
         if n not in state:
             raise RunError(f"{path}: parameter '{n}' is not in the rebuilt network (another network?)")
+        if shapes[n] != tuple(state[n].shape):
+            raise RunError(
+                f"{path}: '{n}' is stored as {list(shapes[n])}, the network has {list(state[n].shape)}"
+            )
         if n in masked:
             m = unpack_bits(tensors[n + _BITS].numpy(), masked[n])
+            if int(m.sum()) != tensors[n + _VALUES].numel():
+                raise RunError(
+                    f"{path}: '{n}' stores {tensors[n + _VALUES].numel()} kept values, "
+                    f"its bits keep {int(m.sum())}"
+                )
             full = torch.zeros(masked[n], dtype=state[n].dtype)
             full[m] = tensors[n + _VALUES].to(state[n].dtype)
             state[n].copy_(full)
@@ -245,9 +298,21 @@ def load_subnet(
             state[n].copy_(tensors[n])
     for n, _ in network.named_buffers():
         if n in tensors:
+            if tensors[n].shape != state[n].shape:
+                raise RunError(
+                    f"{path}: buffer '{n}' is stored as {list(tensors[n].shape)}, "
+                    f"the network has {list(state[n].shape)}"
+                )
             state[n].copy_(tensors[n])
     preprocess = None
     if _PREPROCESS in tensors:
-        preprocess = json.loads(bytes(tensors[_PREPROCESS].numpy().astype(np.uint8)).decode())
+        try:
+            preprocess = loads_bounded(bytes(tensors[_PREPROCESS].numpy().astype(np.uint8)).decode())
+        except (ValueError, RecursionError) as e:
+            raise RunError(
+                f"{path}: its preprocessing is not valid JSON ({str(e).splitlines()[0]:.80})"
+            ) from None
+        if not isinstance(preprocess, dict):
+            raise RunError(f"{path}: its preprocessing is a JSON {type(preprocess).__name__}, not an object")
     sub = Subnet(network, header["task"], header, preprocess)
     return sub.to(device).eval()

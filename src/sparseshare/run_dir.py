@@ -12,9 +12,12 @@ from sparseshare.errors import RunError
 
 
 def read_json(path: Path, what: str = "file") -> Any:
-    """A JSON file of a run; a damaged one is a one-line RunError naming it."""
+    """A JSON file of a run; a damaged one (nesting deeper than ``nesting.MAX_DEPTH`` included: the
+    file may come from someone else) is a one-line RunError naming it."""
+    from sparseshare import nesting
+
     try:
-        return json.loads(Path(path).read_text())
+        return nesting.loads(Path(path).read_text())
     except FileNotFoundError:
         raise RunError(f"{path}: no such {what}") from None
     except (ValueError, UnicodeDecodeError) as e:
@@ -26,17 +29,18 @@ def read_json(path: Path, what: str = "file") -> Any:
 
 
 def write_json_atomic(obj, path: Path) -> None:
-    """``obj`` as indented JSON, written atomically (``sparseshare.atomic``: concurrent writers, such as
-    run --jobs workers writing the same preprocess.json, each rename their own temporary file)."""
+    """``obj`` as indented JSON, written atomically and never through a link (``sparseshare.atomic``:
+    concurrent writers, such as run --jobs workers writing the same preprocess.json, each rename their
+    own temporary file)."""
     atomic.write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 class MetricsLog:
-    """Appends one JSON line per event to ``metrics.jsonl``."""
+    """Appends one JSON line per event to ``metrics.jsonl`` (never through a link: ``atomic.append``)."""
 
     def __init__(self, run: Path):
-        self.path = paths.metrics_log(run)
+        self.run = Path(run)
+        self.path = paths.metrics_log(self.run)
 
     def __call__(self, record: dict) -> None:
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        atomic.append(self.path, json.dumps(record) + "\n", root=self.run)

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from sparseshare import nesting
 from sparseshare.data.sources import SOURCES
 from sparseshare.errors import ConfigError
 from sparseshare.experiments.config.checks import (
@@ -142,7 +143,10 @@ def parse_overrides(items: list[str]) -> list[tuple[str, object]]:
         if "=" not in item:
             raise ConfigError(f"--set '{item}': expected key=value")
         key, raw = item.split("=", 1)
-        out.append((key.strip(), yaml.safe_load(raw)))
+        try:
+            out.append((key.strip(), nesting.yaml_load(raw)))
+        except ValueError as e:  # nested deeper than any config
+            raise ConfigError(f"--set '{key.strip()}': {e}") from None
     return out
 
 
@@ -183,7 +187,13 @@ def load_config(
     above's, from_dict). experiments/systems/checks.py's ``load_experiment`` adds the registries'."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = nesting.yaml_load(path.read_text())
+    except UnicodeDecodeError as e:  # a binary file, say (a ValueError: first)
+        raise ConfigError(
+            f"{path}: not a text file (byte {e.start} is not UTF-8); give a YAML config"
+        ) from None
+    except ValueError as e:  # nested deeper than any config
+        raise ConfigError(f"{path}: {e}; not a config") from None
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except yaml.YAMLError as e:

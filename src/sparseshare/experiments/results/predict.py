@@ -15,11 +15,12 @@ import torch
 
 from sparseshare import paths
 from sparseshare.errors import ConfigError, DataError, RunError
+from sparseshare.experiments.results.output_file import check_writable, named_by, writing
 from sparseshare.experiments.systems.context import read_preprocess
 from sparseshare.experiments.systems.registry import SYSTEMS
 from sparseshare.export import export_subnet
 from sparseshare.run_dir import read_json
-from sparseshare.sharing.registry import build_recipe
+from sparseshare.sharing.registry import RecipeError, build_recipe, check_recipe
 from sparseshare.training.checkpoint import load_tensors
 from sparseshare.training.trainer import load_state
 
@@ -56,18 +57,33 @@ def system_recipe(run: Path, system: str, task: str) -> tuple[Path, dict]:
         path = paths.system_recipe(run, system, where)
         if path.exists():
             recipe = read_json(path, "network recipe")
+            _check(path, recipe)
             if task not in recipe.get("tasks", [task]):
                 raise RunError(f"{run}: system '{system}' has no task '{task}'; it has {recipe['tasks']}")
             return path, recipe
     raise RunError(f"{run}: system '{system}' has no network.json for task '{task}'")
 
 
+def _check(path: Path, recipe, shapes: dict | None = None) -> None:
+    """A network.json from someone else is checked before anything is built from it: its builders'
+    arguments (``registry.check_recipe``), its ``tasks``, and, given the stored ``shapes``, its sizes."""
+    try:
+        check_recipe(recipe, shapes)
+    except RecipeError as e:
+        raise RunError(f"{path}: {e}; repair the run with --repair or run it again") from None
+    tasks = recipe.get("tasks", [])
+    if not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks):
+        raise RunError(f"{path}: 'tasks' is not a list of task names; repair the run with --repair")
+
+
 def load_system(run: Path, system: str, task: str, device="cpu") -> torch.nn.Module:
     """The trained module ``system`` uses for ``task`` (its best-dev weights), from the run alone."""
     path, recipe = system_recipe(run, system, task)
-    module = build_recipe(recipe)
     best = path.with_name(paths.BEST_STATE)
-    load_state(module, load_tensors(best, device)[0], best)
+    state = load_tensors(best, device)[0]
+    _check(path, recipe, {n: tuple(t.shape) for n, t in state.items()})  # sizes before building
+    module = build_recipe(recipe)
+    load_state(module, state, best)
     return module.to(device).eval()
 
 
@@ -89,10 +105,12 @@ def export_run(run: Path, task: str, out: Path | None = None, system: str | None
     module = load_system(run, system, task)
     recipe = system_recipe(run, system, task)[1]
     out = Path(out) if out else Path(f"{run.name}-{system}-{task}.safetensors")
+    check_writable(out, make_folders=True)
     meta = {"run": str(run), "system": system}
     if system == "single_subnet":  # one model per task, the task's mask for every head: just the task
         meta["note"] = "single task on its subnet"
-    sizes = export_subnet(module, task, out, recipe=recipe, preprocess=preprocess, meta=meta)
+    with named_by(out):
+        sizes = export_subnet(module, task, out, recipe=recipe, preprocess=preprocess, meta=meta)
     return out, sizes
 
 
@@ -194,13 +212,16 @@ def predict_run(
     ``columns`` corpus) take a ``#`` line for a token. The summary names its columns by the 0-based
     index ``data.columns`` reads them with (:func:`_sequence_columns`); a table's header names its own."""
     run, file = Path(run), Path(file)
+    if output:
+        check_writable(Path(output))
     system = pick_system(run, system)
     preprocess = read_preprocess(run)
     tasks = _run_tasks(run, preprocess, tasks)
     if preprocess["kind"] == "sequence":
         text, n, width = _tag_sequences(run, preprocess, system, tasks, file)
         if output:
-            Path(output).write_text(text)
+            with writing(Path(output)) as f:
+                f.write(text.encode())
         else:
             sys.stdout.write(text)
         columns = _sequence_columns(preprocess, tasks, width)
@@ -209,10 +230,12 @@ def predict_run(
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    if output and Path(output).suffix.lower() in (".parquet", ".pq"):
-        pq.write_table(table, output)
-    elif output:
-        pacsv.write_csv(table, output)
+    if output:
+        with writing(Path(output)) as f:
+            if Path(output).suffix.lower() in (".parquet", ".pq"):
+                pq.write_table(table, f)
+            else:
+                pacsv.write_csv(table, f)
     else:
         buf = io.BytesIO()
         pacsv.write_csv(table, buf)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from sparseshare import paths
+from sparseshare import atomic, nesting, paths, results_file
+from sparseshare.errors import RunError
 from sparseshare.experiments.results.figures import (
     plot_learning_curves,
     plot_overlap,
@@ -228,8 +229,8 @@ def with_stored_options(run: Path, results: dict) -> dict:
     if all(k in paper for k in OPTION_KEYS) or not paths.config(run).exists():
         return results
     try:
-        stored = (yaml.safe_load(paths.config(run).read_text()) or {}).get("paper") or {}
-    except (yaml.YAMLError, UnicodeDecodeError, AttributeError):
+        stored = (nesting.yaml_load(paths.config(run).read_text()) or {}).get("paper") or {}
+    except (yaml.YAMLError, UnicodeDecodeError, AttributeError, ValueError):
         return results
     found = {k: stored[k] for k in OPTION_KEYS if k not in paper and k in stored}
     return {**results, "paper": {**paper, **found}} if found else results
@@ -254,6 +255,21 @@ def preset_text(results: dict) -> str | None:
     return "Protocol, per point: " + "; ".join(f"{name}: {_departures(p)}" for name, p in points) + "."
 
 
+def check_results(results, path: Path) -> dict:
+    """``results`` (read from ``path``) as the report reads it: of the shape
+    ``results_file.check_shape`` checks, and every key the tables read there and of the right kind; a
+    file from someone else that is not is one line naming it."""
+    results_file.check_shape(results, path)
+    try:  # the tables read many more keys: a dry run names the first one missing or of a wrong kind
+        results_table(results)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError, StopIteration) as e:
+        raise RunError(
+            f"{path}: not a results file this sparseshare can report ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''})"
+        ) from None
+    return results
+
+
 def write_report(run: Path, results: dict) -> str:
     """Write results.md and figures/; return the table."""
     results = with_stored_options(run, results)
@@ -267,7 +283,7 @@ def write_report(run: Path, results: dict) -> str:
         text += f"\n{protocol}\n"
     if meta:
         text += "\n" + ", ".join(f"{k}: {v}" for k, v in meta.items()) + "\n"
-    paths.results_md(run).write_text(text)
+    atomic.write_text(paths.results_md(run), text, root=run)
     figs = paths.figures(run)
     figs.mkdir(exist_ok=True)
     if "sweep" in results:
