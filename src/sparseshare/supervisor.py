@@ -35,9 +35,11 @@ def supervised() -> bool:
 def report_status(status: str) -> None:
     """The child's last word: its ``main`` ended in Python (``status`` is its exit code or 'exception')."""
     path = os.environ.get(STATUS_ENV)
-    if path:
+    if path:  # the file the watcher made (mkstemp), written in place; never through a link
         with contextlib.suppress(OSError):
-            Path(path).write_text(status)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(status)
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec

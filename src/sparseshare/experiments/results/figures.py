@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sparseshare import atomic
 from sparseshare.experiments.results.markdown import ERROR_METRICS
 from sparseshare.experiments.results.sweep_report import avg_test, sweep_metrics
 from sparseshare.experiments.results.vs_paper import LENIENT
@@ -92,10 +93,7 @@ def plot_sweep(results: dict, out: Path, scale: dict | None = None) -> Path | No
         ax.set_title(task)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    path = out / "sweep.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _write(fig, out / "sweep.png")
 
 
 def _axis_name(results: dict, task: str, metric: str, scale: dict) -> str:
@@ -150,12 +148,19 @@ def plot_search(results: dict, out: Path) -> Path | None:
 
 def _save(fig, path: Path) -> Path | None:
     """Write ``fig`` to ``path`` (PNG, the legends outside the axes kept in the picture) and close it."""
-    if fig is None:
-        return None
+    return None if fig is None else _write(fig, path, bbox_inches="tight")
+
+
+def _write(fig, path: Path, **options) -> Path:
+    """Save ``fig`` as the PNG ``path`` (atomically, never through a link: ``sparseshare.atomic``; the
+    temporary name's suffix is not .png, so the format is named) and close it."""
     import matplotlib.pyplot as plt
 
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        with atomic.replacing(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=120, **options)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -261,7 +266,4 @@ def plot_overlap(results: dict, out: Path) -> Path | None:
     fig.colorbar(im, ax=ax)
     ax.set_title("Mask Overlap Ratio (chance)")
     fig.tight_layout()
-    path = out / "overlap.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _write(fig, out / "overlap.png")

@@ -222,17 +222,22 @@ class _Sync:
 
 
 def _files(folder: Path) -> Iterator[Path]:
-    """The finished files under ``folder`` (not the temporaries of atomic writes)."""
-    return (p for p in folder.rglob("*") if p.is_file() and not p.name.endswith(atomic.SUFFIX))
+    """The finished files under ``folder`` (not the temporaries of atomic writes, nor links)."""
+    return (
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not p.is_symlink() and not p.name.endswith(atomic.SUFFIX)
+    )
 
 
 def _put_files(root: Path, files: dict[str, bytes | None]) -> None:
     """Write ``files`` (run-relative path -> bytes; None: delete it) under ``root``, each atomically and
-    in their order (the order the worker wrote them: _Sync.changes)."""
+    in their order (the order the worker wrote them: _Sync.changes), never through a link (atomic)."""
     for rel, data in files.items():
         path = root / rel
+        atomic.check_no_links(path, root, target=data is not None)
         if data is None:
-            path.unlink(missing_ok=True)
+            atomic.remove(path, root)
             continue
         atomic.write_bytes(path, data)
 

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sparseshare import paths
+from sparseshare import atomic, paths
 from sparseshare.errors import SparseshareError
 from sparseshare.experiments.run.resume import NEEDS_SEARCH
 from sparseshare.masks.io import load_masks
@@ -175,15 +174,23 @@ def inspect_run(run: Path) -> list[Damage]:
 
 
 def repair(damages: list[Damage]) -> None:
-    """Apply every remedy: delete what depended on a damaged file, cut level logs to their whole levels."""
+    """Apply every remedy: delete what depended on a damaged file, cut level logs to their whole levels.
+    Nothing outside the run is touched: a link among them is refused before any change (atomic)."""
+    for d in damages:
+        for p in d.remove:
+            atomic.check_no_links(p, target=False)
+        if d.keep_lines is not None:
+            atomic.check_no_links(_level_log(d))
     for d in damages:
         if d.keep_lines is not None:
-            log = d.path if d.path.suffix == ".jsonl" else d.path.parent.with_suffix(".jsonl")
+            log = _level_log(d)
             if log.exists():
                 lines = log.read_text(errors="replace").splitlines()[: d.keep_lines]
-                log.write_text("".join(line + "\n" for line in lines))
+                atomic.write_text(log, "".join(line + "\n" for line in lines))
         for p in d.remove:
-            if p.is_dir():
-                shutil.rmtree(p)
-            else:
-                p.unlink(missing_ok=True)
+            atomic.remove(p)
+
+
+def _level_log(d: Damage) -> Path:
+    """The level log a damaged search file belongs to (the log itself, or a level's mask's task log)."""
+    return d.path if d.path.suffix == ".jsonl" else d.path.parent.with_suffix(".jsonl")

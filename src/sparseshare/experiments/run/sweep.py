@@ -132,8 +132,8 @@ def reuse_search(src: Path, point: Path) -> None:
     if dst.exists():
         return  # the point's own (resumed) search
     point.mkdir(parents=True, exist_ok=True)
-    with atomic.replacing(dst) as tmp:
-        shutil.copytree(src, tmp)
+    with atomic.replacing(dst, folder=True) as tmp:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
     MetricsLog(point)({"phase": "search_reused", "from": str(src)})
 
 

@@ -11,12 +11,11 @@ of a config's default systems and of the report's rows. Adding a system: a runne
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sparseshare import paths
+from sparseshare import atomic, paths
 from sparseshare.errors import ConfigError
 from sparseshare.experiments.systems import tabular, tagging
 from sparseshare.experiments.systems.context import Context
@@ -166,8 +165,7 @@ def _continue_checkpoints(run: Path, base: str, name: str) -> None:
         return
     for f in sorted(src.rglob("*")):
         if f.name in (paths.FINGERPRINT, paths.LAST_STATE, paths.BEST_STATE):
-            (dst / f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(f, dst / f.relative_to(src))
+            atomic.write_bytes(dst / f.relative_to(src), f.read_bytes(), root=run)
 
 
 def matched(base: str) -> Callable[[Context], dict]:
