@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sparseshare import config_files
 from sparseshare.errors import SparseshareError
+from sparseshare.fault_lines import os_line, safetensors_line
 
 DESCRIPTION = (
     "Multi-task learning with a subnetwork of shared weights per task (sparse sharing, PBFS): run an "
@@ -22,7 +23,7 @@ DESCRIPTION = (
 
 
 def _cmd_run(args) -> None:
-    from sparseshare import paths
+    from sparseshare import paths, run_lock
     from sparseshare.errors import ConfigError
     from sparseshare.experiments.results.report import results_table, write_report
     from sparseshare.experiments.run.resume import finished_results
@@ -33,18 +34,25 @@ def _cmd_run(args) -> None:
         raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
     cfg = load_experiment(config_files.resolve(args.config), args.set or [])
     out = Path(args.out) if args.out else Path("runs") / cfg.name
+    args.out = str(out)  # what an OS error that names no file is named by (_place)
     if cfg.sweep:
         from sparseshare.experiments.run.sweep import sweep_points
 
         sweep_points(cfg)  # every point validated before anything is created
     _creatable(out)
-    if args.repair and paths.results_json(out).exists():
-        check_damage(out, repair_it=True)  # a finished run with a damaged file: repaired, then shown
-    results = finished_results(cfg, out)
-    if results is not None:  # never rerun or overwrite a finished run: show it
+    # never rerun or overwrite a finished run: show it (without writing anything, not even the lock)
+    finished = True
+    results = None if args.repair else finished_results(cfg, out)
+    if results is None:
+        with run_lock.locked(out):  # a second run on this --out is refused, naming this one
+            if args.repair and paths.results_json(out).exists():
+                check_damage(out, repair_it=True)  # a finished run with a damaged file: repaired, shown
+            results = finished_results(cfg, out)
+            if results is None:
+                results = run_experiment(cfg, out, args.jobs, args.repair, args.address, report=write_report)
+                finished = False
+    if finished:
         print(f"{out}: this run is finished (choose another --out to run it again)", file=sys.stderr)
-    else:
-        results = run_experiment(cfg, out, args.jobs, args.repair, args.address, report=write_report)
     print(f"\n{cfg.name} -> {out}\n")
     print(results_table(results))
 
@@ -69,7 +77,9 @@ def _load_results(run: Path) -> dict:
     path = paths.results_json(run)
     if not path.exists():
         raise RunError(f"{run}: no results.json (not a finished run)")
-    return read_json(path, "results file")
+    from sparseshare.experiments.results.report import check_results
+
+    return check_results(read_json(path, "results file"), path)
 
 
 def _cmd_report(args) -> None:
@@ -302,6 +312,14 @@ def main(argv: list[str] | None = None) -> int:
     return rc
 
 
+def _place(args) -> str | None:
+    """The path the command writes to, to name when an error does not say which file it was."""
+    for name in ("out", "output", "run_dir"):
+        if getattr(args, name, None):
+            return str(getattr(args, name))
+    return None
+
+
 def _main(args) -> int:
     try:
         args.fn(args)
@@ -312,6 +330,14 @@ def _main(args) -> int:
     except BrokenPipeError:  # the reader of stdout went away (`| head`): nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as e:  # the disk full, a read-only place, a folder where a file goes: one line
+        print(f"sparseshare: error: {os_line(e, _place(args))}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        if type(e).__name__ != "SafetensorError":  # safetensors' failed read or write (not an OSError)
+            raise
+        print(f"sparseshare: error: {safetensors_line(e, _place(args))}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("sparseshare: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

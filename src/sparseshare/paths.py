@@ -18,6 +18,7 @@ BEST_STATE = "best.safetensors"  # its best-dev weights
 WARMUP_STATE = "warmup.safetensors"  # the multi-task warmup's θ^(w)
 RECIPE = "network.json"  # how to rebuild a trained module
 FINGERPRINT = "fingerprint.json"  # what determined a resumable unit's result (training/fingerprint.py)
+LOCK = ".lock"  # held (an OS lock) by the process writing the run: run_lock.py; not an artifact
 
 
 def part(name: str) -> str:
@@ -29,6 +30,11 @@ def part(name: str) -> str:
 
 def config(run: Path) -> Path:
     return run / CONFIG
+
+
+def lock(run: Path) -> Path:
+    """The file whose OS lock the process writing ``run`` holds (its pid, host and command inside)."""
+    return run / LOCK
 
 
 def results_json(run: Path) -> Path:

@@ -44,16 +44,29 @@ def _config_text(cfg: ExperimentConfig) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
 
 
+def _damaged_config(out: Path, fault: str) -> RunError:
+    return RunError(
+        f"{paths.config(out)}: damaged ({fault}); restore it from the config you ran, or choose another --out"
+    )
+
+
+def _stored_text(out: Path) -> str:
+    """The run's config.yaml as text; one that is not UTF-8 text (binary, say) is a one-line RunError."""
+    try:
+        return paths.config(out).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _damaged_config(out, f"not UTF-8 text: byte {e.start} is {e.object[e.start]:#04x}") from None
+
+
 def _stored(out: Path) -> dict:
     try:
-        raw = yaml.safe_load(paths.config(out).read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise RunError(
-            f"{paths.config(out)}: damaged ({type(e).__name__}); restore it from the config you ran, "
-            f"or choose another --out"
-        ) from None
+        raw = yaml.safe_load(_stored_text(out))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"not valid YAML at line {mark.line + 1}" if mark else "not valid YAML"
+        raise _damaged_config(out, f"{where}: {getattr(e, 'problem', None) or type(e).__name__}") from None
     if not isinstance(raw, dict):
-        raise RunError(f"{paths.config(out)}: damaged (not a mapping); restore it or choose another --out")
+        raise _damaged_config(out, "not a mapping of keys")
     return raw
 
 
@@ -103,7 +116,7 @@ def finished_results(cfg: ExperimentConfig, out: Path) -> dict | None:
         return None
     if not paths.config(out).exists():
         raise RunError(f"{out}: holds a finished run without its config.yaml; choose another --out")
-    if paths.config(out).read_text() != _config_text(cfg):
+    if _stored_text(out) != _config_text(cfg):
         diff, _ = config_changes(out, cfg)
         real = [k for k in diff if _affects(k)[0] != ()]  # the name and the paper's numbers only label it
         if real:
@@ -111,7 +124,9 @@ def finished_results(cfg: ExperimentConfig, out: Path) -> dict | None:
             raise RunError(
                 f"{out}: holds a finished run of a different config ({keys}); choose another --out"
             )
-    return read_json(paths.results_json(out), "results file")
+    from sparseshare.results_file import check_shape
+
+    return check_shape(read_json(paths.results_json(out), "results file"), paths.results_json(out))
 
 
 def open_run(cfg: ExperimentConfig, out: Path) -> Path:
@@ -121,7 +136,7 @@ def open_run(cfg: ExperimentConfig, out: Path) -> Path:
         raise RunError(f"{out}: this run is finished (results.json exists); choose another --out")
     text = _config_text(cfg)
     if paths.config(out).exists():
-        if paths.config(out).read_text() != text:
+        if _stored_text(out) != text:
             diff, blocked = config_changes(out, cfg)
             if blocked:
                 shown = "; ".join(blocked[:4]) + ("; ..." if len(blocked) > 4 else "")

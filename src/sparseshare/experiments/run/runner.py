@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from sparseshare import paths
+from sparseshare import paths, run_lock
 from sparseshare.errors import ConfigError, RunError
 from sparseshare.experiments.config.experiment import ExperimentConfig, preset_departures
 from sparseshare.experiments.run.cluster import run_units
@@ -64,15 +64,32 @@ def run_experiment(
     ``jobs`` > 1 runs the experiment's units as Ray tasks (experiments/run/cluster.py; on the cluster at
     ``address``, else a local Ray); the files they leave are those of a sequential run, which then only
     assembles them. ``repair_it``: damaged artifacts are deleted with what depended on them
-    (experiments/run/repair.py) instead of refused.
+    (experiments/run/repair.py) instead of refused. ``out`` is locked while the run writes it (run_lock.py):
+    a second writer is refused, naming this one.
     """
     if not cfg.systems:  # the registry's checks fill in the default systems (systems/checks.py)
         raise ConfigError(
             f"{cfg.name}: no systems to run; load the config with load_experiment() or experiment(), "
             f"which check it against the registries and fill in the dataset's default systems"
         )
-    if cfg.sweep:
-        return _run_sweep(cfg, out, jobs, repair_it, address, report)
+    if top is None:  # one writer per run directory (a sweep's points: their root's)
+        with run_lock.locked(out):
+            if cfg.sweep:
+                return _run_sweep(cfg, out, jobs, repair_it, address, report)
+            return _run_one(cfg, out, jobs, repair_it, address, top, report)
+    return _run_one(cfg, out, jobs, repair_it, address, top, report)
+
+
+def _run_one(
+    cfg: ExperimentConfig,
+    out: Path,
+    jobs: int,
+    repair_it: bool,
+    address: str | None,
+    top: Path | None,
+    report: Report,
+) -> dict:
+    """One experiment (not a sweep) into ``out``, whose lock is held (or its sweep's)."""
     if out.exists():
         check_damage(out, repair_it)
     run = open_run(cfg, out)
