@@ -34,28 +34,23 @@ def registry_problems(cfg: ExperimentConfig) -> list[str]:
     for name in cfg.resources.units:
         if name not in units:
             out.append(f"'resources.units.{name}': unknown unit; units are {units}")
-    if not bad and any(SYSTEMS[s].needs_search for s in cfg.systems):
-        out += prunable_problems(cfg)
+    sized = not cfg.model.problems("model") and not cfg.tabular.problems("tabular")  # else reported
+    if not bad and sized and any(SYSTEMS[s].needs_search for s in cfg.systems):
+        out += prunable_problems(cfg)  # builds the network (on the meta device): only at sizes allowed
     return out
 
 
 def prunable_problems(cfg: ExperimentConfig) -> list[str]:
     """The IMP search's globs must match a weight matrix of the base network (checked on a skeleton:
     parameter names do not depend on the data)."""
+    import torch
+
     from sparseshare.pruning.prunable import prunable_names
 
     tasks = cfg.data.tasks or ["t"]
     try:
-        if cfg.data.sequence:
-            from sparseshare.models.tagger import build_tagger
-
-            m = cfg.model
-            net = build_tagger(2, 2, dict.fromkeys(tasks, 2), m.word_dim, m.char_dim, m.char_filters,
-                               m.char_width, 1, m.layers, 0.0, decoder=m.decoder)  # fmt: skip
-        else:
-            from sparseshare.sharing.shared_bottom import shared_bottom
-
-            net = shared_bottom(1, dict.fromkeys(tasks, "regression"), cfg.tabular.bottom, cfg.tabular.tower)
+        with torch.device("meta"):  # names and shapes only: no memory, whatever sizes the config asks
+            net = _skeleton(cfg, tasks)
     except Exception:  # other problems (sizes, decoder) are reported on their own
         return []
     if prunable_names(net, cfg.search.include, cfg.search.exclude):
@@ -65,6 +60,19 @@ def prunable_problems(cfg: ExperimentConfig) -> list[str]:
         f"'search.include' {cfg.search.include} (minus 'search.exclude') matches no weight matrix of "
         f"the base network, which the sparse-sharing systems prune; its weight matrices: {weights}"
     ]
+
+
+def _skeleton(cfg: ExperimentConfig, tasks: list[str]):
+    """The base network with a vocabulary of 2 (sequence data) or one input (tables)."""
+    if cfg.data.sequence:
+        from sparseshare.models.tagger import build_tagger
+
+        m = cfg.model
+        return build_tagger(2, 2, dict.fromkeys(tasks, 2), m.word_dim, m.char_dim, m.char_filters,
+                            m.char_width, 1, m.layers, 0.0, decoder=m.decoder)  # fmt: skip
+    from sparseshare.sharing.shared_bottom import shared_bottom
+
+    return shared_bottom(1, dict.fromkeys(tasks, "regression"), cfg.tabular.bottom, cfg.tabular.tower)
 
 
 def load_experiment(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
