@@ -30,8 +30,9 @@ from typing import Any
 
 import torch
 
-from sparseshare import atomic
+from sparseshare import atomic, nesting
 from sparseshare.errors import RunError
+from sparseshare.run_dir import read_bytes
 
 logger = logging.getLogger("sparseshare")
 
@@ -105,7 +106,7 @@ def check(path: Path, current: dict, what: str, progress: Path) -> None:
         atomic.write_text(path, json.dumps(current, indent=1) + "\n")
         return
     try:
-        stored = json.loads(path.read_text())
+        stored = nesting.loads(read_bytes(path, "fingerprint").decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise RunError(f"{path}: damaged fingerprint ({type(e).__name__}); delete it to continue") from None
     diff = first_difference(stored, current)

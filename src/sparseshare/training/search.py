@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from sparseshare import atomic, paths
+from sparseshare import atomic, nesting, paths
 from sparseshare.data.task import Task
 from sparseshare.errors import RunError
 from sparseshare.masks.io import load_masks, save_masks
@@ -32,6 +32,7 @@ from sparseshare.masks.mask import Mask, density
 from sparseshare.pruning.magnitude import prune
 from sparseshare.pruning.schedules import imp_densities
 from sparseshare.pruning.selection import beats
+from sparseshare.run_dir import read_bytes
 from sparseshare.sharing.sparse import SparseSharing
 from sparseshare.training import fingerprint
 from sparseshare.training.checkpoint import committed
@@ -92,9 +93,10 @@ def _read_levels(path: Path) -> list[Level]:
     if not path.exists():
         return []
     levels = []
-    for i, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+    text = read_bytes(path, "level log").decode("utf-8", "replace")
+    for i, line in enumerate(text.splitlines(), start=1):
         try:
-            levels.append(Level(**json.loads(line)))
+            levels.append(Level(**nesting.loads(line)))
         except (ValueError, TypeError) as e:
             raise RunError(
                 f"{path}:{i}: damaged level record ({type(e).__name__}); run again with --repair"

@@ -17,15 +17,15 @@ those again (every unit is deterministic under its seed, so the run ends as an u
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sparseshare import atomic, paths
-from sparseshare.errors import SparseshareError
+from sparseshare import atomic, nesting, paths
+from sparseshare.errors import RunError, SparseshareError
 from sparseshare.experiments.run.resume import NEEDS_SEARCH
 from sparseshare.masks.io import load_masks
+from sparseshare.run_dir import read_bytes
 from sparseshare.training.checkpoint import load_tensors, load_training_state
 from sparseshare.training.search import mask_file
 
@@ -59,8 +59,8 @@ def _fault(e: Exception) -> str:
 
 def _json_ok(path: Path) -> str | None:
     try:
-        json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
+        nesting.loads(read_bytes(path).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RunError) as e:
         return f"{type(e).__name__}: {e}"
     return None
 
@@ -86,11 +86,14 @@ def _search_damage(run: Path) -> list[Damage]:
     users = [p for p in users if p.exists()]
     for log in sorted(sdir.glob("*.jsonl")):
         task = log.stem
-        lines = log.read_text(errors="replace").splitlines()
+        try:
+            lines = read_bytes(log, "level log").decode("utf-8", "replace").splitlines()
+        except RunError:  # not a file, or too large: nothing in it is kept
+            lines = []
         whole = 0
         for i, line in enumerate(lines):
             try:
-                if json.loads(line)["level"] != i:
+                if nesting.loads(line)["level"] != i:
                     break
             except (ValueError, KeyError, TypeError):
                 break
@@ -185,7 +188,11 @@ def repair(damages: list[Damage]) -> None:
         if d.keep_lines is not None:
             log = _level_log(d)
             if log.exists():
-                lines = log.read_text(errors="replace").splitlines()[: d.keep_lines]
+                try:
+                    lines = read_bytes(log, "level log").decode("utf-8", "replace").splitlines()
+                except RunError:  # not a file, or too large: nothing in it is kept
+                    lines = []
+                lines = lines[: d.keep_lines]
                 atomic.write_text(log, "".join(line + "\n" for line in lines))
         for p in d.remove:
             atomic.remove(p)

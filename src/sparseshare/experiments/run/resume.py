@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from sparseshare import atomic, paths
+from sparseshare import atomic, nesting, paths
 from sparseshare.errors import RunError
 from sparseshare.experiments.config.schema import flatten, to_dict
 from sparseshare.experiments.systems.registry import SYSTEMS
-from sparseshare.run_dir import MetricsLog, read_json
+from sparseshare.run_dir import MetricsLog, read_bytes, read_json
 
 if TYPE_CHECKING:
     from sparseshare.experiments.config.experiment import ExperimentConfig
@@ -53,14 +53,16 @@ def _damaged_config(out: Path, fault: str) -> RunError:
 def _stored_text(out: Path) -> str:
     """The run's config.yaml as text; one that is not UTF-8 text (binary, say) is a one-line RunError."""
     try:
-        return paths.config(out).read_bytes().decode("utf-8")
+        return read_bytes(paths.config(out), "config file").decode("utf-8")
     except UnicodeDecodeError as e:
         raise _damaged_config(out, f"not UTF-8 text: byte {e.start} is {e.object[e.start]:#04x}") from None
 
 
 def _stored(out: Path) -> dict:
     try:
-        raw = yaml.safe_load(_stored_text(out))
+        raw = nesting.yaml_load(_stored_text(out))
+    except ValueError as e:  # nested too deep for a config
+        raise _damaged_config(out, str(e)) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"not valid YAML at line {mark.line + 1}" if mark else "not valid YAML"
