@@ -75,3 +75,11 @@ def test_a_fingerprint_nested_deep_is_one_line(tmp_path):
             TwoTaskMLP(), _tasks(), SETTINGS.replace(epochs=2), directory=directory, progress=False
         )
     assert "\n" not in str(e.value) and "fingerprint.json: damaged fingerprint" in str(e.value), e.value
+
+
+def test_a_checkpoint_that_is_a_pipe_is_one_line(tmp_path):
+    from sparseshare.training.checkpoint import load_tensors
+
+    os.mkfifo(tmp_path / "best.safetensors")  # opened for reading, it would wait for a writer for ever
+    with pytest.raises(ss.RunError, match="best.safetensors: not a regular file"):
+        load_tensors(tmp_path / "best.safetensors")

@@ -140,6 +140,8 @@ def load_tensors(
         raise RunError(f"{path}: checkpoint not found")
     if path.is_dir():
         raise RunError(f"{path}: is a directory, not a checkpoint")
+    if not path.is_file():  # a device or a pipe (a link to /dev/zero): read, it would never end
+        raise RunError(f"{path}: not a regular file (a device or a pipe), so not a checkpoint")
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             header = f.metadata() or {}
