@@ -13,18 +13,14 @@ import pytest
 
 import sparseshare as ss
 from sparseshare import run_dir
-from sparseshare.cli import main
+from tests.experiments import test_hostile
 from tests.experiments.test_hostile import TINY, _run
 from tests.training.test_pipeline import SETTINGS, TwoTaskMLP, _tasks
 
 DEEP = "[" * 200_000 + "]" * 200_000
 
 
-@pytest.fixture(scope="module")
-def ref(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "ref"
-    assert main(["run", "smoke", "--out", str(out), *TINY]) == 0
-    return out
+ref = test_hostile.ref  # its small finished run, made once for the session (copied before any change)
 
 
 def _copy(ref: Path, tmp_path: Path) -> Path:

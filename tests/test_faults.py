@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from tests.experiments import test_hostile
 from tests.experiments.test_hostile import TINY, _run, _same_results
 
-ref = test_hostile.ref  # its finished tiny run (a module fixture), shared rather than made again
+ref = test_hostile.ref  # its finished tiny run (a session fixture), shared rather than made again
 
 AS_ROOT = os.geteuid() == 0  # root writes into a read-only (0o500) folder: chmod shows nothing then
 
@@ -62,7 +62,7 @@ def _full_after(monkeypatch, target: str, calls: int) -> None:
     monkeypatch.setattr(module, name, full)
 
 
-@pytest.mark.parametrize("target", ["safetensors", "fsync"])
+@pytest.mark.parametrize("target", ["safetensors", pytest.param("fsync", marks=pytest.mark.slow)])
 def test_a_full_disk_mid_run_is_one_line_and_the_run_resumes_to_the_same_results(
     ref, tmp_path, capsys, monkeypatch, target
 ):

@@ -11,20 +11,15 @@ from pathlib import Path
 import pytest
 
 from sparseshare import atomic
-from sparseshare.cli import main
 from sparseshare.errors import RunError
 from sparseshare.experiments.run.cluster import _put_files
+from tests.experiments import test_hostile
 from tests.experiments.test_hostile import TINY, _run, _same_results, _tree
 
 SCRIPT = "#!/bin/sh\necho the user's own script\n"
 
 
-@pytest.fixture(scope="module")
-def ref(tmp_path_factory) -> Path:
-    """test_hostile's small finished run (its config), made once here."""
-    out = tmp_path_factory.mktemp("runs") / "ref"
-    assert main(["run", "smoke", "--out", str(out), *TINY]) == 0
-    return out
+ref = test_hostile.ref  # its small finished run, made once for the session (copied before any change)
 
 
 @pytest.fixture

@@ -41,8 +41,10 @@ def _same_results(a: Path, b: Path) -> bool:
     return strip(a / "results.json") == strip(b / "results.json")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ref(tmp_path_factory):
+    """A small finished run, made once for the session: the tests that use it (here, test_faults,
+    test_hostile_links, test_crafted_reads) copy it before changing anything."""
     out = tmp_path_factory.mktemp("runs") / "ref"
     assert main(["run", "smoke", "--out", str(out), *TINY]) == 0
     return out
