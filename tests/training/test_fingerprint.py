@@ -112,3 +112,26 @@ def test_progress_from_before_fingerprints_continues_with_a_warning(tmp_path, ca
     assert len(res.history) == 3
     assert any("continued without a fingerprint" in r.getMessage() for r in caplog.records)
     assert (tmp_path / "fingerprint.json").exists()
+
+
+def test_a_setting_added_since_the_fingerprint_is_no_difference_at_its_default(tmp_path):
+    """A run directory written before a setting existed (its fingerprint lacks the key) continues when
+    this call leaves the setting at its default, and is refused when it does not."""
+    import json
+
+    ss.train_jointly(TwoTaskMLP(), _tasks(), SETTINGS.replace(epochs=1), directory=tmp_path, progress=False)
+    path = tmp_path / "fingerprint.json"
+    stored = json.loads(path.read_text())
+    assert stored["settings"]["bucket"] == ss.TrainSettings().bucket == 0  # the default, taken as new
+    del stored["settings"]["bucket"]
+    path.write_text(json.dumps(stored))
+    again = ss.train_jointly(
+        TwoTaskMLP(), _tasks(), SETTINGS.replace(epochs=2), directory=tmp_path, progress=False
+    )
+    assert len(again.history) == 2  # continued, not refused
+    del stored["settings"]["lr"]  # a setting the older run did not have, now given another value
+    path.write_text(json.dumps(stored))
+    _refused(
+        lambda: ss.train_jointly(TwoTaskMLP(), _tasks(), SETTINGS.replace(epochs=3), directory=tmp_path),
+        'settings.lr = "(absent)", not this call\'s 0.2',
+    )

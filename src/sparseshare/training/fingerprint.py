@@ -80,19 +80,43 @@ def _flat(x: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): x}
 
 
-def first_difference(old: dict, new: dict) -> tuple[str, Any, Any] | None:
-    """The first key (in ``new``'s order, dotted) whose value differs, with both values."""
+def defaults(**sections) -> dict[str, Any]:
+    """Dotted key -> default of every field of the settings dataclasses given (``settings=s`` gives
+    ``settings.lr`` and so on), as a fingerprint holds them (JSON values)."""
+    out: dict[str, Any] = {}
+    for name, obj in sections.items():
+        values = {}
+        for f in dataclasses.fields(obj):
+            if f.default is not dataclasses.MISSING:
+                values[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                values[f.name] = f.default_factory()
+        out.update(_flat(json.loads(json.dumps({name: values})), ""))
+    return out
+
+
+def first_difference(
+    old: dict, new: dict, defaults: Mapping[str, Any] | None = None
+) -> tuple[str, Any, Any] | None:
+    """The first key (in ``new``'s order, dotted) whose value differs, with both values. A key ``old``
+    lacks whose new value is its default in ``defaults`` is no difference: a setting added to sparseshare
+    since the fingerprint was written, left at its default, changes nothing."""
     a, b = _flat(old), _flat(new)
     for k in [*b, *(k for k in a if k not in b)]:
+        if k not in a and defaults is not None and k in defaults and b[k] == defaults[k]:
+            continue
         if a.get(k, "(absent)") != b.get(k, "(absent)"):
             return k, a.get(k, "(absent)"), b.get(k, "(absent)")
     return None
 
 
-def check(path: Path, current: dict, what: str, progress: Path) -> None:
+def check(
+    path: Path, current: dict, what: str, progress: Path, defaults: Mapping[str, Any] | None = None
+) -> None:
     """Record ``current`` at ``path`` on the first call; on a later one, refuse a different fingerprint
     in one line (``what``: the unit, as the message names it; ``progress``: the file whose presence
-    means the unit has progress to resume)."""
+    means the unit has progress to resume; ``defaults``: :func:`defaults` of the settings, so that a
+    setting added since is no difference at its default)."""
     path = Path(path)
     current = json.loads(json.dumps(current))  # as it reads back (tuples as lists)
     if not path.exists():
@@ -109,7 +133,7 @@ def check(path: Path, current: dict, what: str, progress: Path) -> None:
         stored = nesting.loads(read_bytes(path, "fingerprint").decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise RunError(f"{path}: damaged fingerprint ({type(e).__name__}); delete it to continue") from None
-    diff = first_difference(stored, current)
+    diff = first_difference(stored, current, defaults)
     if diff is None:
         return
     key, old, new = diff

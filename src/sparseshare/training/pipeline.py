@@ -88,7 +88,9 @@ def _warmup(
     done = Path(directory) / paths.WARMUP_STATE if directory is not None else None
     if done is not None:
         mine = fingerprint.of_training(s, tasks, model, seed, epochs=epochs)
-        fingerprint.check(paths.fingerprint(directory, "warmup"), mine, "warmup", done)
+        fingerprint.check(
+            paths.fingerprint(directory, "warmup"), mine, "warmup", done, fingerprint.defaults(settings=s)
+        )
         if done.exists():
             return load_tensors(done)[0]
     work = copy.deepcopy(model)

@@ -208,7 +208,8 @@ def _resume_levels(
     record = directory / f"{name}.jsonl"
     search = {k: v for k, v in dataclasses.asdict(settings).items() if k not in NOT_SEARCH}
     mine = fingerprint.of_training(lvl_settings, {name: task}, model, seed, search=search, prunable=prunable)
-    fingerprint.check(paths.fingerprint(directory, name), mine, "IMP search", record)
+    known = fingerprint.defaults(settings=lvl_settings, search=settings)
+    fingerprint.check(paths.fingerprint(directory, name), mine, "IMP search", record, known)
     levels = _read_levels(record)
     _check_streams(record, levels, seed, name)
     return record, levels, [load_masks(mask_file(directory, name, z))[name] for z in range(len(levels))]

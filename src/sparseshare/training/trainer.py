@@ -320,7 +320,9 @@ def _open_directory(
     last, best_file = paths.last_state(directory), paths.best_state(directory)
     joint = {"joint_rows": joint_data.num_examples("train")} if joint_data is not None else {}
     mine = fingerprint.of_training(settings, tasks, mechanism, seed, callbacks, **joint)
-    fingerprint.check(paths.fingerprint(directory), mine, "training run", last)
+    fingerprint.check(
+        paths.fingerprint(directory), mine, "training run", last, fingerprint.defaults(settings=settings)
+    )
     return last, best_file
 
 
