@@ -8,8 +8,6 @@ import errno
 import os
 import re
 
-from sparseshare import atomic
-
 # what to do about an OSError, by errno; the rest: fix what it names and run the command again
 _REMEDY = {
     errno.ENOSPC: "free space and run the same command again (a run resumes where it stopped)",
@@ -23,16 +21,11 @@ _REMEDY = {
 }
 
 
-def _named(filename) -> str:
-    """A path as the user knows it: an atomic write's temporary (``<name>.<random>.tmp``) as its target."""
-    return re.sub(rf"\.[0-9a-f]{{16}}{re.escape(atomic.SUFFIX)}$", "", os.fsdecode(filename))
-
-
 def os_line(e: OSError, place: str | None) -> str:
     """An OSError as one line: the path, the cause and what to do (``place`` when it names no path). A
     failed rename is named by its target (the file replaced; the source is a temporary)."""
     filename = e.filename2 if e.filename2 is not None else e.filename
-    where = _named(filename) if filename is not None else (f"{place} (a file in it)" if place else None)
+    where = os.fsdecode(filename) if filename is not None else (f"{place} (a file in it)" if place else None)
     cause = (
         f"{e.strerror} (errno {e.errno})" if e.strerror else (" ".join(str(e).split()) or type(e).__name__)
     )

@@ -1,15 +1,13 @@
-"""The file a user names for ``predict -o`` or ``export -o``: checked before any work, and a failed write
-named by it, so that the command line says it in one line (path, cause, remedy: sparseshare.fault_lines).
-"""
+"""The file a user names for ``predict -o`` or ``export -o``: checked before any work, so that a folder
+there or an unwritable place is one line before anything is computed (path, cause, remedy:
+sparseshare.fault_lines). A write that fails later names the file too: ``open`` names it, and an export's
+atomic write names its target, not the temporary (sparseshare.atomic)."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 
 def _fault(code: int, path: Path) -> OSError:
@@ -32,21 +30,3 @@ def check_writable(path: Path, make_folders: bool = False) -> None:
         raise _fault(errno.ENOTDIR, path)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise _fault(errno.EACCES, path)
-
-
-@contextlib.contextmanager
-def named_by(path: Path) -> Iterator[None]:
-    """An OSError in the block names ``path``, not the temporary file that was written in its place."""
-    try:
-        yield
-    except OSError as e:
-        if e.filename is None or e.filename == str(path) or e.errno is None:
-            raise
-        raise _fault(e.errno, Path(path)) from None
-
-
-@contextlib.contextmanager
-def writing(path: Path) -> Iterator[BinaryIO]:
-    """``path`` opened to write (bytes); an OSError names it."""
-    with named_by(path), open(path, "wb") as f:
-        yield f

@@ -15,7 +15,7 @@ import torch
 
 from sparseshare import paths
 from sparseshare.errors import ConfigError, DataError, RunError
-from sparseshare.experiments.results.output_file import check_writable, named_by, writing
+from sparseshare.experiments.results.output_file import check_writable
 from sparseshare.experiments.systems.context import read_preprocess
 from sparseshare.experiments.systems.registry import SYSTEMS
 from sparseshare.export import export_subnet
@@ -109,8 +109,7 @@ def export_run(run: Path, task: str, out: Path | None = None, system: str | None
     meta = {"run": str(run), "system": system}
     if system == "single_subnet":  # one model per task, the task's mask for every head: just the task
         meta["note"] = "single task on its subnet"
-    with named_by(out):
-        sizes = export_subnet(module, task, out, recipe=recipe, preprocess=preprocess, meta=meta)
+    sizes = export_subnet(module, task, out, recipe=recipe, preprocess=preprocess, meta=meta)
     return out, sizes
 
 
@@ -220,8 +219,7 @@ def predict_run(
     if preprocess["kind"] == "sequence":
         text, n, width = _tag_sequences(run, preprocess, system, tasks, file)
         if output:
-            with writing(Path(output)) as f:
-                f.write(text.encode())
+            Path(output).write_text(text)
         else:
             sys.stdout.write(text)
         columns = _sequence_columns(preprocess, tasks, width)
@@ -231,7 +229,7 @@ def predict_run(
     import pyarrow.parquet as pq
 
     if output:
-        with writing(Path(output)) as f:
+        with open(output, "wb") as f:
             if Path(output).suffix.lower() in (".parquet", ".pq"):
                 pq.write_table(table, f)
             else:
