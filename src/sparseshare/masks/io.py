@@ -1,12 +1,16 @@
-"""Bit-packed mask files: 1 bit per parameter per task, stored with safetensors (no pickle).
+"""Bit-packed masks: 1 bit per parameter per task, in memory and in files (safetensors, no pickle).
 
-Layout: one uint8 tensor ``"<task>/<param>"`` per (task, parameter) holding ``np.packbits`` of the
-flattened mask; shapes and the task order live in the safetensors metadata, one JSON entry.
+File layout: one uint8 tensor ``"<task>/<param>"`` per (task, parameter) holding ``np.packbits`` of the
+flattened mask; shapes and the task order live in the safetensors metadata, one JSON entry. In memory
+(``SparseSharing`` keeps every task's mask this way) the same bytes are made and read by :func:`pack`
+and :func:`unpack_bytes`: torch ops on the mask's own device, so a GPU packs and unpacks without a copy
+to the host.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +24,46 @@ from sparseshare.masks.mask import TaskMasks
 
 _SEP = "/"
 _META = "sparseshare"
+
+
+# np.packbits' bit order: the first entry of each group of 8 in the top bit of its byte
+_SHIFTS = (7, 6, 5, 4, 3, 2, 1, 0)
+_TABLES: dict = {}
+
+
+def pack(mask: torch.Tensor) -> torch.Tensor:
+    """A bool tensor as uint8, 8 entries a byte (the last byte padded with zeros), on its device: the
+    bytes ``np.packbits`` writes for its flattened entries."""
+    flat = mask.detach().reshape(-1).to(torch.uint8)
+    pad = -flat.numel() % 8
+    if pad:
+        flat = torch.cat([flat, flat.new_zeros(pad)])
+    shifts = torch.tensor(_SHIFTS, dtype=torch.uint8, device=flat.device)
+    return (flat.view(-1, 8) << shifts).sum(1, dtype=torch.uint8)
+
+
+def _table(value: int, device: torch.device) -> torch.Tensor:
+    """256 int64s, entry v holding in memory order the 8 bytes byte v unpacks to (``value`` where its bit
+    is set, 0 elsewhere): unpacking is one gather of 8 bytes per byte."""
+    key = (value, device)
+    out = _TABLES.get(key)
+    if out is None:
+        bits = (torch.arange(256)[:, None] >> torch.tensor(_SHIFTS)) & 1
+        out = _TABLES[key] = (bits * value).to(torch.uint8).view(torch.int64).view(256).to(device)
+    return out
+
+
+def unpack_bytes(bits: torch.Tensor, value: int = 1) -> torch.Tensor:
+    """The uint8 tensor of ``8 * len(bits)`` entries that :func:`pack`'s bytes ``bits`` hold, on their
+    device: ``value`` (1, or 255 for the all-ones bytes of a select) where a bit is set, 0 elsewhere."""
+    return _table(value, bits.device).index_select(0, bits.to(torch.int32)).view(torch.uint8)
+
+
+def unpack(bits: torch.Tensor, shape) -> torch.Tensor:
+    """The bool tensor of ``shape`` that :func:`pack` packed into ``bits``, in a storage of its own."""
+    n = math.prod(shape)
+    flat = unpack_bytes(bits).view(torch.bool)
+    return (flat[:n].clone() if flat.numel() != n else flat).view(shape)
 
 
 def pack_bits(mask: torch.Tensor) -> np.ndarray:

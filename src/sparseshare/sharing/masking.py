@@ -12,11 +12,17 @@ cleared as they accumulate by :meth:`MaskedStep.mask_grad`) and put them back af
 (``__call__(..., applied=True)``) or without one (:meth:`MaskedStep.unapply`). Same numbers, bit for
 bit, as substituting ``M_t ⊙ θ``; what it saves is the substitution: on a GPU, cuDNN keeps its flat LSTM
 weights instead of re-flattening them every step.
+
+A mask comes here as a *select* per parameter: int8, -1 (all bits set) where kept, 0 where not, 1 byte
+a weight. Keeping and restoring work on the integers holding the floats' bits (``t & inside | kept``):
+exact for every value, NaN and -0.0 included, and on a CPU ten times faster than ``torch.where`` with a
+bool condition, which runs unvectorised (3.9 ms against 0.4 ms for 530k weights). The integer select
+of a float's width is made from the int8 one for one parameter at a time and dropped after use, so
+what stays held is the int8 select of the stepped mask and one snapshot per kept tensor.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Mapping
 
 import torch
@@ -38,47 +44,74 @@ _BITS = {
 }
 
 
-def keep_outside(t: torch.Tensor, out: torch.Tensor, outside: torch.Tensor) -> None:
-    """Before the step: ``out`` holds ``t``'s bits where ``outside`` is set (all ones), zeros elsewhere."""
-    bits = outside.dtype
-    torch.bitwise_and(t.view(bits), outside, out=out.view(bits))
+def select(mask: torch.Tensor) -> torch.Tensor:
+    """A bool mask as its select: int8, -1 where kept, 0 elsewhere."""
+    return mask.view(torch.int8).neg()
 
 
-def restore_outside(t: torch.Tensor, kept: torch.Tensor, inside: torch.Tensor) -> None:
-    """After the step: ``t`` takes back the bits :func:`keep_outside` kept, wherever ``inside`` is clear.
+class _Bits:
+    """One parameter's select at each integer width it is needed in, made on first use (the int8 select
+    sign-extends to all ones), dropped with this object."""
 
-    The select works on the integers holding the floats' bits (``t = t & inside | kept``): the same result
-    as ``torch.where(mask, t, saved)``, NaN and -0.0 included, at a tenth of its cost on a CPU, where
-    ``where`` with a bool condition runs unvectorised (3.9 ms against 0.4 ms for 530k weights).
-    """
-    ti = t.view(inside.dtype)
-    ti.bitwise_and_(inside)
-    ti.bitwise_or_(kept.view(inside.dtype))
+    def __init__(self, sel: torch.Tensor):
+        self.sel, self._inside, self._outside = sel, {}, {}
+
+    def inside(self, bits: torch.dtype) -> torch.Tensor:
+        out = self._inside.get(bits)
+        if out is None:
+            out = self._inside[bits] = self.sel.to(bits)
+        return out
+
+    def outside(self, bits: torch.dtype) -> torch.Tensor:
+        out = self._outside.get(bits)
+        if out is None:
+            out = self._outside[bits] = torch.bitwise_not(self.sel).to(bits)
+        return out
+
+    def kept(self) -> torch.Tensor:
+        """As a bool mask (for a dtype with no integer of its width)."""
+        return self.sel != 0
+
+
+def keep_outside(t: torch.Tensor, out: torch.Tensor, bits: _Bits) -> None:
+    """Before the step: ``out`` holds ``t``'s bits outside the mask, zeros inside."""
+    kind = _BITS.get(t.dtype)
+    if kind is None:
+        out.copy_(t)
+    else:
+        torch.bitwise_and(t.view(kind), bits.outside(kind), out=out.view(kind))
+
+
+def restore_outside(t: torch.Tensor, kept: torch.Tensor, bits: _Bits) -> None:
+    """After the step: ``t`` takes back, outside the mask, the bits :func:`keep_outside` kept."""
+    kind = _BITS.get(t.dtype)
+    if kind is None:  # no integer of this width: the slower select
+        torch.where(bits.kept(), t, kept, out=t)
+        return
+    ti = t.view(kind)
+    ti.bitwise_and_(bits.inside(kind))
+    ti.bitwise_or_(kept.view(kind))
+
+
+def clear_outside(t: torch.Tensor, bits: _Bits) -> None:
+    """``t`` ← +0 outside the mask, in place."""
+    kind = _BITS.get(t.dtype)
+    if kind is None:
+        t.mul_(bits.kept())
+    else:
+        t.view(kind).bitwise_and_(bits.inside(kind))
 
 
 class MaskedStep:
-    """Callable ``(optimizer, params, mask)`` with snapshot buffers reused across steps."""
+    """Callable ``(optimizer, params, selects)`` with snapshot buffers reused across steps (one per kept
+    tensor, whatever the number of tasks). ``selects``: parameter name -> its select (:func:`select`)."""
 
     def __init__(self):
         self._buffers: dict = {}
-        self._outside: dict = {}
 
     def reset(self) -> None:
         """Forget buffers (after a device or dtype move)."""
         self._buffers = {}
-        self._outside = {}
-
-    def _bits(self, m: torch.Tensor, bits: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """(all ones where ``m`` is False, all ones where it is True) as integers of ``bits``; cached for
-        this mask tensor until it is changed in place (its version counter moves) or dropped."""
-        key = (m._version, bits)
-        cached = self._outside.get(id(m))
-        if cached is None or cached[0]() is not m or cached[1] != key:  # a reused id holds a dead ref
-            self._outside = {k: v for k, v in self._outside.items() if v[0]() is not None}
-            outside = (~m).to(bits).neg_()
-            cached = (weakref.ref(m), key, outside, torch.bitwise_not(outside))
-            self._outside[id(m)] = cached
-        return cached[2], cached[3]
 
     def _buffer(self, key, like: torch.Tensor) -> torch.Tensor:
         buf = self._buffers.get(key)
@@ -86,92 +119,72 @@ class MaskedStep:
             buf = self._buffers[key] = torch.empty_like(like)
         return buf
 
-    def pairs(
-        self,
-        optimizer,
-        params: Mapping[str, torch.Tensor],
-        mask: Mapping[str, torch.Tensor],
-        weights: bool = True,
-    ) -> list:
-        """(live tensor, snapshot buffer, mask) for every masked weight (unless ``weights`` is False) and
-        its per-element optimizer state."""
-        out = []
-        for name, m in mask.items():
-            p = params[name]
-            if weights:
-                out.append((p, self._buffer(("p", name), p), m))
-            for k, v in optimizer.state.get(p, {}).items():
-                if torch.is_tensor(v) and v.shape == p.shape:
-                    out.append((v, self._buffer((k, name), v), m))
+    def _kept(self, optimizer, name: str, p: torch.Tensor, weight: bool) -> list:
+        """(live tensor, snapshot buffer) for the weight (if ``weight``) and its per-element optimizer
+        state."""
+        out = [(p, self._buffer(("p", name), p))] if weight else []
+        for k, v in optimizer.state.get(p, {}).items():
+            if torch.is_tensor(v) and v.shape == p.shape:
+                out.append((v, self._buffer((k, name), v)))
         return out
 
-    def _keep(self, pairs: list) -> None:
-        for t, b, m in pairs:
-            kind = _BITS.get(t.dtype)
-            if kind is None:
-                b.copy_(t)
-            else:
-                keep_outside(t, b, self._bits(m, kind)[0])
-
-    def _restore(self, pairs: list) -> None:
-        for t, b, m in pairs:
-            kind = _BITS.get(t.dtype)
-            if kind is None:  # no integer of this width: the slower select
-                torch.where(m, t, b, out=t)
-            else:
-                restore_outside(t, b, self._bits(m, kind)[1])
-
-    def _weights(self, params: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor]) -> list:
-        return [(params[n], self._buffer(("p", n), params[n]), m) for n, m in mask.items()]
-
     @torch.no_grad()
-    def apply(self, params: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor]) -> None:
+    def apply(self, params: Mapping[str, torch.Tensor], selects: Mapping[str, torch.Tensor]) -> None:
         """θ ← M ⊙ θ in place, the entries outside M kept aside for :meth:`unapply` or the step."""
-        pairs = self._weights(params, mask)
-        self._keep(pairs)
-        for t, _, m in pairs:
-            self._clear_outside(t, m)
+        for name, sel in selects.items():
+            p, bits = params[name], _Bits(sel)
+            kept = self._buffer(("p", name), p)
+            keep_outside(p, kept, bits)
+            kind = _BITS.get(p.dtype)
+            if kind is None:
+                clear_outside(p, bits)
+            else:  # t ^ (t & outside) = t & inside, without the inside select
+                p.view(kind).bitwise_xor_(kept.view(kind))
 
     @torch.no_grad()
-    def unapply(self, params: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor]) -> None:
+    def unapply(self, params: Mapping[str, torch.Tensor], selects: Mapping[str, torch.Tensor]) -> None:
         """Put back the entries :meth:`apply` kept aside."""
-        self._restore(self._weights(params, mask))
+        for name, sel in selects.items():
+            restore_outside(params[name], self._buffers[("p", name)], _Bits(sel))
 
     @torch.no_grad()
-    def mask_grad(self, p: torch.Tensor, m: torch.Tensor) -> None:
-        """Clear ``p.grad`` outside ``m`` (what the gradient of M ⊙ θ with respect to θ is)."""
-        self._clear_outside(p.grad, m)
-
-    def _clear_outside(self, t: torch.Tensor, m: torch.Tensor) -> None:
-        """``t`` ← +0 outside ``m``, in place."""
-        kind = _BITS.get(t.dtype)
+    def mask_grad(self, p: torch.Tensor, sel: torch.Tensor) -> None:
+        """Clear ``p.grad`` outside the mask (what the gradient of M ⊙ θ with respect to θ is)."""
+        kind = _BITS.get(p.grad.dtype)
         if kind is None:
-            t.mul_(m)
-        else:
-            t.view(kind).bitwise_and_(self._bits(m, kind)[1])
+            p.grad.mul_(sel != 0)
+        else:  # the int8 select widens inside the op
+            p.grad.view(kind).bitwise_and_(sel)
 
     @torch.no_grad()
     def __call__(
         self,
         optimizer: torch.optim.Optimizer,
         params: Mapping[str, torch.Tensor],
-        mask: Mapping[str, torch.Tensor],
+        selects: Mapping[str, torch.Tensor],
         applied: bool = False,
     ) -> None:
-        """The optimizer step, then everything outside ``mask`` as it was before. ``applied``: the
+        """The optimizer step, then everything outside the mask as it was before. ``applied``: the
         weights hold M ⊙ θ since :meth:`apply`, which kept their outside entries."""
         if is_stateless(optimizer):
             optimizer.step()
             if applied:
-                self.unapply(params, mask)
+                self.unapply(params, selects)
             return
-        pairs = self.pairs(optimizer, params, mask, weights=not applied)
-        self._keep(pairs)
-        fresh = [name for name in mask if not optimizer.state.get(params[name])]
+        kept = {}
+        for name, sel in selects.items():
+            bits = _Bits(sel)
+            kept[name] = self._kept(optimizer, name, params[name], weight=not applied)
+            for t, b in kept[name]:
+                keep_outside(t, b, bits)
+        fresh = [name for name in selects if not optimizer.state.get(params[name])]
         optimizer.step()
-        self._restore(pairs + (self._weights(params, mask) if applied else []))
-        for name in fresh:  # state created by this step: outside the mask it stays at its initial zeros
-            p, m = params[name], mask[name]
-            for v in optimizer.state.get(p, {}).values():
-                if torch.is_tensor(v) and v.shape == p.shape:
-                    v.masked_fill_(~m, 0)
+        for name, sel in selects.items():
+            p, bits = params[name], _Bits(sel)
+            pairs = kept[name] + ([(p, self._buffers[("p", name)])] if applied else [])
+            for t, b in pairs:
+                restore_outside(t, b, bits)
+            if name in fresh:  # state created by this step: outside the mask it stays at its initial zeros
+                for v in optimizer.state.get(p, {}).values():
+                    if torch.is_tensor(v) and v.shape == p.shape:
+                        clear_outside(v, bits)

@@ -6,7 +6,7 @@ Task m gates (Eq. 2-3, 8) over its specific experts and the shared experts of it
 (the one place masks meet weights): ``functional_call`` substitutes M_t ⊙ θ (zero gradient outside M_t)
 and ``step`` restores weights and optimizer state outside the stepped subnet. In the joint loss (Eq. 10)
 each task uses its own view, so a shared weight learns only from the tasks keeping it; ``step(opt, None)``
-protects what no task keeps. Masks are buffers (saved in ``state_dict``).
+protects what no task keeps. Masks are held in bits and saved in ``state_dict`` (see ``sparse.py``).
 Sparsity = fraction pruned, density = fraction kept. Algorithm 2 (the pruner and the trainer callback
 that drives it) is in training/callbacks.py.
 """
@@ -57,13 +57,16 @@ class PBFS(SparseSharing):
     def kinds(self) -> dict[str, str]:
         return self.model.kinds
 
+    def _task_names(self, task: str) -> list[str]:
+        """The shared expert weights of the task's own pools (the only ones its forward runs)."""
+        return self.model.shared_weight_names(task)
+
     def mask(self, task: str, pool: int | None = None) -> Mask:
-        """Task's current mask over its own pools (or one pool): live tensors, copy before keeping."""
-        full = super().mask(task)
-        return {n: full[n] for n in self.model.shared_weight_names(task, pool)}
+        """Task's current mask over its own pools (or one pool), unpacked: bool tensors of their own."""
+        return self._mask(task, self.model.shared_weight_names(task, pool))
 
     def set_mask(self, task: str, mask: Mapping[str, torch.Tensor]) -> None:
-        """Replace (part of) the task's mask in place."""
+        """Replace (part of) the task's mask."""
         own = set(self.model.shared_weight_names(task))
         for n in mask:
             if n not in own:

@@ -9,8 +9,14 @@ optimizer state and restores the entries outside M_t afterwards (``masking.Maske
 never changes a weight, or its optimizer state, outside its subnet. With all-ones masks this equals hard
 sharing, step for step. A training step may instead run inside :meth:`SparseSharing.applied` (the
 trainer does): the mask is applied to the weights in place and undone by the step, with the same numbers
-bit for bit and no substitution (on a GPU, cuDNN keeps its flat LSTM weights). Masks are buffers
-(``mask:<task>:<param with / for .>``), saved in ``state_dict`` with the weights.
+bit for bit and no substitution (on a GPU, cuDNN keeps its flat LSTM weights). A forward without autograd
+(evaluation, ``predict``) applies the mask in place too and puts the weights back before it returns.
+
+Masks are held in bits: every task's mask packed 8 weights a byte (``masks.io.pack``, the bytes of
+masks.safetensors), in one uint8 buffer per task that moves with the module but is not saved; only the
+mask being stepped or evaluated is unpacked, to its int8 select (``masking.select``), 1 byte a weight.
+``state_dict`` still holds each task's mask as a bool tensor per parameter, ``mask:<task>:<param with /
+for .>``, as it always has: checkpoints written before and after load either way.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from torch.func import functional_call
 
 from sparseshare.contracts import check_model
 from sparseshare.errors import ContractError
+from sparseshare.masks.io import pack, unpack, unpack_bytes
 from sparseshare.masks.mask import Mask, TaskMasks, validate_mask
 from sparseshare.pruning.prunable import prunable_names
 from sparseshare.sharing.hard import task_parameter_names, task_predict
@@ -31,8 +38,13 @@ from sparseshare.sharing.masking import MaskedStep
 
 
 def mask_key(task: str, name: str) -> str:
-    """The buffer holding ``task``'s mask of parameter ``name``."""
+    """The state-dict key of ``task``'s mask of parameter ``name``."""
     return f"mask:{task}:{name.replace('.', '/')}"
+
+
+def _bits_key(task: str) -> str:
+    """The (unsaved) buffer holding ``task``'s packed mask."""
+    return f"bits:{task}"
 
 
 class SparseSharing(nn.Module):
@@ -62,17 +74,26 @@ class SparseSharing(nn.Module):
         if missing:
             raise ContractError(f"no mask for task '{missing[0]}'; masks cover {sorted(masks)}")
         first = list(masks[tasks[0]])
+        checked = {}
         for t in tasks:
-            mask = validate_mask(masks[t], params)
-            if set(mask) != set(first):
+            checked[t] = validate_mask(masks[t], params)
+            if set(checked[t]) != set(first):
                 raise ContractError(
                     f"the masks of tasks '{tasks[0]}' and '{t}' cover different parameters; every task's "
                     f"mask must cover the same ones"
                 )
-            for n in first:
-                self.register_buffer(mask_key(t, n), mask[n].detach().clone().to(params[n].device))
         self._names = first
         self._params = params
+        # each parameter's bytes in a task's packed buffer: [start, end), its mask padded to whole bytes
+        self._spans, start = {}, 0
+        for n in first:
+            self._spans[n] = (start, start + -(-params[n].numel() // 8))
+            start = self._spans[n][1]
+        device = params[first[0]].device if first else None
+        for t in tasks:
+            self.register_buffer(_bits_key(t), torch.zeros(start, dtype=torch.uint8, device=device),
+                                 persistent=False)  # fmt: skip
+            self._write(t, checked[t])
         self._cache: dict = {}
         self._step = MaskedStep()
         self._applied: str | None = None  # the task whose mask the weights hold in place
@@ -87,21 +108,40 @@ class SparseSharing(nn.Module):
         """The masked parameters."""
         return list(self._names)
 
+    def _bits(self, task: str) -> torch.Tensor:
+        if task not in self.model.tasks:
+            raise ContractError(f"no task '{task}'; tasks are {self.tasks}")
+        return getattr(self, _bits_key(task))
+
+    def _write(self, task: str, mask: Mapping[str, torch.Tensor]) -> None:
+        """Pack ``mask`` (some of the masked parameters) into ``task``'s buffer."""
+        bits = self._bits(task)
+        for n, m in mask.items():
+            a, b = self._spans[n]
+            bits[a:b].copy_(pack(m.to(bits.device)))
+
+    def _mask(self, task: str, names: Sequence[str]) -> Mask:
+        """``task``'s mask of ``names``, unpacked: bool tensors of their own."""
+        return self._unpack(self._bits(task), names)
+
+    def _unpack(self, bits: torch.Tensor, names: Sequence[str]) -> Mask:
+        return {n: unpack(bits[slice(*self._spans[n])], self._params[n].shape) for n in names}
+
     def mask(self, task: str) -> Mask:
-        """``task``'s mask (live buffers: copy before keeping)."""
-        return {n: getattr(self, mask_key(task, n)) for n in self._names}
+        """``task``'s mask, unpacked: bool tensors of their own (change a mask with :meth:`set_mask`)."""
+        return self._mask(task, self._names)
 
     @property
     def masks(self) -> TaskMasks:
         return {t: self.mask(t) for t in self.tasks}
 
     def set_mask(self, task: str, mask: Mapping[str, torch.Tensor]) -> None:
-        """Replace (part of) ``task``'s mask in place."""
+        """Replace (part of) ``task``'s mask."""
         mask = validate_mask(mask, self._params)
-        for n, m in mask.items():
+        for n in mask:
             if n not in self._names:
                 raise ContractError(f"'{n}' is not a masked parameter (masked: {self._names[:4]}...)")
-            getattr(self, mask_key(task, n)).copy_(m)
+        self._write(task, mask)
         self._forget()
 
     def _forget(self) -> None:
@@ -114,12 +154,63 @@ class SparseSharing(nn.Module):
         self._step.reset()
         return out
 
-    def _scales(self, task: str) -> dict[str, torch.Tensor]:
-        """The mask as 0/1 in each parameter's dtype (a multiply by a bool mask would cast every step)."""
-        key = ("scale", task)
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        """Every task's mask as a bool tensor per parameter, under the keys the buffers had."""
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        for t in self.tasks:
+            for n, m in self._mask(t, self._names).items():
+                destination[prefix + mask_key(t, n)] = m
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):
+        """Read the masks :meth:`_save_to_state_dict` writes (as ``copy_`` into a bool buffer would: any
+        dtype, nonzero = kept) and pack them."""
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing, unexpected, errors)
+        for t in self.tasks:
+            given = {}
+            for n in self._names:
+                key = prefix + mask_key(t, n)
+                if key in unexpected:
+                    unexpected.remove(key)
+                if key not in state_dict:
+                    if strict:
+                        missing.append(key)
+                    continue
+                m, shape = state_dict[key], self._params[n].shape
+                if not torch.is_tensor(m) or m.shape != shape:
+                    errors.append(
+                        f"size mismatch for {key}: copying a param with shape {getattr(m, 'shape', None)} "
+                        f"from checkpoint, the shape in current model is {shape}."
+                    )
+                    continue
+                given[n] = m.detach() != 0 if m.dtype != torch.bool else m.detach()
+            self._write(t, given)
+
+    def _select(self, task: str | None) -> dict[str, torch.Tensor]:
+        """The select (int8, -1 where kept) of ``task``'s mask (``None``: of ∪_t M_t), by parameter: the
+        one unpacked mask, kept until another is needed or a mask changes."""
+        key = ("select", task)
         out = self._cache.get(key)
         if out is None:
-            out = self._cache[key] = {n: m.to(self._params[n].dtype) for n, m in self.mask(task).items()}
+            bits = self._union_bits() if task is None else self._bits(task)
+            flat = unpack_bytes(bits, 255).view(torch.int8)
+            out = {n: flat[8 * a : 8 * a + self._params[n].numel()].view(self._params[n].shape)
+                   for n, (a, _) in self._spans.items()}  # fmt: skip
+            self._cache = {k: v for k, v in self._cache.items() if k[0] != "select"}
+            self._cache[key] = out
+        return out
+
+    def _union(self) -> Mask:
+        """∪_t M_t (what a step after a joint loss keeps), unpacked."""
+        return self._unpack(self._union_bits(), self._names)
+
+    def _union_bits(self) -> torch.Tensor:
+        """∪_t M_t, packed (the OR of the tasks' bytes)."""
+        out = self._cache.get(("union", None))
+        if out is None:
+            out = self._bits(self.tasks[0]).clone()
+            for t in self.tasks[1:]:
+                out |= self._bits(t)
+            self._cache[("union", None)] = out
         return out
 
     @contextmanager
@@ -138,12 +229,12 @@ class SparseSharing(nn.Module):
         """
         if self._applied is not None:
             raise ContractError(f"the mask of task '{self._applied}' is already applied; blocks do not nest")
-        mask = self.mask(task)
-        self._step.apply(self._params, mask)
+        sel = self._select(task)
+        self._step.apply(self._params, sel)
         self._applied = task
         hooks = [
-            self._params[n].register_post_accumulate_grad_hook(lambda p, m=m: self._step.mask_grad(p, m))
-            for n, m in mask.items()
+            self._params[n].register_post_accumulate_grad_hook(lambda p, s=s: self._step.mask_grad(p, s))
+            for n, s in sel.items()
         ]
         try:
             yield self
@@ -151,18 +242,48 @@ class SparseSharing(nn.Module):
             for h in hooks:
                 h.remove()
             if self._applied is not None:  # no step was taken
-                self._step.unapply(self._params, mask)
+                self._step.unapply(self._params, sel)
                 self._applied = None
 
     def forward(self, batch, task: str):
+        """Task ``task``'s output on M_t ⊙ θ. With autograd, the masked weights are substituted (the
+        model untouched; a joint loss holds every task's view at once); without (an evaluation), the
+        mask is applied in place for the forward and the weights put back, bit for bit, before it
+        returns: the same outputs, with no per-task copy of the weights and, on a GPU, cuDNN's flat LSTM
+        weights kept. Do not call it without autograd between a loss and its ``backward``: the in-place
+        round trip counts as a change of the weights that graph saved."""
         if self._applied == task:
             return self.model(batch, task)
         if self._applied is not None:
             raise ContractError(
                 f"forward for task '{task}' while the mask of task '{self._applied}' is applied in place"
             )
+        if not torch.is_grad_enabled():
+            sel = self._select(task)
+            self._step.apply(self._params, sel)
+            try:
+                return self.model(batch, task)
+            finally:
+                self._step.unapply(self._params, sel)
         masked = {n: self._params[n] * s for n, s in self._scales(task).items()}
         return functional_call(self.model, masked, (batch, task), strict=False)
+
+    def _task_names(self, task: str) -> list[str]:
+        """The masked parameters ``task`` computes with (all of them)."""
+        return self._names
+
+    def _scales(self, task: str) -> dict[str, torch.Tensor]:
+        """``task``'s mask as 0/1 in each parameter's dtype, made from its bits for one forward (not kept):
+        M ⊙ θ as a product, whose gradient is M ⊙ g."""
+        flat = unpack_bytes(self._bits(task))
+        by_dtype: dict = {}
+        out = {}
+        for n in self._task_names(task):
+            p, a = self._params[n], self._spans[n][0]
+            if p.dtype not in by_dtype:
+                by_dtype[p.dtype] = flat.to(p.dtype)
+            out[n] = by_dtype[p.dtype][8 * a : 8 * a + p.numel()].view(p.shape)
+        return out
 
     def loss(self, batch, task: str) -> torch.Tensor:
         return self.model.task_loss(self(batch, task), batch, task)
@@ -177,26 +298,16 @@ class SparseSharing(nn.Module):
         """Σ_t w_t L_t, each task on its own subnet (PBFS Eq. 10)."""
         return torch.stack([float(w) * self.loss(batch, t) for t, w in weights.items()]).sum()
 
-    def _union(self) -> Mask:
-        out = self._cache.get("union")
-        if out is None:
-            out = {}
-            for t in self.tasks:
-                for n, m in self.mask(t).items():
-                    out[n] = out[n] | m if n in out else m.clone()
-            self._cache["union"] = out
-        return out
-
     def step(self, optimizer: torch.optim.Optimizer, task: str | None = None) -> None:
         """Optimizer step that leaves weights and optimizer state outside M_t (``task=None``: ∪_t M_t,
         after a joint loss) untouched."""
         if self._applied is not None:
             if task != self._applied:
                 raise ContractError(f"step for task '{task}' inside the applied block of '{self._applied}'")
-            self._step(optimizer, self._params, self.mask(task), applied=True)
+            self._step(optimizer, self._params, self._select(task), applied=True)
             self._applied = None
             return
-        self._step(optimizer, self._params, self.mask(task) if task is not None else self._union())
+        self._step(optimizer, self._params, self._select(task))
 
     def task_parameter_names(self, task: str) -> list[str]:
         return task_parameter_names(self.model, task, "model.")
