@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sparseshare.models.experts import SequentialExpert, run_experts
+
 KINDS = ("binary", "regression")
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -31,10 +33,11 @@ def _activation(activation: str | Callable[[], nn.Module]) -> Callable[[], nn.Mo
         raise ValueError(f"unknown activation '{activation}'; valid: {sorted(ACTIVATIONS)}") from None
 
 
-class MLP(nn.Module):
+class MLP(SequentialExpert):
     """``Linear -> activation -> dropout`` per hidden size; ``out_dim`` is the last size (an expert's output).
 
-    With ``hidden=[]`` it is the identity (``out_dim == in_dim``).
+    With ``hidden=[]`` it is the identity (``out_dim == in_dim``). Experts of one shape run batched
+    (:func:`~sparseshare.models.experts.run_experts`).
     """
 
     def __init__(
@@ -55,9 +58,6 @@ class MLP(nn.Module):
             dim = h
         self.layers = nn.Sequential(*layers)
         self.out_dim = dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
 
 
 class Tower(nn.Module):
@@ -262,8 +262,8 @@ class PBFSNet(nn.Module):
 
     def forward(self, batch, task: str) -> torch.Tensor:
         x = batch.x
-        outs = [e(x) for e in self.specific[task]]  # O_m, Eq. 7
-        outs += [e(x) for s in self.memberships[task] for e in self.shared[s]]  # P_s, s in U_m
+        experts = [*self.specific[task], *(e for s in self.memberships[task] for e in self.shared[s])]
+        outs = run_experts(experts, [x] * len(experts))  # O_m (Eq. 7), then P_s for s in U_m, batched
         return self.towers[task](self.gates[task](x, outs)).reshape(x.shape[0])  # Eq. 8-9
 
     def task_loss(self, out: torch.Tensor, batch, task: str) -> torch.Tensor:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
+from sparseshare.models.experts import run_experts
 from sparseshare.models.mlp import MLP, Gate, TaskTowers, check_tasks, towers
 
 
@@ -40,9 +41,9 @@ class MMoE(TaskTowers, nn.Module):
         self.towers = towers(expert_hidden[-1], kinds, tower, dropout, activation)
 
     def forward_all(self, batch, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-        """Every requested task's output, the experts computed once."""
+        """Every requested task's output, the experts computed once, as one batched operation."""
         x = batch.x
-        outs = [e(x) for e in self.experts]
+        outs = run_experts(self.experts, [x] * len(self.experts))
         return {t: self.towers[t](self.gates[t](x, outs)) for t in (tasks or self._tasks)}
 
     def task_parameter_names(self, task: str) -> list[str]:

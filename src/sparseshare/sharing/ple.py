@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
+from sparseshare.models.experts import run_experts
 from sparseshare.models.mlp import MLP, Gate, TaskTowers, check_tasks, towers
 
 
@@ -47,10 +48,17 @@ class ExtractionLevel(nn.Module):
     def forward(
         self, inputs: Mapping[str, torch.Tensor], shared_in: torch.Tensor, tasks: Sequence[str]
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
-        """Gated outputs of ``tasks`` (all tasks at inner levels) and of the shared gate (None if last)."""
-        shared = [e(shared_in) for e in self.shared]
+        """Gated outputs of ``tasks`` (all tasks at inner levels) and of the shared gate (None if last).
+
+        The level's experts (shared, then each needed task's) run as one batched operation."""
         need = self.tasks if self.shared_gate is not None else list(tasks)
-        specific = {t: [e(inputs[t]) for e in self.specific[t]] for t in need}
+        experts = [*self.shared, *(e for t in need for e in self.specific[t])]
+        ins = [shared_in] * len(self.shared) + [inputs[t] for t in need for _ in self.specific[t]]
+        outs = run_experts(experts, ins)
+        shared, k = outs[: len(self.shared)], len(self.shared)
+        specific = {}
+        for t in need:
+            specific[t], k = outs[k : k + len(self.specific[t])], k + len(self.specific[t])
         out = {t: self.gates[t](inputs[t], specific[t] + shared) for t in need}
         if self.shared_gate is None:
             return out, None
