@@ -19,6 +19,7 @@ from sparseshare.pruning.defaults import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 SAMPLER_NAMES = ("proportional", "uniform", "round_robin")  # training/samplers.py's SAMPLERS
 STRATEGY_NAMES = ("global", "layerwise")  # pruning/magnitude.py's STRATEGIES
 OPTIMIZERS = ("sgd", "adam")
+PRECISIONS = ("fp32", "bf16", "fp16")  # the trainer's autocast dtypes (training/trainer.py's AUTOCAST)
 # bounds past which a value cannot be meant (a slip of the exponent): epochs and patience, and rows per
 # batch; refused before any data is read
 MAX_EPOCHS = 10**6
@@ -85,6 +86,17 @@ class TrainSettings:
     loss_weights: dict[str, float] | None = None
     eval_batch_size: int = 100  # examples per batch when scoring dev and test (it changes no score)
     bucket: int = 0
+    # 'fp32'; 'bf16' or 'fp16': the training forward and loss under autocast to that dtype (fp16 with a
+    # gradient scaler that skips steps whose gradients overflow); dev and test are scored in fp32
+    precision: str = "fp32"
+    # the optimizer's fused kernel (Adam, SGD: one kernel updates every parameter) where the device has
+    # one (CUDA; the CPU since torch 2.4), else its multi-tensor one; the same update up to rounding
+    fused: bool = False
+    # the training forward and loss through torch.compile, with dynamic shapes: batches of other sizes
+    # and lengths reuse the compiled graphs (a CRF decoder's loop over time still compiles one per
+    # sentence length, up to torch's recompile limit); the first steps pay for the compilation
+    compile: bool = False
+    drop_last: bool = False  # each task's short last training batch of a pass is left out (fixed shapes)
 
     def __post_init__(self) -> None:
         """A NaN or infinite value is refused when made (from Python too; a config never gets here with
@@ -99,6 +111,10 @@ class TrainSettings:
         if self.optimizer not in OPTIMIZERS:
             out.append(
                 f"'{where}.optimizer': unknown optimizer '{self.optimizer}'; valid: {list(OPTIMIZERS)}"
+            )
+        if self.precision not in PRECISIONS:
+            out.append(
+                f"'{where}.precision': unknown precision {self.precision!r}; valid: {list(PRECISIONS)}"
             )
         for key, lo, hi in (
             ("epochs", 1, MAX_EPOCHS), ("batch_size", 1, MAX_BATCH), ("eval_batch_size", 1, MAX_BATCH),

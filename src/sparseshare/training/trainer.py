@@ -7,12 +7,22 @@ labels when a ``joint_data`` is given (tabular tasks labelled on the same rows),
 each task. Dev is evaluated after every epoch and the best-dev state kept; test is *not* touched here.
 Every epoch draws its randomness from ``(seed, epoch)``, so a run resumed from its checkpoint continues
 exactly as the uninterrupted one would. Checkpoints are safetensors + JSON (never pickles).
+
+What a GPU user switches on (each off by default, so that committed results reproduce bit for bit):
+``train.precision`` (the forward and loss under autocast to bf16 or fp16, fp16 with a gradient scaler:
+:class:`_Precision`), ``train.fused`` (fused optimizer kernels: :func:`make_optimizer`), ``train.compile``
+(the forward and loss through ``torch.compile`` with dynamic shapes: :func:`_step_loss`) and
+``train.drop_last`` (each task's short batch of a pass left out, so every step has the same batch size).
+Under each of them a masked step still goes through ``mechanism.step``: nothing outside M_t moves. A
+step reads nothing back to the host (the epoch's loss sums on the device, read once per epoch), so the
+host queues the next step while the device runs this one; tests/training/test_host_sync.py counts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import inspect
 import logging
 import math
@@ -100,12 +110,113 @@ def load_state(module: torch.nn.Module, state: Mapping[str, torch.Tensor], sourc
         ) from None
 
 
-def make_optimizer(params, name: str, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    raise ConfigError(f"unknown optimizer '{name}'; valid: {list(OPTIMIZERS)}")
+def make_optimizer(
+    params, name: str, lr: float, momentum: float = 0.0, weight_decay: float = 0.0, fused: bool = False
+):
+    """The optimizer ``name`` (``train.optimizer``) over ``params``. ``fused`` (``train.fused``): torch's
+    fused kernel, one kernel for every parameter's update, where the parameters' device has one (CUDA,
+    and the CPU since torch 2.4), else the multi-tensor (foreach) implementation; the same update up to
+    floating-point rounding."""
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer '{name}'; valid: {list(OPTIMIZERS)}")
+    params = list(params)
+    make = torch.optim.SGD if name == "sgd" else torch.optim.Adam
+    hyper = {"lr": lr, "weight_decay": weight_decay, **({"momentum": momentum} if name == "sgd" else {})}
+    if not fused:
+        return make(params, **hyper)
+    try:
+        return make(params, fused=True, **hyper)
+    except RuntimeError:  # no fused kernel for this device: the multi-tensor one
+        return make(params, foreach=True, **hyper)
+
+
+AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}  # train.precision -> the autocast dtype
+
+
+class _ScaledStep:
+    """The optimizer as ``mechanism.step`` sees it under fp16: ``step()`` is the gradient scaler's step
+    (skipped when the scaled gradients overflowed), ``state`` and ``param_groups`` are the optimizer's.
+    A masked step (sharing/masking.py's ``MaskedStep``) thus takes its snapshot and restore around the
+    scaler's step as around any optimizer's: a skipped step changes nothing, a taken one nothing outside
+    M_t."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler):
+        self.optimizer, self.scaler = optimizer, scaler
+
+    @property
+    def state(self):
+        return self.optimizer.state
+
+    @property
+    def param_groups(self):
+        return self.optimizer.param_groups
+
+    def step(self) -> None:
+        self.scaler.step(self.optimizer)
+
+
+class _Precision:
+    """``train.precision``: the autocast block of a step's forward and loss (``bf16``, ``fp16``; ``fp32``:
+    none, the ops of a plain step), and for fp16 the gradient scaler (Micikevicius et al. 2018): the loss
+    scaled before backward, the gradients unscaled before clipping, the step skipped when they hold an
+    inf or NaN, the scale updated after it. Evaluation is not under autocast: dev and test are scored in
+    fp32, whatever trained. (The scaler's step of an unfused optimizer reads whether the gradients
+    overflowed to the host, once a step; a fused one takes the flag on the device: fp16 wants
+    ``train.fused``.)"""
+
+    def __init__(self, name: str, device: torch.device):
+        self.dtype, self.device_type = AUTOCAST.get(name), device.type
+        self.scaler = torch.amp.GradScaler(device.type) if name == "fp16" else None
+
+    def autocast(self):
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+
+    def unscale(self, optimizer: torch.optim.Optimizer) -> None:
+        """The true gradients, before clipping them (the scaler's step then does not unscale again)."""
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)
+
+    def stepper(self, optimizer: torch.optim.Optimizer):
+        """What ``mechanism.step`` steps: the optimizer, or under fp16 the scaler's step of it."""
+        return optimizer if self.scaler is None else _ScaledStep(optimizer, self.scaler)
+
+    def update(self) -> None:
+        if self.scaler is not None:
+            self.scaler.update()
+
+    def state_dict(self) -> dict:
+        """The scaler's scale and growth count (in the checkpoint, so a resumed run goes on with them)."""
+        return {} if self.scaler is None else {"scaler": self.scaler.state_dict()}
+
+    def load_state_dict(self, ck: Mapping) -> None:
+        if self.scaler is not None and "scaler" in ck:
+            self.scaler.load_state_dict(ck["scaler"])
+
+
+# the backend of train.compile (tests swap in a cheaper one, or a counting one)
+COMPILE_BACKEND = "inductor"
+
+
+def _step_loss(mechanism, batch, task: str | None, weights: Mapping[str, float]) -> torch.Tensor:
+    """A training step's forward and loss: the task's, or Σ_t w_t L_t for a joint step (task None)."""
+    if task is None:
+        return _joint_loss(mechanism, batch, weights)
+    return mechanism.loss(batch, task)
+
+
+def _step_loss_of(settings: TrainSettings):
+    """:func:`_step_loss`, through ``torch.compile`` under ``train.compile``: with dynamic shapes, so
+    that batches of other sizes and sentence lengths run the graph compiled for the first ones instead
+    of compiling one per shape (what runs is what the step runs: under ``SparseSharing.applied`` the
+    model's own forward, else the mechanism's substitution of M_t ⊙ θ)."""
+    if not settings.compile:
+        return _step_loss
+    return torch.compile(_step_loss, dynamic=True, backend=COMPILE_BACKEND)
 
 
 def resolve_device(device: str | torch.device | None, module: torch.nn.Module | None = None) -> torch.device:
@@ -118,14 +229,55 @@ def resolve_device(device: str | torch.device | None, module: torch.nn.Module | 
     return torch.device(device)
 
 
-def _cycle(data, batch_size: int, gen: torch.Generator, bucket: int = 0) -> Iterator[Any]:
-    """A task's shuffled training batches (``bucket``: from pools sorted by length), pass after pass."""
+def _rows(batch) -> int | None:
+    """A batch's number of examples: the leading size of its first tensor (a dataclass's fields, a
+    mapping's values, a sequence's items or an object's attributes, in order); None if it holds none."""
+    if torch.is_tensor(batch):
+        return batch.shape[0] if batch.dim() else None
+    if dataclasses.is_dataclass(batch) and not isinstance(batch, type):
+        items = [getattr(batch, f.name) for f in dataclasses.fields(batch)]
+    elif isinstance(batch, Mapping):
+        items = list(batch.values())
+    elif isinstance(batch, (list, tuple)):
+        items = list(batch)
+    else:
+        items = list(vars(batch).values()) if hasattr(batch, "__dict__") else []
+    for item in items:
+        n = _rows(item)
+        if n is not None:
+            return n
+    return None
+
+
+def _short(batch, batch_size: int) -> bool:
+    """Whether ``batch`` has fewer than ``batch_size`` examples (``train.drop_last`` leaves it out)."""
+    n = _rows(batch)
+    if n is None:
+        raise ContractError(
+            f"'train.drop_last': a training batch ({type(batch).__name__}) holds no tensor to count its "
+            f"examples by; set train.drop_last to false"
+        )
+    return n < batch_size
+
+
+def _cycle(
+    data, batch_size: int, gen: torch.Generator, bucket: int = 0, drop_last: bool = False
+) -> Iterator[Any]:
+    """A task's shuffled training batches (``bucket``: from pools sorted by length; ``drop_last``: those
+    of fewer than ``batch_size`` examples left out), pass after pass."""
     extra = {"bucket": bucket} if bucket else {}
     while True:
         empty = True
         for batch in data.batches("train", batch_size, shuffle=True, generator=gen, **extra):
+            if drop_last and _short(batch, batch_size):
+                continue
             empty = False
             yield batch
+        if empty and drop_last:
+            raise ConfigError(
+                f"'train.drop_last': a task has no training batch of train.batch_size ({batch_size}) "
+                f"examples (its loader makes smaller ones); set train.drop_last to false"
+            )
         if empty:
             raise ConfigError("a task has no training batches (empty train split)")
 
@@ -142,10 +294,10 @@ def _check_bucket(bucket: int, datas: Mapping[str, Any]) -> None:
             )
 
 
-def _sampled(tasks: Mapping[str, Task], sizes, steps, sampler, batch_size, gen, bucket=0):
+def _sampled(tasks: Mapping[str, Task], sizes, steps, sampler, batch_size, gen, bucket=0, drop_last=False):
     """(task, batch) pairs: a task drawn by the sampler, then that task's next shuffled batch."""
     order = sampler(sizes, steps, gen)
-    iters = {t: _cycle(tasks[t].data, batch_size, gen, bucket) for t in tasks}
+    iters = {t: _cycle(tasks[t].data, batch_size, gen, bucket, drop_last) for t in tasks}
     for task in order:
         yield task, next(iters[task])
 
@@ -154,9 +306,9 @@ class _PerTask(dict):
     """One batch of every task (joint training over tasks with separate data)."""
 
 
-def _all_tasks(tasks: Mapping[str, Task], steps, batch_size, gen, bucket=0):
+def _all_tasks(tasks: Mapping[str, Task], steps, batch_size, gen, bucket=0, drop_last=False):
     """(None, {task: batch}) per step."""
-    iters = {t: _cycle(tasks[t].data, batch_size, gen, bucket) for t in tasks}
+    iters = {t: _cycle(tasks[t].data, batch_size, gen, bucket, drop_last) for t in tasks}
     for _ in range(steps):
         yield None, _PerTask((t, next(it)) for t, it in iters.items())
 
@@ -247,7 +399,10 @@ def train(
     callbacks = callbacks or []
     device = _stage(mechanism, tasks, settings, device, joint_data)
     params = [p for p in mechanism.parameters() if p.requires_grad]
-    opt = make_optimizer(params, settings.optimizer, settings.lr, settings.momentum, settings.weight_decay)
+    opt = make_optimizer(
+        params, settings.optimizer, settings.lr, settings.momentum, settings.weight_decay, settings.fused
+    )
+    amp = _Precision(settings.precision, device)
     last = best_file = None
     if directory is not None:
         last, best_file = _open_directory(
@@ -256,14 +411,17 @@ def train(
     epoch_of = _EpochStream(tasks, settings, joint_data)
     progress = _Progress()
     if last is not None and last.exists():
-        progress, finished = _resume(last, best_file, mechanism, opt, device, seed, callbacks, settings)
+        progress, finished = _resume(last, best_file, mechanism, opt, amp, device, seed, callbacks, settings)
         if finished:
             return progress.result(progress.epochs)
     warned: set[str] = set()
+    step_loss = _step_loss_of(settings)
     bar = tqdm(range(progress.epochs, settings.epochs), desc=label(desc), leave=False, disable=shows)
     for epoch in bar:
         began = time.time()
-        loss = _train_epoch(mechanism, opt, params, epoch_of, settings, epoch, seed, device, callbacks)
+        loss = _train_epoch(
+            mechanism, opt, amp, step_loss, params, epoch_of, settings, epoch, seed, device, callbacks
+        )
         _check_finite(loss, desc, epoch, settings)
         rec, improved = _evaluate(mechanism, tasks, settings, epoch, loss, progress, best_file, device)
         _report_epoch(rec, improved, tasks, desc, settings.epochs, time.time() - began, log, warned)
@@ -273,7 +431,7 @@ def train(
         bar.set_postfix(loss=f"{rec['loss']:.3f}", dev=f"{rec['dev_mean']:.4f}")
         stopped = settings.patience > 0 and progress.bad >= settings.patience
         if last is not None:
-            _checkpoint(last, mechanism, opt, progress, settings, epoch + 1, stopped, seed, callbacks)
+            _checkpoint(last, mechanism, opt, amp, progress, settings, epoch + 1, stopped, seed, callbacks)
         if stopped:
             break
     bar.close()
@@ -287,7 +445,8 @@ def train(
 
 def _check_finite(loss: float, desc: str, epoch: int, settings: TrainSettings) -> None:
     """A NaN or infinite mean training loss ends training before the epoch is kept: its weights are no
-    number, and going on would select among them as if they were (a run resumes from the last epoch kept)."""
+    number, and going on would select among them as if they were (a run resumes from the last epoch kept).
+    The fp16 scaler's skipped steps do not end it: their gradients overflowed, their losses are finite."""
     if not math.isfinite(loss):
         raise TrainingError(
             f"{label(desc)}: epoch {epoch + 1}: the mean training loss is {loss}: training diverged; lower "
@@ -358,11 +517,13 @@ def _report_epoch(
 
 
 def _resume(
-    last: Path, best_file: Path, mechanism, opt, device, seed: int, callbacks: list, settings: TrainSettings
-) -> tuple[_Progress, bool]:
-    """The model, optimizer, callbacks and progress from the checkpoint ``last`` (and the best state from
-    ``best_file``), and whether that training is finished: stopped early, or at its cap (a cap raised
-    since then, a matched budget, continues). A checkpoint of another random stream is refused."""
+    last: Path, best_file: Path, mechanism, opt, amp: _Precision, device, seed: int, callbacks: list,
+    settings: TrainSettings,
+) -> tuple[_Progress, bool]:  # fmt: skip
+    """The model, optimizer, fp16 scaler, callbacks and progress from the checkpoint ``last`` (and the
+    best state from ``best_file``), and whether that training is finished: stopped early, or at its cap
+    (a cap raised since then, a matched budget, continues). A checkpoint of another random stream is
+    refused."""
     model_state, optim_state, ck = load_training_state(last, device)
     load_state(mechanism, model_state, last)
     try:
@@ -384,6 +545,7 @@ def _resume(
             f"{last}: holds {progress.epochs} epochs of training, more than this call's cap of "
             f"{settings.epochs}; to start afresh use another directory, to go on raise the cap"
         )
+    amp.load_state_dict(ck)
     stateful = [cb for cb in callbacks if hasattr(cb, "load_state_dict")]
     for cb, state in zip(stateful, ck.get("callbacks", [])):
         cb.load_state_dict(state)
@@ -398,11 +560,10 @@ class _EpochStream:
 
     def __init__(self, tasks: Mapping[str, Task], settings: TrainSettings, joint_data=None):
         self.tasks, self.settings, self.joint_data = tasks, settings, joint_data
-        bs = settings.batch_size
         self.sizes = {t: task.data.num_examples("train") for t, task in tasks.items()}
-        per_task = {t: num_batches(task.data, "train", bs) for t, task in tasks.items()}
+        per_task = {t: _steps(task.data, settings, t) for t, task in tasks.items()}
         if settings.joint and joint_data is not None:
-            self.steps = num_batches(joint_data, "train", bs)
+            self.steps = _steps(joint_data, settings, "the joint data")
         elif settings.joint:
             self.steps = max(per_task.values())
         else:
@@ -414,18 +575,39 @@ class _EpochStream:
         s, bs = self.settings, self.settings.batch_size
         if s.joint and self.joint_data is not None:
             extra = {"bucket": s.bucket} if s.bucket else {}
-            return ((None, b) for b in self.joint_data.batches("train", bs, True, gen, **extra))
+            batches = self.joint_data.batches("train", bs, True, gen, **extra)
+            return ((None, b) for b in batches if not (s.drop_last and _short(b, bs)))
         if s.joint:
-            return _all_tasks(self.tasks, self.steps, bs, gen, s.bucket)
-        return _sampled(self.tasks, self.sizes, self.steps, self.sampler, bs, gen, s.bucket)
+            return _all_tasks(self.tasks, self.steps, bs, gen, s.bucket, s.drop_last)
+        return _sampled(self.tasks, self.sizes, self.steps, self.sampler, bs, gen, s.bucket, s.drop_last)
+
+
+def _steps(data, settings: TrainSettings, name: str) -> int:
+    """Training batches of ``data`` per pass: its own count, or with ``train.drop_last`` its full
+    batches, ⌊examples / batch_size⌋ (fewer examples than one batch is refused: it would never train)."""
+    bs = settings.batch_size
+    if not settings.drop_last:
+        return num_batches(data, "train", bs)
+    n = data.num_examples("train")
+    if n < bs:
+        raise ConfigError(
+            f"'train.drop_last': '{name}' has {n} training example(s), fewer than one batch "
+            f"(train.batch_size {bs}): it would never train; lower train.batch_size or set drop_last false"
+        )
+    return n // bs
 
 
 def _train_epoch(
-    mechanism, opt, params, stream: _EpochStream, settings: TrainSettings, epoch: int, seed: int, device,
-    callbacks: list,
+    mechanism, opt, amp: _Precision, step_loss, params, stream: _EpochStream, settings: TrainSettings,
+    epoch: int, seed: int, device, callbacks: list,
 ) -> float:  # fmt: skip
     """One pass over the epoch's stream (dropout and the shuffle seeded from (seed, epoch); the learning
-    rate lr / (1 + lr_decay * epoch)); the mean training loss."""
+    rate lr / (1 + lr_decay * epoch)); the mean training loss.
+
+    A step: the forward and loss (``step_loss``, under ``amp``'s autocast), backward (of the scaled
+    loss, fp16), the gradients unscaled and clipped, ``mechanism.step`` of the optimizer (through the
+    fp16 scaler), the scale updated. Nothing in it waits for the device: the losses sum on the device
+    and are read once, at the epoch's end."""
     torch.manual_seed(seed * 100_003 + epoch)
     gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
     for group in opt.param_groups:
@@ -433,18 +615,19 @@ def _train_epoch(
     mechanism.train()
     total = torch.zeros((), dtype=torch.float64, device=device)
     n = 0
+    stepper = amp.stepper(opt)
     for i, (task, batch) in enumerate(stream(gen)):
         opt.zero_grad(set_to_none=True)
         batch = move_batch(batch, device)
         with _applied(mechanism, task):
-            if task is None:
-                loss = _joint_loss(mechanism, batch, stream.weights)
-            else:
-                loss = mechanism.loss(batch, task)
-            loss.backward()
+            with amp.autocast():
+                loss = step_loss(mechanism, batch, task, stream.weights)
+            amp.backward(loss)
             if settings.clip:
+                amp.unscale(opt)
                 torch.nn.utils.clip_grad_norm_(params, settings.clip)
-            mechanism.step(opt, task)
+            mechanism.step(stepper, task)
+        amp.update()
         total += loss.detach()
         n += 1
         for cb in callbacks:
@@ -477,11 +660,11 @@ def _evaluate(
 
 
 def _checkpoint(
-    last: Path, mechanism, opt, progress: _Progress, settings: TrainSettings, epochs: int, stopped: bool,
-    seed: int, callbacks: list,
+    last: Path, mechanism, opt, amp: _Precision, progress: _Progress, settings: TrainSettings, epochs: int,
+    stopped: bool, seed: int, callbacks: list,
 ) -> None:  # fmt: skip
-    """The epoch's checkpoint (model, optimizer, progress, the callbacks' states), then a commit point:
-    the best state was saved before it, so the pair on disk is always consistent."""
+    """The epoch's checkpoint (model, optimizer, fp16 scaler, progress, the callbacks' states), then a
+    commit point: the best state was saved before it, so the pair on disk is always consistent."""
     trainer = {
         "epoch": epochs,
         "best": progress.best,
@@ -492,6 +675,7 @@ def _checkpoint(
         "finished": stopped or epochs == settings.epochs,
         "seed": seed,
         "callbacks": [cb.state_dict() for cb in callbacks if hasattr(cb, "state_dict")],
+        **amp.state_dict(),
     }
     save_training_state(last, mechanism.state_dict(), opt.state_dict(), trainer)
     committed()
