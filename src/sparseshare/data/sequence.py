@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from sparseshare.data.readers import Example
-from sparseshare.errors import DataError
+from sparseshare.errors import ConfigError, DataError
 
 PAD, UNK = "<pad>", "<unk>"
 
@@ -115,15 +115,38 @@ class _Split:
         move = {k: getattr(self, k).to(device) for k in ("words", "chars", "tags", "starts", "lengths_here")}
         return _Split(lengths=self.lengths, widths=self.widths, **move)
 
-    def batch(self, ids: torch.Tensor) -> Batch:
-        """Sentences ``ids`` (CPU) padded to the batch's longest sentence and longest word."""
+    def batch(self, ids: torch.Tensor, pad_to: int | str = 0) -> Batch:
+        """Sentences ``ids`` (CPU) padded to the batch's longest sentence and longest word, each rounded
+        up by :func:`padded_size` when ``pad_to`` is set."""
         dev = self.words.device
-        t, c = int(self.lengths[ids].max()), int(self.widths[ids].max())
+        t = padded_size(int(self.lengths[ids].max()), pad_to)
+        c = padded_size(int(self.widths[ids].max()), pad_to)
         here = ids.to(dev, non_blocking=True)
         pos = torch.arange(t, device=dev)
         mask = pos < self.lengths_here[here].unsqueeze(1)
         tok = torch.where(mask, self.starts[here].unsqueeze(1) + pos, self.words.shape[0] - 1)
-        return Batch(self.words[tok], self.chars[tok, :c], mask, self.tags[tok], ids, self.lengths[ids])
+        chars = self.chars[tok, :c]
+        if c > chars.shape[2]:  # wider than the split's longest word: all-padding columns
+            chars = torch.nn.functional.pad(chars, (0, c - chars.shape[2]))
+        return Batch(self.words[tok], chars, mask, self.tags[tok], ids, self.lengths[ids])
+
+
+PAD_TO_POW2 = "pow2"
+
+
+def check_pad_to(pad_to: int | str, where: str = "pad_to") -> int | str:
+    """``pad_to`` if valid: 0 (no rounding), a positive multiple, or ``"pow2"``; else a ConfigError."""
+    if pad_to == PAD_TO_POW2 or (isinstance(pad_to, int) and not isinstance(pad_to, bool) and pad_to >= 0):
+        return pad_to
+    raise ConfigError(f"'{where}': want 0, a positive multiple or '{PAD_TO_POW2}', got {pad_to!r}")
+
+
+def padded_size(n: int, pad_to: int | str) -> int:
+    """``n`` rounded up to a multiple of ``pad_to`` (an int; 0 leaves it), or to a power of two
+    (``"pow2"``): what a batch is padded to, so that batches come in few shapes."""
+    if pad_to == PAD_TO_POW2:
+        return 1 << max(n - 1, 0).bit_length()
+    return -(-n // pad_to) * pad_to if pad_to else n
 
 
 class SequenceData:
@@ -132,6 +155,12 @@ class SequenceData:
     The tag vocabulary, unless given, covers every split: tags are a closed set, so dev/test never
     meet an unknown tag. Words keep their case for the char CNN; the word ids use lower-cased words
     when ``lower_words`` (GloVe 6B is lower-case). Words longer than ``max_word_len`` chars are cut.
+
+    ``pad_to`` (fixed shapes, off by default): every batch's sentence length and word width rounded up
+    to a multiple of ``pad_to`` (e.g. 8), or to a power of two (``"pow2"``), so that a GPU kernel cache
+    or ``torch.compile`` meets a few shapes instead of one per longest sentence. The model sees more
+    padding and the same real tokens: the packed BiLSTM and the CRF ignore it exactly; dropout then
+    draws its random numbers over the larger tensors, so a training run with it takes other numbers.
     """
 
     def __init__(
@@ -143,8 +172,10 @@ class SequenceData:
         tag_vocab: Vocab | None = None,
         lower_words: bool = True,
         max_word_len: int = 30,
+        pad_to: int | str = 0,
     ):
         self.name, self.splits = name, splits
+        self.pad_to = check_pad_to(pad_to)
         self.word_vocab, self.char_vocab = word_vocab, char_vocab
         self.tag_vocab = tag_vocab or Vocab.tags(t for s in splits.values() for _, ts in s for t in ts)
         self.lower_words, self.max_word_len = lower_words, max_word_len
@@ -231,20 +262,23 @@ class SequenceData:
         shuffle: bool = False,
         generator: torch.Generator | None = None,
         bucket: int = 0,
+        pad_to: int | str | None = None,
     ) -> Iterator[Batch]:
-        """Batches of ``split`` in order (or shuffled with ``generator``), padded to the batch maximum,
-        made where the split is staged (see :meth:`stage`).
+        """Batches of ``split`` in order (or shuffled with ``generator``), padded to the batch maximum
+        (rounded up by ``pad_to``, default the data's own: see the class), made where the split is
+        staged (see :meth:`stage`).
 
         ``bucket`` (with ``shuffle``): the shuffled sentences are cut into pools of ``bucket`` batches,
         each pool sorted by length (longest word breaking ties) and cut into batches, and the batches
         of all pools shuffled: every sentence once per pass, batches of similar lengths, little padding.
         """
         enc = self._enc[split]
+        pad = self.pad_to if pad_to is None else check_pad_to(pad_to)
         n = enc.lengths.shape[0]
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         if not (shuffle and bucket > 0):
             for start in range(0, n, batch_size):
-                yield enc.batch(order[start : start + batch_size])
+                yield enc.batch(order[start : start + batch_size], pad)
             return
         pool = bucket * batch_size
         key = enc.lengths * (int(enc.widths.max()) + 1) + enc.widths if n else enc.lengths
@@ -254,4 +288,4 @@ class SequenceData:
             ids = ids[torch.argsort(key[ids], stable=True)]
             cut += [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
         for i in torch.randperm(len(cut), generator=generator).tolist():
-            yield enc.batch(cut[i])
+            yield enc.batch(cut[i], pad)

@@ -5,7 +5,9 @@ a 1- or 2-layer BiLSTM (hidden 200), dropout, then one decoder per task (linear,
 Exp3). Optional word dropout replaces training words by <unk>. The encoder is the base network E
 whose weight matrices are pruned; embeddings and decoders are excluded from pruning and `# Params`.
 The helpers ``embed_words``, ``bilstm`` and ``split_layers`` let the soft and hierarchical sharing
-baselines build their networks out of this one (the paper: "used as building block").
+baselines build their networks out of this one (the paper: "used as building block"). The BiLSTM runs
+on packed sentences (``bilstm``), or with ``packing=False`` unpacked (``bilstm_unpacked``: dense kernels,
+no per-time-step packing cost, other float rounding; opt-in).
 """
 
 from __future__ import annotations
@@ -68,12 +70,56 @@ def bilstm(
     """Run ``lstm`` over the unpadded part of each sentence; padding positions come out as zeros.
 
     ``lengths`` (on the CPU, as packing wants them) spares a device-to-host copy of ``mask.sum(1)``.
+    A batch without padding (every sentence as long as the batch, as length buckets often make them)
+    runs the LSTM on the tensor itself: packing it would only sort, copy and unsort it, and the numbers
+    are the packed run's bit for bit (tests/models/test_tagger_shapes.py).
     """
     lengths = lengths if lengths is not None else mask.sum(1).cpu()
+    if bool((lengths == x.shape[1]).all()):
+        return lstm(x)[0].contiguous()  # the packed run's layout: dropout draws in memory order
     packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
     out, _ = lstm(packed)
     out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
     return out
+
+
+def bilstm_unpacked(
+    lstm: nn.LSTM, x: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor | None = None
+) -> torch.Tensor:
+    """:func:`bilstm` without packing: the same function of each sentence, with other float rounding.
+
+    Each layer runs its forward direction on the padded batch as it is (padding comes after a sentence,
+    so it never reaches the sentence's states) and its backward direction on every sentence reversed in
+    place (``t -> length - 1 - t``, the padding left at the end), whose outputs are put back in order;
+    padding positions come out as zeros. Every call sees the batch's own shape, nothing is sorted or
+    packed, and the LSTM runs as one dense kernel per direction (oneDNN on a CPU: no per-time-step
+    slicing, whose backward zero-fills a full-size gradient at every step of the packed run). Fixed
+    shapes (``SequenceData(pad_to=...)``) then make few shapes in all. The numbers differ from the packed
+    run's in the last bits, so it is an option (``build_tagger(packing=False)``), not the default. On a
+    GPU, cuDNN takes one direction's weights out of the module's flat buffer per call (a copy; cuDNN
+    runs packed batches natively, so there the packed default is the one to measure against).
+    ``lengths`` is taken for :func:`bilstm`'s signature; the lengths are read from ``mask`` where it is.
+    """
+    if not lstm.bidirectional or not lstm.batch_first or lstm.proj_size:
+        raise ValueError("bilstm_unpacked runs a bidirectional, batch-first LSTM without projections")
+    b, t, _ = x.shape
+    pos = torch.arange(t, device=x.device)
+    rev = torch.where(mask, mask.sum(1, keepdim=True) - 1 - pos, pos).unsqueeze(2)  # [B, T, 1]
+    zeros = x.new_zeros(1, b, lstm.hidden_size)
+    h = x
+    for layer in range(lstm.num_layers):
+        if layer and lstm.dropout and lstm.training:
+            h = nn.functional.dropout(h, lstm.dropout, True)
+        outs = []
+        for suffix, seq in ((f"_l{layer}", h), (f"_l{layer}_reverse", h.gather(1, rev.expand_as(h)))):
+            names = ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if lstm.bias else ())
+            weights = [getattr(lstm, name + suffix) for name in names]
+            outs.append(
+                torch.lstm(seq, (zeros, zeros), weights, lstm.bias, 1, 0.0, lstm.training, False, True)[0]
+            )
+        outs[1] = outs[1].gather(1, rev.expand_as(outs[1]))
+        h = torch.cat(outs, dim=2)
+    return h.masked_fill(~mask.unsqueeze(2), 0.0)
 
 
 @torch.no_grad()
@@ -113,6 +159,7 @@ class TaggerEncoder(nn.Module):
         embeddings: torch.Tensor | None = None,
         freeze_embeddings: bool = False,
         word_dropout: float = 0.0,
+        packing: bool = True,
     ):
         super().__init__()
         if not 0 <= word_dropout < 1:
@@ -131,13 +178,14 @@ class TaggerEncoder(nn.Module):
         in_dim = word_dim + (char_filters if self.char_cnn is not None else 0)
         self.lstm = nn.LSTM(in_dim, hidden, num_layers=layers, bidirectional=True, batch_first=True)
         self.out_dim = 2 * hidden
+        self.run_lstm = bilstm if packing else bilstm_unpacked
 
     def forward(
         self, words: torch.Tensor, chars: torch.Tensor, mask: torch.Tensor, lengths=None
     ) -> torch.Tensor:
         p = self.word_dropout if self.training else 0.0
         x = self.drop(embed_words(self.word_embed, self.char_cnn, words, chars, p))
-        return self.drop(bilstm(self.lstm, x, mask, lengths))
+        return self.drop(self.run_lstm(self.lstm, x, mask, lengths))
 
 
 class TagHeads:
@@ -198,8 +246,12 @@ def build_tagger(
     embeddings: torch.Tensor | None = None,
     decoder: str = "linear",
     word_dropout: float = 0.0,
+    packing: bool = True,
 ) -> MultiTaskTagger:
-    """The paper's tagger (defaults: Table 2) with one ``decoder`` ('linear' or 'crf') per task."""
+    """The paper's tagger (defaults: Table 2) with one ``decoder`` ('linear' or 'crf') per task.
+
+    ``packing=False`` runs the BiLSTM unpacked (:func:`bilstm_unpacked`: dense kernels, the batch's own
+    shape; the same function with other float rounding, so opt-in)."""
     enc = TaggerEncoder(
         n_words,
         n_chars,
@@ -212,5 +264,6 @@ def build_tagger(
         dropout,
         embeddings,
         word_dropout=word_dropout,
+        packing=packing,
     )
     return MultiTaskTagger(enc, {t: build_decoder(decoder, enc.out_dim, k) for t, k in n_tags.items()})
