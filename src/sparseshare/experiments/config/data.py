@@ -152,6 +152,10 @@ class DataConfig:
     # same)
     dev_seed: int = 0
     ptb_split: str = "auto"  # PTB file ranges: wsj (sections 0-18/19-21/22-24), sample, auto
+    # sequence corpora, fixed shapes for a GPU or train.compile: every batch's sentence length and word
+    # width rounded up to a multiple of this (e.g. 8) or to a power of two ('pow2'); 0, the default: none.
+    # The predictions are the same; the loss moves in its last digits
+    pad_to: int | str = 0
 
     @property
     def kind(self) -> str:
@@ -262,6 +266,10 @@ class DataConfig:
             out += self._exclude_problems(where)
         if self.sequence:
             out += self._sequence_problems(where)
+        if self.pad_to != 0 and not self.sequence:
+            out.append(f"'{where}.pad_to': only for sequence corpora, not dataset '{self.dataset}'")
+        elif self.pad_to != "pow2" and not (isinstance(self.pad_to, int) and 0 <= self.pad_to <= 1024):
+            out.append(f"'{where}.pad_to': want 0, a multiple from 1 to 1024 or 'pow2', got {self.pad_to!r}")
         return out
 
     def _exclude_problems(self, where: str) -> list[str]:

@@ -214,7 +214,7 @@ def _prepare_sequence(d: DataConfig, m: ModelConfig, seed: int, log: MetricsLog)
         # your own column files as 'columns.spans' says
         spans = d.columns.spans if d.task_sources()[t] == "columns" else None
         metric, scheme = task_kind(t, spans)
-        data = SequenceData(t, raw[t], word_vocab, char_vocab, lower_words=d.lower_words)
+        data = SequenceData(t, raw[t], word_vocab, char_vocab, lower_words=d.lower_words, pad_to=d.pad_to)
         tasks[t] = Task(t, data, metric, scheme=scheme)
     for t, task in tasks.items():
         counts = {s: (task.data.num_examples(s), task.data.num_tokens(s)) for s in ("train", "dev", "test")}
