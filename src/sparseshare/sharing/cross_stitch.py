@@ -119,6 +119,7 @@ class CrossStitchEncoder(nn.Module):
         dropout: float = 0.5,
         word_dropout: float = 0.0,
         self_weight: float = 0.9,
+        run_lstm=bilstm,
     ):
         super().__init__()
         depths = {len(layers) for layers in columns.values()}
@@ -135,6 +136,7 @@ class CrossStitchEncoder(nn.Module):
         init = stitch_init(n, self_weight).to(device=like.device, dtype=like.dtype)
         self.stitch = nn.ParameterList(nn.Parameter(init.clone()) for _ in range(depth))
         self.out_dim = 2 * columns[self.tasks[0]][-1].hidden_size
+        self.run_lstm = run_lstm  # the base tagger's: packed (bilstm) or not (model.packing)
 
     def forward(
         self, words: torch.Tensor, chars: torch.Tensor, mask: torch.Tensor, lengths=None
@@ -145,7 +147,7 @@ class CrossStitchEncoder(nn.Module):
         h = [x] * len(self.tasks)
         for layer, alpha in enumerate(self.stitch):
             out = torch.stack(
-                [bilstm(self.columns[t][layer], h[i], mask, lengths) for i, t in enumerate(self.tasks)]
+                [self.run_lstm(self.columns[t][layer], h[i], mask, lengths) for i, t in enumerate(self.tasks)]
             )
             h = torch.einsum("ts,sbld->tbld", alpha, out)  # Misra et al. Eq. 1
         return self.drop(h)
@@ -164,7 +166,13 @@ class CrossStitchSharing(TagHeads, nn.Module):
         layers = split_layers(base.lstm)
         columns = {t: copy.deepcopy(layers) for t in model.tasks}
         self.encoder = CrossStitchEncoder(
-            base.word_embed, base.char_cnn, columns, base.drop.p, base.word_dropout, self_weight
+            base.word_embed,
+            base.char_cnn,
+            columns,
+            base.drop.p,
+            base.word_dropout,
+            self_weight,
+            base.run_lstm,
         )
         self.heads = model.heads
         self._index = {t: i for i, t in enumerate(model.tasks)}

@@ -32,6 +32,7 @@ class HierarchicalEncoder(nn.Module):
         layers: list[nn.LSTM],
         dropout: float = 0.5,
         word_dropout: float = 0.0,
+        run_lstm=bilstm,
     ):
         super().__init__()
         if not layers:
@@ -42,6 +43,7 @@ class HierarchicalEncoder(nn.Module):
         self.word_dropout = word_dropout
         self.layers = nn.ModuleList(layers)
         self.out_dim = 2 * layers[-1].hidden_size
+        self.run_lstm = run_lstm  # the base tagger's: packed (bilstm) or not (model.packing)
 
     def forward(
         self,
@@ -56,9 +58,7 @@ class HierarchicalEncoder(nn.Module):
         p = self.word_dropout if self.training else 0.0
         x = self.drop(embed_words(self.word_embed, self.char_cnn, words, chars, p))
         for lstm in self.layers[:depth]:
-            x = bilstm(
-                lstm, x, mask, lengths
-            )  # no dropout between layers, as in the base network's stacked LSTM
+            x = self.run_lstm(lstm, x, mask, lengths)  # no dropout between layers, as in the base network
         return self.drop(x)
 
 
@@ -83,7 +83,7 @@ class HierarchicalSharing(TagHeads, nn.Module):
             )
         depth = max(self.levels.values())
         self.encoder = HierarchicalEncoder(
-            base.word_embed, base.char_cnn, layers[:depth], base.drop.p, base.word_dropout
+            base.word_embed, base.char_cnn, layers[:depth], base.drop.p, base.word_dropout, base.run_lstm
         )
         self.heads = model.heads
 

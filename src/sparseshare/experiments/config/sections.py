@@ -26,6 +26,10 @@ class ModelConfig:
     word_dropout: float = 0.0  # probability of replacing a training word by <unk>
     # hierarchical system: task -> 1-based BiLSTM layer its decoder reads; empty = POS 1, the others 2
     hierarchy: dict[str, int] = field(default_factory=dict)
+    # the BiLSTM on packed sentences (true: the papers' protocol and every committed number); false: unpacked,
+    # one dense kernel per direction, 1.2-1.4x the sentences/s on a CPU (bench/throughput.py --unpacked),
+    # the same function with other float rounding (every system's BiLSTM: hard, sparse, hierarchical, ...)
+    packing: bool = True
 
     def problems(self, where: str) -> list[str]:
         from sparseshare.models.decoders import DECODERS

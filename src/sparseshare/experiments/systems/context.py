@@ -237,6 +237,8 @@ def _prepare_sequence(d: DataConfig, m: ModelConfig, seed: int, log: MetricsLog)
             "char_dim": m.char_dim, "char_filters": m.char_filters, "char_width": m.char_width,
             "hidden": m.hidden, "layers": m.layers, "dropout": m.dropout, "decoder": m.decoder,
             "word_dropout": m.word_dropout}  # fmt: skip
+    if not m.packing:  # named only when set, so the recipes (network.json) of packed runs stay as they were
+        base["packing"] = False
     first = next(iter(tasks.values())).data
     preprocess = {
         "kind": "sequence",
