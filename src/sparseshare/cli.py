@@ -207,7 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="run up to N units (the warmup, each task's IMP search, each system, a sweep's points) "
         "at once as Ray tasks, on a local Ray started for the run or the cluster at --address "
-        "(default 1: in this process, without Ray); a run resumes with any N",
+        "(default 1: in this process, without Ray); a run resumes with any N. On a local Ray, N above "
+        "this machine's free cores runs one unit a core (one line says so); --set resources.cpus=1 runs "
+        "N at once anyway",
     )
     r.add_argument(
         "--address",

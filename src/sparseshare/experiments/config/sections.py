@@ -180,7 +180,8 @@ class PaperConfig:
 class UnitResources:
     """What one unit asks of a Ray node: CPUs (its torch threads follow) and a share of a GPU."""
 
-    cpus: float | None = None  # None: this machine's cores shared out by --jobs (at least 1)
+    # None: this machine's free cores shared out by --jobs (at least 1; above them, one unit a core)
+    cpus: float | None = None
     gpus: float | None = None  # None: none (in ``units``: the default); 0.25 puts four units on a GPU
 
     def problems(self, where: str) -> list[str]:
