@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast test-slow lint bench clean-venv
+.PHONY: run test test-fast test-slow lint bench bench-gpu bench-peers clean-venv
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -34,10 +34,19 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
+# each prints its ratio, measured side by side in one run (README: Performance)
 bench: $(STAMP)
+	$(PY) bench/mask_memory.py
 	$(PY) bench/masked_step.py
-	$(PY) bench/throughput.py
+	$(PY) bench/experts.py
+	$(PY) bench/fused.py
+	$(PY) bench/throughput.py --unpacked
 	$(PY) bench/scale.py
+
+# one GPU, <= 6 minutes: step time, busy fraction, kernels/copies, masked/unmasked, throughput against
+# batch size and packed units; writes docs/results/gpu.md (bench/gpu.py --device cpu --quick runs anywhere)
+bench-gpu: $(STAMP)
+	$(PY) bench/gpu.py --device cuda
 
 clean-venv:
 	rm -rf $(VENV)
