@@ -3,6 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
+TORCH := torch==2.13.0
 
 .PHONY: run test test-fast test-slow lint bench bench-gpu bench-peers clean-venv
 
@@ -12,7 +13,7 @@ $(PY):
 # torch is pinned here (a CPU build sits on this machine's pip); pyproject only says torch>=2.3.
 $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q '$(TORCH)'
 	$(PIP) install -q -e '.[dev]'
 	touch $(STAMP)
 
@@ -47,6 +48,28 @@ bench: $(STAMP)
 # batch size and packed units; writes docs/results/gpu.md (bench/gpu.py --device cpu --quick runs anywhere)
 bench-gpu: $(STAMP)
 	$(PY) bench/gpu.py --device cuda
+
+# sparseshare against torch-rechub, DeepCTR-Torch and pytorch-crf, <= 10 minutes on 2 cores; writes
+# docs/results/peers.md. The peers live in a venv of their own: every pip call there takes a constraints
+# file holding torch at the pin above, so no peer's requirement can make pip resolve another torch.
+PEERS_VENV ?= .venv-peers
+PEERS_PY := $(PEERS_VENV)/bin/python
+PEERS_STAMP := $(PEERS_VENV)/.installed
+PEERS_PIP := $(PEERS_PY) -m pip install -q -c $(PEERS_VENV)/constraints.txt
+
+$(PEERS_PY):
+	python3 -m venv $(PEERS_VENV)
+
+$(PEERS_STAMP): Makefile pyproject.toml bench/peers_requirements.txt | $(PEERS_PY)
+	echo '$(TORCH)' > $(PEERS_VENV)/constraints.txt
+	$(PEERS_PIP) --upgrade pip
+	$(PEERS_PIP) '$(TORCH)'
+	$(PEERS_PIP) -e .
+	$(PEERS_PIP) -r bench/peers_requirements.txt
+	touch $(PEERS_STAMP)
+
+bench-peers: $(PEERS_STAMP)
+	$(PEERS_PY) bench/peers.py
 
 clean-venv:
 	rm -rf $(VENV)
