@@ -154,6 +154,7 @@ def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = HANG) -> None
         time.sleep(0.02)
 
 
+@pytest.mark.slow  # 80 s of Ray restarts: make test-slow
 def test_a_killed_driver_resumes_and_ctrl_c_leaves_a_resumable_run(sequential, tmp_path):
     out = tmp_path / "killed_driver"
     proc = _cli(out, "--jobs", "2", *LONG_HARD)

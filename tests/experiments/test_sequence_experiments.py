@@ -188,6 +188,7 @@ def test_sparsity_sweep_forces_one_density_on_every_task():
         assert p.cfg.search.force_density == {"pos": d, "ner": d, "chunk": d}
 
 
+@pytest.mark.slow  # a sweep of every pair, 20 s: make test-slow
 def test_task_pairs_sweep_shows_overlap_and_gain_per_pair(tmp_path):
     out = tmp_path / "pairs"
     res = _run("task_pairs", out)
@@ -297,6 +298,7 @@ def test_a_seed_axis_on_a_sequence_experiment_gives_mean_and_sd(tmp_path):
     assert f"{100 * (a + b) / 2:.2f} ± {sd:.2f}" in row
 
 
+@pytest.mark.slow  # 13 s: make test-slow
 def test_overlap_budget_compares_masks_at_matched_densities_beside_chance(tmp_path):
     out = tmp_path / "budget"
     at = {d: f"{{search.force_density: {{pos: {d}, chunk: {d}, ner: {d}}}}}" for d in (0.5, 0.25)}
