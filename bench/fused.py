@@ -12,32 +12,19 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from sparseshare.models.tagger import build_tagger
-from sparseshare.pruning import prunable_names
-from sparseshare.sharing import SparseSharing
-from sparseshare.training.trainer import make_optimizer
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from masked_step import make_batch  # noqa: E402  (the paper-shaped tagger batch of bench/masked_step.py)
 
-
-class Batch:
-    def __init__(self, words, chars, mask, tags):
-        self.words, self.chars, self.mask, self.tags = words, chars, mask, tags
-
-    def to(self, device):
-        return Batch(*(t.to(device) for t in (self.words, self.chars, self.mask, self.tags)))
-
-
-def make_batch(g, b=10, t=25, n_words=20000, n_chars=80, n_tags=17, device="cpu"):
-    lengths = torch.randint(5, t + 1, (b,), generator=g)
-    lengths[0] = t
-    mask = torch.arange(t)[None] < lengths[:, None]
-    words = torch.randint(1, n_words, (b, t), generator=g) * mask
-    chars = torch.randint(1, n_chars, (b, t, 12), generator=g) * mask[..., None]
-    tags = torch.randint(0, n_tags, (b, t), generator=g) * mask
-    return Batch(words, chars, mask, tags).to(device)
+from sparseshare.models.tagger import build_tagger  # noqa: E402
+from sparseshare.pruning import prunable_names  # noqa: E402
+from sparseshare.sharing import SparseSharing  # noqa: E402
+from sparseshare.training.trainer import make_optimizer  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
@@ -62,7 +49,7 @@ def main() -> None:
     masks = {
         t: {n: torch.rand(params[n].shape, generator=g) < 0.5 for n in prunable_names(params)} for t in tasks
     }
-    batches = [make_batch(g, device=dev) for _ in range(8)]
+    batches = [make_batch(g, n_tags=17, device=dev) for _ in range(8)]
     runs = {}
     for fused in (False, True):
         mech = SparseSharing(copy.deepcopy(base), masks).to(dev)

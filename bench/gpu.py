@@ -47,12 +47,15 @@ from pathlib import Path
 
 import torch
 
-from sparseshare.data.sequence import SequenceData, Vocab
-from sparseshare.data.task import Task, num_batches
-from sparseshare.models.tagger import build_tagger
-from sparseshare.pruning import prunable_names
-from sparseshare.sharing import HardSharing, SparseSharing
-from sparseshare.training.trainer import TrainSettings, train
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import synthetic_sentences as sentences  # noqa: E402
+
+from sparseshare.data.sequence import SequenceData, Vocab  # noqa: E402
+from sparseshare.data.task import Task, num_batches  # noqa: E402
+from sparseshare.models.tagger import build_tagger  # noqa: E402
+from sparseshare.pruning import prunable_names  # noqa: E402
+from sparseshare.sharing import HardSharing, SparseSharing  # noqa: E402
+from sparseshare.training.trainer import TrainSettings, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results" / "gpu.md"
@@ -81,17 +84,6 @@ class Sizes:
             )
         units = [1, 2, 4, 8] if device.type == "cuda" else [1, 2]
         return cls(120, 10, 3, [10, 32, 64, 128], units, 450, 30)
-
-
-def sentences(n: int, g: torch.Generator, n_words: int = 2000, n_tags: int = 17) -> list:
-    """Synthetic (words, tags) sentences of 5-40 tokens (CoNLL-2003 averages 14), as bench/throughput.py
-    draws them."""
-    out = []
-    for _ in range(n):
-        k = int(torch.randint(5, 41, (1,), generator=g))
-        ws = [f"w{int(i)}" for i in torch.randint(0, n_words, (k,), generator=g)]
-        out.append((ws, [f"T{hash(w) % n_tags}" for w in ws]))
-    return out
 
 
 def tagger_tasks(per_task: int, seed: int = 0) -> list[Task]:
