@@ -150,3 +150,16 @@ def readme_blocks(title: str, language: str) -> list[str]:
     section = text[text.index(f"## {title}") :]
     section = section[: section.index("\n## ", 1)]
     return re.findall(rf"```{language}\n(.*?)```", section, re.S)
+
+
+def masked_step(mech, opt, batch, task: str, in_place: bool = True) -> None:
+    """One training step of ``task`` on a masked mechanism: in place (the trainer's path, M_t applied to
+    the weights) or through the substituting forward."""
+    opt.zero_grad(set_to_none=True)
+    if in_place:
+        with mech.applied(task):
+            mech.loss(batch, task).backward()
+            mech.step(opt, task)
+    else:
+        mech.loss(batch, task).backward()
+        mech.step(opt, task)

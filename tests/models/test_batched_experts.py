@@ -14,6 +14,7 @@ from sparseshare.models.mlp import MLP, PBFSNet
 from sparseshare.sharing.mmoe import MMoE, mmoe
 from sparseshare.sharing.pbfs import PBFS, pbfs
 from sparseshare.sharing.ple import PLE, cgc, ple
+from tests.helpers import masked_step
 
 KINDS = {"a": "binary", "b": "regression", "c": "binary"}
 WEIGHTS = {"a": 1.0, "b": 0.5, "c": 2.0}
@@ -155,16 +156,8 @@ def test_pbfs_in_place_masks_and_masked_steps_stay_bit_identical(batched_calls):
     for step in range(4):
         batch, task = _batch(256, 534, seed=step), ["a", "b", "c", "b"][step]
         for mech, batched in ((new, True), (old, False)):
-            opt = opts[id(mech)]
-            opt.zero_grad(set_to_none=True)
-            with _mode(batched):
-                if step % 2:  # the trainer's path: M_t applied to the weights in place
-                    with mech.applied(task):
-                        mech.loss(batch, task).backward()
-                        mech.step(opt, task)
-                else:
-                    mech.loss(batch, task).backward()
-                    mech.step(opt, task)
+            with _mode(batched):  # odd steps the trainer's path: M_t applied to the weights in place
+                masked_step(mech, opts[id(mech)], batch, task, in_place=bool(step % 2))
     assert batched_calls
     assert all(torch.equal(p, q) for p, q in zip(new.parameters(), old.parameters()))
 

@@ -18,7 +18,7 @@ from sparseshare.masks.io import pack, pack_bits, unpack
 from sparseshare.sharing import SparseSharing
 from sparseshare.sharing.hard import task_predict
 from sparseshare.sharing.sparse import mask_key
-from tests.helpers import random_masks, toy_batch, toy_tagger
+from tests.helpers import masked_step, random_masks, toy_batch, toy_tagger
 
 TASKS = tuple(f"t{i}" for i in range(16))
 
@@ -50,15 +50,7 @@ def _held_extra(mech, opt) -> int:
 
 
 def _step(mech, opt, task, seed, in_place=True):
-    opt.zero_grad(set_to_none=True)
-    batch = toy_batch(seed)
-    if in_place:
-        with mech.applied(task):
-            mech.loss(batch, task).backward()
-            mech.step(opt, task)
-    else:
-        mech.loss(batch, task).backward()
-        mech.step(opt, task)
+    masked_step(mech, opt, toy_batch(seed), task, in_place)
 
 
 def test_every_task_mask_is_held_in_one_bit_a_weight_and_only_the_stepped_one_unpacked():
