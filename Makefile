@@ -14,7 +14,8 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q '$(TORCH)'
-	$(PIP) install -q -e '.[dev]'
+	echo '$(TORCH)' > $(VENV)/constraints.txt
+	$(PIP) install -q -c $(VENV)/constraints.txt -e '.[dev,all]'
 	touch $(STAMP)
 
 run: $(STAMP)
