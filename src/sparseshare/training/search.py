@@ -8,6 +8,12 @@ weights of the level's best-dev weights (Algorithm 1, step 5), repeat until the 
 score, kept in memory. Given a ``directory`` it is restartable: level z writes M^(z+1) first and then
 appends its record to ``<task>.jsonl`` atomically; a killed search re-runs only the unfinished level,
 with the same seed, and so ends with masks identical to an uninterrupted search.
+
+``search.method`` names the mask finder: ``imp`` (the above), or ``oneshot`` / ``snip`` / ``random``
+(pruning/finders.py), which score every prunable weight once at θ^(w) (|w|; |g ⊙ w|, Lee et al. 2019;
+a seeded random score) and rank those fixed scores down the same density ladder: level z keeps the top
+``(1 - alpha)^z`` of the scores (straight to that density, not through trained levels), and each level
+is still trained from θ^(w) and scored on dev, so the selection on dev and the reports work unchanged.
 """
 
 from __future__ import annotations
@@ -25,10 +31,11 @@ import torch
 from tqdm.auto import tqdm
 
 from sparseshare import atomic, nesting, paths
-from sparseshare.data.task import Task
-from sparseshare.errors import RunError
+from sparseshare.data.task import Task, move_batch
+from sparseshare.errors import ConfigError, RunError
 from sparseshare.masks.io import load_masks, save_masks
 from sparseshare.masks.mask import Mask, density
+from sparseshare.pruning.finders import FINDERS, magnitude_scores, random_scores, snip_scores
 from sparseshare.pruning.magnitude import prune
 from sparseshare.pruning.schedules import imp_densities
 from sparseshare.pruning.selection import beats
@@ -38,13 +45,14 @@ from sparseshare.training import fingerprint
 from sparseshare.training.checkpoint import committed
 from sparseshare.training.progress import bar_disabled, label
 from sparseshare.training.settings import SearchSettings, TrainSettings
-from sparseshare.training.streams import level_seed
+from sparseshare.training.streams import level_seed, stream_seed
 from sparseshare.training.trainer import load_state, train
 
 logger = logging.getLogger("sparseshare")
 # the search settings that do not change a task's levels: which level is selected, the warmup (its state
 # is the rewind point given), the preset's name (its values are the settings themselves)
 NOT_SEARCH = ("force_density", "warmup_epochs", "preset")
+SNIP_BATCHES = 1  # training batches whose summed loss gradient SNIP scores by (Lee et al. 2019: one)
 
 
 @dataclass
@@ -144,7 +152,10 @@ def search_task(
     the stream ``level_seed(seed, task, z)``: named by the task, so tasks over the same sentences do not
     share batch orders or dropout masks, and a task's search is the same whatever tasks are beside it."""
     name = task.name
+    if settings.method not in FINDERS:
+        raise ConfigError(f"'search.method': unknown '{settings.method}'; valid: {list(FINDERS)}")
     lvl_settings = level_settings(train_settings, settings)
+    scores: dict[str, torch.Tensor] | None = None  # a fixed-score finder's scores, made when first needed
     record = None
     levels: list[Level] = []
     masks: list[Mask] = []
@@ -171,8 +182,12 @@ def search_task(
             model, rewind_state, mask, task, lvl_settings, seed, z, device, progress
         )
         if level.density > settings.min_density:
+            if settings.method != "imp" and scores is None:
+                scores = finder_scores(
+                    settings.method, model, rewind_state, task, prunable, lvl_settings, seed, device
+                )
             nxt = prune(
-                weights,
+                weights if scores is None else scores,
                 {n: m.to(weights[n].device) for n, m in mask.items()},
                 settings.alpha,
                 settings.strategy,
@@ -207,6 +222,8 @@ def _resume_levels(
     (directory / name).mkdir(parents=True, exist_ok=True)
     record = directory / f"{name}.jsonl"
     search = {k: v for k, v in dataclasses.asdict(settings).items() if k not in NOT_SEARCH}
+    if search.get("method") == "imp":  # the default finder: the fingerprints of searches before it
+        del search["method"]
     mine = fingerprint.of_training(lvl_settings, {name: task}, model, seed, search=search, prunable=prunable)
     known = fingerprint.defaults(settings=lvl_settings, search=settings)
     fingerprint.check(paths.fingerprint(directory, name), mine, "IMP search", record, known)
@@ -242,6 +259,42 @@ def _train_level(
     weights = {n: p.detach() for n, p in level_model.named_parameters() if n in mask}
     dev = result.best_dev[name]
     return Level(z, density(mask), dev[task.key], result.epochs_run, dev, stream), weights
+
+
+def finder_scores(
+    method: str, model: torch.nn.Module, rewind_state, task: Task, prunable: list[str],
+    settings: TrainSettings, seed: int, device,
+) -> dict[str, torch.Tensor]:  # fmt: skip
+    """The fixed scores of a finder beside IMP (pruning/finders.py), of each prunable weight at θ^(w):
+    ``oneshot`` |w|; ``snip`` |g ⊙ w| with g the task loss's gradient summed over ``SNIP_BATCHES``
+    shuffled training batches of ``train.batch_size`` (stream ``("snip", task)``; the model in eval mode,
+    so no dropout: the same scores on a resumed search); ``random`` a uniform score from the stream
+    ``("random", task)``."""
+    weights = {n: rewind_state[n] for n in prunable}
+    if method == "oneshot":
+        return magnitude_scores(weights)
+    if method == "random":
+        return random_scores({n: w.shape for n, w in weights.items()}, stream_seed(seed, "random", task.name))
+    dense = copy.deepcopy(model)
+    load_state(dense, rewind_state, "the rewind state")
+    dense.to(device)
+    dense.eval()
+    mech = SparseSharing(dense, {t: {n: torch.ones(weights[n].shape, dtype=torch.bool) for n in prunable}
+                                 for t in dense.tasks})  # fmt: skip
+    mech.to(device)
+    params = dict(dense.named_parameters())
+    gen = torch.Generator().manual_seed(stream_seed(seed, "snip", task.name))
+    batches = task.data.batches("train", settings.batch_size, shuffle=True, generator=gen)
+    seen = 0
+    for batch in batches:
+        mech.loss(move_batch(batch, device), task.name).backward()
+        seen += 1
+        if seen == SNIP_BATCHES:
+            break
+    if seen == 0:
+        raise ConfigError(f"search.method 'snip': task '{task.name}' has no training batches")
+    grads = {n: torch.zeros_like(params[n]) if params[n].grad is None else params[n].grad for n in prunable}
+    return snip_scores({n: params[n] for n in prunable}, grads)
 
 
 def select_level(

@@ -18,6 +18,7 @@ from sparseshare.pruning.defaults import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 
 SAMPLER_NAMES = ("proportional", "uniform", "round_robin")  # training/samplers.py's SAMPLERS
 STRATEGY_NAMES = ("global", "layerwise")  # pruning/magnitude.py's STRATEGIES
+METHOD_NAMES = ("imp", "oneshot", "snip", "random")  # training/search.py's mask finders
 OPTIMIZERS = ("sgd", "adam")
 PRECISIONS = ("fp32", "bf16", "fp16")  # the trainer's autocast dtypes (training/trainer.py's AUTOCAST)
 # bounds past which a value cannot be meant (a slip of the exponent): epochs and patience, and rows per
@@ -227,6 +228,10 @@ class SearchSettings:
     exclude: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDE))
     force_density: dict[str, float] = field(default_factory=dict)
     lr_decay: float | None = None
+    # the mask finder (training/search.py): 'imp' (Algorithm 1: each level prunes its own trained
+    # weights), or a score fixed at θ^(w) ranked down the same density ladder: 'oneshot' (|w|), 'snip'
+    # (|g ⊙ w|, Lee et al. 2019) or 'random' (a seeded random ranking)
+    method: str = "imp"
 
     def __post_init__(self) -> None:
         """A NaN or infinite value is refused when made (from Python too; a config never gets here with
@@ -244,6 +249,8 @@ class SearchSettings:
             out.append(f"'{where}.min_density' must be in (0, 1], got {self.min_density}")
         if self.strategy not in STRATEGY_NAMES:
             out.append(f"'{where}.strategy': unknown '{self.strategy}'; valid: {sorted(STRATEGY_NAMES)}")
+        if self.method not in METHOD_NAMES:
+            out.append(f"'{where}.method': unknown '{self.method}'; valid: {list(METHOD_NAMES)}")
         for key, lo in (("warmup_epochs", 0), ("epochs_per_level", 1), ("patience", 0)):
             out += _outside(f"{where}.{key}", getattr(self, key), lo, MAX_EPOCHS)
         if not self.include:
