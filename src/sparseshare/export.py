@@ -297,7 +297,7 @@ def load_subnet(
         else:
             state[n].copy_(tensors[n])
     for n, _ in network.named_buffers():
-        if n in tensors:
+        if n in tensors and n in state:  # non-persistent buffers (HF position_ids) are rebuilt
             if tensors[n].shape != state[n].shape:
                 raise RunError(
                     f"{path}: buffer '{n}' is stored as {list(tensors[n].shape)}, "
