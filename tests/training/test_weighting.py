@@ -1,0 +1,66 @@
+import pytest
+import torch
+
+from sparseshare.errors import ConfigError
+from sparseshare.training.weighting import (
+    DWA,
+    PCGrad,
+    UncertaintyWeighting,
+    make_weighting,
+    project_conflicts,
+)
+
+
+def test_pcgrad_removes_the_conflicting_component():
+    a, b = torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 1.0])
+    assert torch.dot(a, b) < 0
+    total = project_conflicts([a, b], torch.Generator().manual_seed(0))
+    pa = a - torch.dot(a, b) / b.dot(b) * b
+    pb = b - torch.dot(b, a) / a.dot(a) * a
+    assert torch.dot(pa, b) >= -1e-6 and torch.dot(pb, a) >= -1e-6
+    assert torch.allclose(total, pa + pb)
+    assert not torch.allclose(total, a + b)
+    same = project_conflicts([a, 2 * a])  # no conflict: the plain sum
+    assert torch.allclose(same, 3 * a)
+
+
+def test_pcgrad_backward_sets_projected_grads():
+    w = torch.nn.Parameter(torch.tensor([0.0, 0.0]))
+    losses = {"x": -(w * torch.tensor([1.0, 0.0])).sum(), "y": -(w * torch.tensor([-1.0, 1.0])).sum()}
+    PCGrad(["x", "y"]).backward(losses, [w], torch.Generator().manual_seed(0))
+    ga, gb = torch.tensor([-1.0, 0.0]), torch.tensor([1.0, -1.0])
+    expect = (ga - ga.dot(gb) / gb.dot(gb) * gb) + (gb - gb.dot(ga) / ga.dot(ga) * ga)
+    assert torch.allclose(w.grad, expect)
+
+
+def test_uw_log_variances_get_gradients_and_move():
+    uw = UncertaintyWeighting(["a", "b"])
+    opt = torch.optim.SGD(uw.parameters(), lr=0.1)
+    loss = uw.combine({"a": torch.tensor(3.0), "b": torch.tensor(0.1)})
+    loss.backward()
+    assert all(p.grad is not None and p.grad != 0 for p in uw.parameters())
+    opt.step()
+    s = uw.state_dict()["log_vars"]
+    assert s["a"] > 0 > s["b"]  # the larger loss gets the larger variance (a smaller weight)
+    other = UncertaintyWeighting(["a", "b"])
+    other.load_state_dict(uw.state_dict())
+    assert other.state_dict() == uw.state_dict()
+
+
+def test_dwa_weights_follow_loss_ratios():
+    dwa = DWA(["a", "b"])
+    assert dwa.current() == {"a": 1.0, "b": 1.0}
+    dwa.end_epoch({"a": 1.0, "b": 1.0})
+    dwa.end_epoch({"a": 0.5, "b": 1.0})  # a falls fast, b stalls: b gets the larger weight
+    w = dwa.current()
+    assert w["b"] > 1.0 > w["a"] and sum(w.values()) == pytest.approx(2.0)
+    r = torch.tensor([0.5, 1.0]) / 2
+    assert w["a"] == pytest.approx(float(2 * torch.softmax(r, 0)[0]))
+    again = DWA(["a", "b"])
+    again.load_state_dict(dwa.state_dict())
+    assert again.current() == w
+
+
+def test_unknown_weighting_lists_valid_names():
+    with pytest.raises(ConfigError, match="valid: .*'dwa'.*'equal'.*'pcgrad'.*'uw'"):
+        make_weighting("nope", ["a"])
