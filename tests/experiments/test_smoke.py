@@ -411,8 +411,9 @@ def test_report_reads_the_training_of_a_run_from_before_summaries(smoke_run, tmp
 
 
 @pytest.mark.skipif(not pinned.pinned_here(), reason=f"numbers pinned under torch/machine {pinned.PINNED_ON}")
-def test_the_smoke_run_reproduces_its_pinned_numbers_digit_for_digit(smoke_run):
+def test_the_smoke_run_reproduces_its_pinned_numbers(smoke_run):
     """A refactor changes no result: every score, curve, search level and mask statistic of the smoke
-    run equals the pinned one exactly (tests/experiments/pinned.py says how to re-pin on purpose)."""
+    run equals the pinned one, integers and seeds exactly, floats to the CPU kernels' noise
+    (tests/experiments/pinned.py says why, and how to re-pin on purpose)."""
     got = pinned.numbers(json.loads((smoke_run / "results.json").read_text()))
-    assert got == pinned.expected("smoke")
+    assert pinned.mismatches(got, pinned.expected("smoke")) == []

@@ -150,8 +150,9 @@ def test_predict_a_raw_table_from_the_run_alone(census_run, tmp_path, monkeypatc
 
 
 @pytest.mark.skipif(not pinned.pinned_here(), reason=f"numbers pinned under torch/machine {pinned.PINNED_ON}")
-def test_the_census_slice_reproduces_its_pinned_numbers_digit_for_digit(census_run):
-    """Every tabular system (PBFS's subnets included) gives the pinned numbers exactly: a refactor
-    changes no result (tests/experiments/pinned.py says how to re-pin on purpose)."""
+def test_the_census_slice_reproduces_its_pinned_numbers(census_run):
+    """Every tabular system (PBFS's subnets included) gives the pinned numbers: integers and seeds
+    exactly, floats to the CPU kernels' noise (tests/experiments/pinned.py says why, and how to re-pin
+    on purpose); a refactor changes no result."""
     got = pinned.numbers(json.loads((census_run / "results.json").read_text()))
-    assert got == pinned.expected("census_small")
+    assert pinned.mismatches(got, pinned.expected("census_small")) == []
