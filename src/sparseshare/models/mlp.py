@@ -60,6 +60,49 @@ class MLP(SequentialExpert):
         self.out_dim = dim
 
 
+ExpertFactory = Callable[[int, int], nn.Module]
+"""``expert(in_dim, out_dim)``: one expert, a module mapping rows ``[N, in_dim]`` to ``[N, out_dim]``."""
+
+
+def expert_builder(
+    expert: ExpertFactory | None,
+    hidden: Sequence[int],
+    dropout: float = 0.0,
+    activation: str | Callable[[], nn.Module] = "relu",
+    out_dim: int | None = None,
+) -> tuple[Callable[[int], nn.Module], int]:
+    """``(build, out_dim)``: ``build(in_dim)`` makes one expert, ``out_dim`` is the width of its output.
+
+    Without ``expert`` it is the built-in :class:`MLP` of ``hidden`` units (the numbers of the models'
+    defaults, batched by :func:`~sparseshare.models.experts.run_experts`); with it, ``expert(in_dim,
+    out_dim)`` with ``out_dim`` defaulting to ``hidden[-1]`` (run expert by expert unless it is an MLP).
+    """
+    if expert is None:
+        if not hidden:
+            raise ValueError("experts need at least one layer")
+        if out_dim is not None and out_dim != hidden[-1]:
+            raise ValueError(
+                f"expert_dim {out_dim} is for experts of your own (expert=); MLP experts end in {hidden[-1]}"
+            )
+        return (lambda in_dim: MLP(in_dim, hidden, dropout, activation)), hidden[-1]
+    if not callable(expert):
+        raise TypeError(f"expert must be a callable expert(in_dim, out_dim) -> nn.Module, got {expert!r:.60}")
+    if out_dim is None:
+        if not hidden:
+            raise ValueError("give expert_dim: the width of your experts' outputs")
+        out_dim = hidden[-1]
+
+    def build(in_dim: int) -> nn.Module:
+        module = expert(in_dim, out_dim)
+        if not isinstance(module, nn.Module):
+            raise TypeError(
+                f"expert({in_dim}, {out_dim}) returned a {type(module).__name__}, not an nn.Module"
+            )
+        return module
+
+    return build, out_dim
+
+
 class Tower(nn.Module):
     """A task's tower t_m (PBFS Eq. 4/9, MMoE h^k): an MLP and one output unit, returning ``[B]``.
 
@@ -180,6 +223,12 @@ class TaskTowers:
         """PBFS Eq. 10, Σ w_t L_t, with what the tasks share computed once."""
         return weighted_loss(self.kinds, self.forward_all(batch, list(weights)), batch.y, weights)
 
+    def joint_losses(self, batch, tasks: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Each task's unweighted loss L_t on one batch, with what the tasks share computed once (what
+        a loss weighting of training/weighting.py combines)."""
+        outputs = self.forward_all(batch, list(tasks))
+        return {t: kind_loss(self.kinds[t], outputs[t], batch.y[t]) for t in tasks}
+
     @torch.no_grad()
     def predict(self, batch, task: str) -> torch.Tensor:
         """What the metric scores (no autograd graph, as a loaded subnet's predictions)."""
@@ -198,10 +247,13 @@ class PBFSNet(nn.Module):
 
     Task m's gate mixes its specific experts O_m and the shared experts P_s of every pool s in U_m
     (pools from Algorithm 1); its tower gives Y_m = t_m(G_m). Default: one pool of all tasks.
-    Experts are MLPs of ``expert_hidden`` units, or your own: ``make_expert()`` builds one (a module
-    ``x [B, in_dim] -> [B, expert_dim]``; ``expert_dim`` defaults to its ``out_dim``); towers are MLPs of
-    ``tower`` units, or ``make_tower(task, expert_dim)`` (a module ``[B, expert_dim] -> [B]``: a logit for
-    binary tasks, a value for regression). Gates read the batch's ``x``.
+    Experts are MLPs of ``expert_hidden`` units, or your own: ``expert(in_dim, expert_dim)`` builds each
+    one (a module ``x [B, in_dim] -> [B, expert_dim]``, :data:`ExpertFactory`; ``expert_dim`` defaults to
+    ``expert_hidden[-1]``), as MMoE's and PLE's ``expert`` does; the older ``make_expert()`` (no arguments;
+    ``expert_dim`` defaults to the expert's ``out_dim``) still works. PBFS prunes every 2+-dimensional
+    parameter of the shared experts, yours too. Towers are MLPs of ``tower`` units, or
+    ``make_tower(task, expert_dim)`` (a module ``[B, expert_dim] -> [B]``: a logit for binary tasks, a value
+    for regression). Gates read the batch's ``x``.
     """
 
     def __init__(
@@ -216,6 +268,7 @@ class PBFSNet(nn.Module):
         dropout: float = 0.0,
         activation: str | Callable[[], nn.Module] = "relu",
         *,
+        expert: ExpertFactory | None = None,
         make_expert: Callable[[], nn.Module] | None = None,
         expert_dim: int | None = None,
         make_tower: Callable[[str, int], nn.Module] | None = None,
@@ -229,13 +282,13 @@ class PBFSNet(nn.Module):
                 raise ValueError(f"pool {p} names unknown tasks; tasks are {self._tasks}")
         self.memberships = {t: [s for s, p in enumerate(self.pools) if t in p] for t in self._tasks}
         if make_expert is None:
-            if not expert_hidden:
-                raise ValueError("experts need at least one layer")
+            build, expert_dim = expert_builder(expert, expert_hidden, dropout, activation, expert_dim)
 
             def make_expert() -> nn.Module:
-                return MLP(in_dim, expert_hidden, dropout, activation)
+                return build(in_dim)
 
-            expert_dim = expert_hidden[-1]
+        elif expert is not None:
+            raise ValueError("give expert(in_dim, out_dim) or make_expert(), not both")
 
         def experts(n: int) -> nn.ModuleList:
             return nn.ModuleList(make_expert() for _ in range(n))

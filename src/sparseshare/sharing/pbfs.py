@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from sparseshare.masks.mask import Mask, density, validate_mask
-from sparseshare.models.mlp import PBFSNet
+from sparseshare.models.mlp import ExpertFactory, PBFSNet
 from sparseshare.sharing.sparse import SparseSharing
 
 
@@ -93,7 +93,14 @@ def pbfs(
     dropout: float = 0.0,
     activation: str = "relu",
     masks: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
+    *,
+    expert: ExpertFactory | None = None,
+    expert_dim: int | None = None,
 ) -> PBFS:
-    """Builder; defaults follow the census setting (experts of 2 x 32 units, Section 4.3), one pool."""
-    net = PBFSNet(in_dim, kinds, pools, num_specific, num_shared, expert_hidden, tower, dropout, activation)
+    """Builder; defaults follow the census setting (experts of 2 x 32 units, Section 4.3), one pool.
+    ``expert(in_dim, expert_dim)``: experts of your own (see :class:`~sparseshare.models.mlp.PBFSNet`)."""
+    net = PBFSNet(
+        in_dim, kinds, pools, num_specific, num_shared, expert_hidden, tower, dropout, activation,
+        expert=expert, expert_dim=expert_dim,
+    )  # fmt: skip
     return PBFS(net, masks)

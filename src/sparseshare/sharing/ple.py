@@ -5,6 +5,10 @@ g^k(x) = w^k(x) S^k(x), w^k(x) = softmax(W_g^k x), S^k = [E_(k,1..m_k), E_(s,1..
 PLE (Eq. 4-5) stacks L extraction levels: at level j, task k's experts read g^(k,j-1), the shared
 experts read g^(s,j-1), and every inner level has a shared gate over *all* its experts that feeds the
 next level's shared experts; the last level has no shared gate. y^k = t^k(g^(k,L)). CGC = PLE, L = 1.
+
+Experts are MLPs of ``expert_hidden`` units, or modules of your own: ``expert(in_dim, expert_dim)``
+builds each one (``[B, in_dim] -> [B, expert_dim]``; level 1 reads ``in_dim`` features, the levels above
+``expert_dim``; ``expert_dim`` defaults to ``expert_hidden[-1]``). MLP experts run batched, yours one by one.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import torch
 from torch import nn
 
 from sparseshare.models.experts import run_experts
-from sparseshare.models.mlp import MLP, Gate, TaskTowers, check_tasks, towers
+from sparseshare.models.mlp import ExpertFactory, Gate, TaskTowers, check_tasks, expert_builder, towers
 
 
 class ExtractionLevel(nn.Module):
@@ -27,20 +31,16 @@ class ExtractionLevel(nn.Module):
         tasks: Sequence[str],
         num_specific: int,
         num_shared: int,
-        hidden: Sequence[int],
+        build: Callable[[int], nn.Module],
         last: bool,
-        dropout: float,
-        activation,
     ):
+        """``build(in_dim)`` makes one expert (``models.mlp.expert_builder``)."""
         super().__init__()
         self.tasks = list(tasks)
         self.specific = nn.ModuleDict(
-            {
-                t: nn.ModuleList(MLP(in_dim, hidden, dropout, activation) for _ in range(num_specific))
-                for t in tasks
-            }
+            {t: nn.ModuleList(build(in_dim) for _ in range(num_specific)) for t in tasks}
         )
-        self.shared = nn.ModuleList(MLP(in_dim, hidden, dropout, activation) for _ in range(num_shared))
+        self.shared = nn.ModuleList(build(in_dim) for _ in range(num_shared))
         self.gates = nn.ModuleDict({t: Gate(in_dim, num_specific + num_shared) for t in tasks})
         n_all = num_specific * len(self.tasks) + num_shared
         self.shared_gate = None if last else Gate(in_dim, n_all)
@@ -80,22 +80,24 @@ class PLE(TaskTowers, nn.Module):
         levels: int = 2,
         dropout: float = 0.0,
         activation: str | Callable[[], nn.Module] = "relu",
+        *,
+        expert: ExpertFactory | None = None,
+        expert_dim: int | None = None,
     ):
         super().__init__()
-        if levels < 1 or num_specific < 0 or num_shared < 0 or not expert_hidden:
+        if levels < 1 or num_specific < 0 or num_shared < 0 or (expert is None and not expert_hidden):
             raise ValueError("PLE needs levels >= 1, expert counts >= 0 and at least one expert layer")
         if num_specific + num_shared < 1:
             raise ValueError("PLE needs at least one expert per gate")
         self._tasks = check_tasks(kinds)
         self.kinds = dict(kinds)
-        dims = [in_dim] + [expert_hidden[-1]] * (levels - 1)
+        build, dim = expert_builder(expert, expert_hidden, dropout, activation, expert_dim)
+        dims = [in_dim] + [dim] * (levels - 1)
         self.levels = nn.ModuleList(
-            ExtractionLevel(
-                d, self._tasks, num_specific, num_shared, expert_hidden, j == levels - 1, dropout, activation
-            )
+            ExtractionLevel(d, self._tasks, num_specific, num_shared, build, j == levels - 1)
             for j, d in enumerate(dims)
         )
-        self.towers = towers(expert_hidden[-1], kinds, tower, dropout, activation)
+        self.towers = towers(dim, kinds, tower, dropout, activation)
 
     def forward_all(self, batch, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """Every requested task's output; each expert is computed once."""
@@ -135,9 +137,15 @@ def cgc(
     tower: Sequence[int] = (8,),
     dropout: float = 0.0,
     activation: str = "relu",
+    *,
+    expert: ExpertFactory | None = None,
+    expert_dim: int | None = None,
 ) -> PLE:
     """CGC: a single extraction level without a shared gate."""
-    return PLE(in_dim, kinds, num_specific, num_shared, expert_hidden, tower, 1, dropout, activation)
+    return PLE(
+        in_dim, kinds, num_specific, num_shared, expert_hidden, tower, 1, dropout, activation,
+        expert=expert, expert_dim=expert_dim,
+    )  # fmt: skip
 
 
 def ple(
@@ -150,6 +158,12 @@ def ple(
     levels: int = 2,
     dropout: float = 0.0,
     activation: str = "relu",
+    *,
+    expert: ExpertFactory | None = None,
+    expert_dim: int | None = None,
 ) -> PLE:
     """PLE with the PBFS paper's setting by default: two levels of single-layer 16-unit experts."""
-    return PLE(in_dim, kinds, num_specific, num_shared, expert_hidden, tower, levels, dropout, activation)
+    return PLE(
+        in_dim, kinds, num_specific, num_shared, expert_hidden, tower, levels, dropout, activation,
+        expert=expert, expert_dim=expert_dim,
+    )  # fmt: skip
