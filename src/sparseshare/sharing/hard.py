@@ -6,7 +6,7 @@ any object fitting :class:`~sparseshare.contracts.MultiTaskModel`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -57,6 +57,13 @@ class HardSharing(nn.Module):
         if callable(own):
             return own(batch, weights)
         return torch.stack([float(w) * self.loss(batch, t) for t, w in weights.items()]).sum()
+
+    def joint_losses(self, batch, tasks: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Each task's unweighted loss on one batch (the model's own, sharing its forward, if it has one)."""
+        own = getattr(self.model, "joint_losses", None)
+        if callable(own):
+            return own(batch, tasks)
+        return {t: self.loss(batch, t) for t in tasks}
 
     def step(self, optimizer: torch.optim.Optimizer, task: str | None = None) -> None:
         optimizer.step()

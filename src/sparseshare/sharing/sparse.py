@@ -298,6 +298,10 @@ class SparseSharing(nn.Module):
         """Σ_t w_t L_t, each task on its own subnet (PBFS Eq. 10)."""
         return torch.stack([float(w) * self.loss(batch, t) for t, w in weights.items()]).sum()
 
+    def joint_losses(self, batch, tasks: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Each task's unweighted loss on one batch, each on its own subnet."""
+        return {t: self.loss(batch, t) for t in tasks}
+
     def step(self, optimizer: torch.optim.Optimizer, task: str | None = None) -> None:
         """Optimizer step that leaves weights and optimizer state outside M_t (``task=None``: ∪_t M_t,
         after a joint loss) untouched."""

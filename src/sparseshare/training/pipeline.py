@@ -84,7 +84,7 @@ def _warmup(
     """:func:`warmup`'s work, its progress shown (or not) around it."""
     epochs = settings.epochs if epochs is None else epochs
     find_task_parameters(model, tasks)
-    s = settings.replace(epochs=epochs, patience=0, joint=False, loss_weights=None)
+    s = settings.replace(epochs=epochs, patience=0, joint=False, loss_weights=None, weighting="equal")
     done = Path(directory) / paths.WARMUP_STATE if directory is not None else None
     if done is not None:
         mine = fingerprint.of_training(s, tasks, model, seed, epochs=epochs)

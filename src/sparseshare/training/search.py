@@ -236,7 +236,11 @@ def level_settings(train_settings: TrainSettings, settings: SearchSettings) -> T
     """How one IMP level trains: the systems' training settings with the search's epochs, patience
     and learning-rate decay, one task at a time."""
     out = train_settings.replace(
-        epochs=settings.epochs_per_level, patience=settings.patience, joint=False, loss_weights=None
+        epochs=settings.epochs_per_level,
+        patience=settings.patience,
+        joint=False,
+        loss_weights=None,
+        weighting="equal",
     )
     return out if settings.lr_decay is None else out.replace(lr_decay=settings.lr_decay)
 

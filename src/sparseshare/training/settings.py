@@ -20,6 +20,12 @@ SAMPLER_NAMES = ("proportional", "uniform", "round_robin")  # training/samplers.
 STRATEGY_NAMES = ("global", "layerwise")  # pruning/magnitude.py's STRATEGIES
 METHOD_NAMES = ("imp", "oneshot", "snip", "random")  # training/search.py's mask finders
 OPTIMIZERS = ("sgd", "adam")
+# train.weighting (training/weighting.py's WEIGHTINGS), and torchjd.<one of JD_AGGREGATORS>
+WEIGHTING_NAMES = ("equal", "uw", "dwa", "gradnorm", "pcgrad")
+JD_AGGREGATORS = (
+    "UPGrad", "MGDA", "DualProj", "IMTLG", "AlignedMTL", "ConFIG", "GradDrop", "PCGrad", "Mean", "Sum",
+    "Random",
+)  # fmt: skip
 PRECISIONS = ("fp32", "bf16", "fp16")  # the trainer's autocast dtypes (training/trainer.py's AUTOCAST)
 # bounds past which a value cannot be meant (a slip of the exponent): epochs and patience, and rows per
 # batch; refused before any data is read
@@ -85,6 +91,11 @@ class TrainSettings:
     # task -> w_t of the joint loss (others 1): with joint, and in the tabular joint-loss systems (all but
     # sparse sharing); the warmup and the IMP search ignore it
     loss_weights: dict[str, float] | None = None
+    # how a step's per-task losses become its gradient (training/weighting.py): 'equal' (Σ_t w_t L_t),
+    # 'uw' (uncertainty weighting), 'dwa' (dynamic weight average), and for joint steps only 'gradnorm',
+    # 'pcgrad' and torchjd's aggregators as 'torchjd.UPGrad', 'torchjd.MGDA', ...; the warmup and the
+    # IMP search ignore it
+    weighting: str = "equal"
     eval_batch_size: int = 100  # examples per batch when scoring dev and test (it changes no score)
     bucket: int = 0
     # 'fp32'; 'bf16' or 'fp16': the training forward and loss under autocast to that dtype (fp16 with a
@@ -117,6 +128,7 @@ class TrainSettings:
             out.append(
                 f"'{where}.precision': unknown precision {self.precision!r}; valid: {list(PRECISIONS)}"
             )
+        out += self._weighting_problems(where)
         for key, lo, hi in (
             ("epochs", 1, MAX_EPOCHS), ("batch_size", 1, MAX_BATCH), ("eval_batch_size", 1, MAX_BATCH),
             ("patience", 0, MAX_EPOCHS), ("bucket", 0, MAX_EPOCHS),
@@ -138,6 +150,25 @@ class TrainSettings:
 
     def check(self, where: str = "train") -> None:
         check_problems(self.problems(where))
+
+    def gradient_weighting(self) -> bool:
+        """Whether ``weighting`` makes the step's gradient from the tasks' gradients (joint steps only)."""
+        return self.weighting in ("gradnorm", "pcgrad") or self.weighting.startswith("torchjd.")
+
+    def _weighting_problems(self, where: str) -> list[str]:
+        """An unknown weighting; one that compares gradients under fp16 (its gradient scaler scales one
+        loss, not each task's)."""
+        w = self.weighting
+        known = w in WEIGHTING_NAMES or (w.startswith("torchjd.") and w[8:] in JD_AGGREGATORS)
+        if not known:
+            valid = [*WEIGHTING_NAMES, *(f"torchjd.{n}" for n in JD_AGGREGATORS)]
+            return [f"'{where}.weighting': unknown weighting {w!r}; valid: {valid}"]
+        if self.gradient_weighting() and self.precision == "fp16":
+            return [
+                f"'{where}.weighting': {w} makes the gradient from each task's, which fp16's gradient "
+                f"scaler does not scale; use train.precision bf16 or fp32"
+            ]
+        return []
 
     def replace(self, **changes) -> TrainSettings:
         """A copy with ``changes`` (the settings themselves are never modified)."""

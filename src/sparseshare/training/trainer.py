@@ -50,7 +50,8 @@ from sparseshare.training.checkpoint import (
 from sparseshare.training.evaluation import evaluate_task, mean_primary, undefined
 from sparseshare.training.progress import bar_disabled, label
 from sparseshare.training.samplers import get_sampler
-from sparseshare.training.settings import OPTIMIZERS, TrainSettings
+from sparseshare.training.settings import OPTIMIZERS, TrainSettings, check_problems
+from sparseshare.training.weighting import Weighting, make_weighting
 
 logger = logging.getLogger("sparseshare")
 
@@ -209,14 +210,28 @@ def _step_loss(mechanism, batch, task: str | None, weights: Mapping[str, float])
     return mechanism.loss(batch, task)
 
 
+def _step_losses(mechanism, batch, task: str | None, tasks: list[str]) -> dict[str, torch.Tensor]:
+    """A training step's forward and each task's unweighted loss: the sampled task's, or every task's
+    of a joint step (task None), for a loss weighting (training/weighting.py) to combine."""
+    if task is not None:
+        return {task: mechanism.loss(batch, task)}
+    if isinstance(batch, _PerTask):
+        return {t: mechanism.loss(batch[t], t) for t in tasks}
+    own = getattr(mechanism, "joint_losses", None)
+    if callable(own):
+        return own(batch, tasks)
+    return {t: mechanism.loss(batch, t) for t in tasks}
+
+
 def _step_loss_of(settings: TrainSettings):
     """:func:`_step_loss`, through ``torch.compile`` under ``train.compile``: with dynamic shapes, so
     that batches of other sizes and sentence lengths run the graph compiled for the first ones instead
     of compiling one per shape (what runs is what the step runs: under ``SparseSharing.applied`` the
     model's own forward, else the mechanism's substitution of M_t ⊙ θ)."""
+    step = _step_loss if settings.weighting == "equal" else _step_losses
     if not settings.compile:
-        return _step_loss
-    return torch.compile(_step_loss, dynamic=True, backend=COMPILE_BACKEND)
+        return step
+    return torch.compile(step, dynamic=True, backend=COMPILE_BACKEND)
 
 
 def resolve_device(device: str | torch.device | None, module: torch.nn.Module | None = None) -> torch.device:
@@ -399,19 +414,23 @@ def train(
     callbacks = callbacks or []
     device = _stage(mechanism, tasks, settings, device, joint_data)
     params = [p for p in mechanism.parameters() if p.requires_grad]
+    epoch_of = _EpochStream(tasks, settings, joint_data)
+    weighting = _weighting(settings, tasks, epoch_of, device)
     opt = make_optimizer(
-        params, settings.optimizer, settings.lr, settings.momentum, settings.weight_decay, settings.fused
-    )
+        _groups(params, weighting), settings.optimizer, settings.lr, settings.momentum,
+        settings.weight_decay, settings.fused,
+    )  # fmt: skip
     amp = _Precision(settings.precision, device)
     last = best_file = None
     if directory is not None:
         last, best_file = _open_directory(
             Path(directory), mechanism, tasks, settings, seed, callbacks, joint_data
         )
-    epoch_of = _EpochStream(tasks, settings, joint_data)
     progress = _Progress()
     if last is not None and last.exists():
-        progress, finished = _resume(last, best_file, mechanism, opt, amp, device, seed, callbacks, settings)
+        progress, finished = _resume(
+            last, best_file, mechanism, opt, amp, device, seed, callbacks, settings, weighting
+        )
         if finished:
             return progress.result(progress.epochs)
     warned: set[str] = set()
@@ -420,10 +439,17 @@ def train(
     for epoch in bar:
         began = time.time()
         loss = _train_epoch(
-            mechanism, opt, amp, step_loss, params, epoch_of, settings, epoch, seed, device, callbacks
-        )
+            mechanism, opt, amp, step_loss, params, epoch_of, settings, epoch, seed, device, callbacks,
+            weighting,
+        )  # fmt: skip
         _check_finite(loss, desc, epoch, settings)
         rec, improved = _evaluate(mechanism, tasks, settings, epoch, loss, progress, best_file, device)
+        if (
+            weighting is not None
+        ):  # each task's mean loss; DWA's weights of the epoch, learned ones at its end
+            rec["loss_by_task"] = weighting.epoch_losses
+            if weighting.report():
+                rec["weights"] = weighting.report()
         _report_epoch(rec, improved, tasks, desc, settings.epochs, time.time() - began, log, warned)
         for cb in callbacks:  # after the best state is kept: it pairs with this epoch's score
             if hasattr(cb, "on_eval"):
@@ -431,7 +457,9 @@ def train(
         bar.set_postfix(loss=f"{rec['loss']:.3f}", dev=f"{rec['dev_mean']:.4f}")
         stopped = settings.patience > 0 and progress.bad >= settings.patience
         if last is not None:
-            _checkpoint(last, mechanism, opt, amp, progress, settings, epoch + 1, stopped, seed, callbacks)
+            _checkpoint(
+                last, mechanism, opt, amp, progress, settings, epoch + 1, stopped, seed, callbacks, weighting
+            )
         if stopped:
             break
     bar.close()
@@ -441,6 +469,28 @@ def train(
         )
     _warn_flat(desc, tasks, progress.history)
     return progress.result()
+
+
+def _weighting(settings: TrainSettings, tasks: Mapping[str, Task], stream, device) -> Weighting | None:
+    """``train.weighting`` over the tasks (None for 'equal': the trainer's own Σ_t w_t L_t, unchanged),
+    its learned parameters on ``device``. One that compares the tasks' gradients needs joint steps."""
+    if settings.weighting == "equal":
+        return None
+    if settings.gradient_weighting() and not settings.joint:
+        raise ConfigError(
+            f"'train.weighting': {settings.weighting} compares the tasks' gradients of one step: it needs "
+            f"joint steps (train.joint true); a sampled step holds one task's (uw and dwa weight those)"
+        )
+    check_problems(settings._weighting_problems("train"))
+    return make_weighting(settings.weighting, list(tasks), stream.weights or None).to(device)
+
+
+def _groups(params: list, weighting: Weighting | None):
+    """The optimizer's parameters: the model's, and a weighting's learned ones in a group of their own
+    without weight decay (a decayed log-variance or task weight would be pulled to 0, not learned)."""
+    if weighting is None or not weighting.parameters():
+        return params
+    return [{"params": params}, {"params": weighting.parameters(), "weight_decay": 0.0}]
 
 
 def _check_finite(loss: float, desc: str, epoch: int, settings: TrainSettings) -> None:
@@ -518,7 +568,7 @@ def _report_epoch(
 
 def _resume(
     last: Path, best_file: Path, mechanism, opt, amp: _Precision, device, seed: int, callbacks: list,
-    settings: TrainSettings,
+    settings: TrainSettings, weighting: Weighting | None = None,
 ) -> tuple[_Progress, bool]:  # fmt: skip
     """The model, optimizer, fp16 scaler, callbacks and progress from the checkpoint ``last`` (and the
     best state from ``best_file``), and whether that training is finished: stopped early, or at its cap
@@ -546,6 +596,8 @@ def _resume(
             f"{settings.epochs}; to start afresh use another directory, to go on raise the cap"
         )
     amp.load_state_dict(ck)
+    if weighting is not None:
+        weighting.load_state_dict(ck.get("weighting", {}))
     stateful = [cb for cb in callbacks if hasattr(cb, "load_state_dict")]
     for cb, state in zip(stateful, ck.get("callbacks", [])):
         cb.load_state_dict(state)
@@ -599,7 +651,7 @@ def _steps(data, settings: TrainSettings, name: str) -> int:
 
 def _train_epoch(
     mechanism, opt, amp: _Precision, step_loss, params, stream: _EpochStream, settings: TrainSettings,
-    epoch: int, seed: int, device, callbacks: list,
+    epoch: int, seed: int, device, callbacks: list, weighting: Weighting | None = None,
 ) -> float:  # fmt: skip
     """One pass over the epoch's stream (dropout and the shuffle seeded from (seed, epoch); the learning
     rate lr / (1 + lr_decay * epoch)); the mean training loss.
@@ -607,7 +659,17 @@ def _train_epoch(
     A step: the forward and loss (``step_loss``, under ``amp``'s autocast), backward (of the scaled
     loss, fp16), the gradients unscaled and clipped, ``mechanism.step`` of the optimizer (through the
     fp16 scaler), the scale updated. Nothing in it waits for the device: the losses sum on the device
-    and are read once, at the epoch's end."""
+    and are read once, at the epoch's end.
+
+    Under a loss weighting (``weighting``; None: 'equal', the step above) the step takes each task's
+    loss (``step_loss`` is :func:`_step_losses`): a combining weighting's loss is backpropagated as
+    above, a gradient one sets the gradients itself (:func:`_weighted_step`); the epoch's mean loss per
+    task goes to its ``end_epoch`` (DWA's ratios)."""
+    if weighting is not None:
+        return _weighted_epoch(
+            mechanism, opt, amp, step_loss, params, stream, settings, epoch, seed, device, callbacks,
+            weighting,
+        )  # fmt: skip
     torch.manual_seed(seed * 100_003 + epoch)
     gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
     for group in opt.param_groups:
@@ -636,6 +698,56 @@ def _train_epoch(
     return float(total) / max(n, 1)
 
 
+def _weighted_epoch(
+    mechanism, opt, amp: _Precision, step_losses, params, stream: _EpochStream, settings: TrainSettings,
+    epoch: int, seed: int, device, callbacks: list, weighting: Weighting,
+) -> float:  # fmt: skip
+    """:func:`_train_epoch` under a loss weighting: the same stream (the same batches, dropout and
+    shuffle as 'equal'), each step's per-task losses combined or their gradients aggregated; a gradient
+    weighting's random order (PCGrad's) from a generator of its own, so the data order stays the same."""
+    torch.manual_seed(seed * 100_003 + epoch)
+    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    own = torch.Generator().manual_seed(seed * 100_003 + epoch + 7_919)
+    for group in opt.param_groups:
+        group["lr"] = settings.lr / (1.0 + settings.lr_decay * epoch)
+    mechanism.train()
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    sums = {t: torch.zeros((), dtype=torch.float64, device=device) for t in weighting.tasks}
+    counts = dict.fromkeys(weighting.tasks, 0)
+    n = 0
+    stepper = amp.stepper(opt)
+    joint_tasks = list(stream.weights) or weighting.tasks
+    for i, (task, batch) in enumerate(stream(gen)):
+        opt.zero_grad(set_to_none=True)
+        batch = move_batch(batch, device)
+        with _applied(mechanism, task):
+            with amp.autocast():
+                losses = step_losses(mechanism, batch, task, joint_tasks)
+            if weighting.gradients:
+                weighting.backward(losses, params, own)
+                loss = weighting.combine({t: v.detach() for t, v in losses.items()})
+            else:
+                loss = weighting.combine(losses)
+                amp.backward(loss)
+            if settings.clip:
+                amp.unscale(opt)
+                torch.nn.utils.clip_grad_norm_(params, settings.clip)
+            mechanism.step(stepper, task)
+        amp.update()
+        weighting.after_step()
+        total += loss.detach()
+        for t, v in losses.items():
+            sums[t] += v.detach()
+            counts[t] += 1
+        n += 1
+        for cb in callbacks:
+            if hasattr(cb, "on_step"):
+                cb.on_step(epoch * stream.steps + i + 1)
+    weighting.epoch_losses = {t: float(sums[t]) / counts[t] for t in sums if counts[t]}
+    weighting.end_epoch(weighting.epoch_losses)
+    return float(total) / max(n, 1)
+
+
 def _evaluate(
     mechanism, tasks: Mapping[str, Task], settings: TrainSettings, epoch: int, loss: float,
     progress: _Progress, best_file: Path | None, device,
@@ -661,7 +773,7 @@ def _evaluate(
 
 def _checkpoint(
     last: Path, mechanism, opt, amp: _Precision, progress: _Progress, settings: TrainSettings, epochs: int,
-    stopped: bool, seed: int, callbacks: list,
+    stopped: bool, seed: int, callbacks: list, weighting: Weighting | None = None,
 ) -> None:  # fmt: skip
     """The epoch's checkpoint (model, optimizer, fp16 scaler, progress, the callbacks' states), then a
     commit point: the best state was saved before it, so the pair on disk is always consistent."""
@@ -676,6 +788,7 @@ def _checkpoint(
         "seed": seed,
         "callbacks": [cb.state_dict() for cb in callbacks if hasattr(cb, "state_dict")],
         **amp.state_dict(),
+        **({"weighting": weighting.state_dict()} if weighting is not None else {}),
     }
     save_training_state(last, mechanism.state_dict(), opt.state_dict(), trainer)
     committed()

@@ -34,10 +34,29 @@ def registry_problems(cfg: ExperimentConfig) -> list[str]:
     for name in cfg.resources.units:
         if name not in units:
             out.append(f"'resources.units.{name}': unknown unit; units are {units}")
+    out += _weighting_problems(cfg)
     sized = not cfg.model.problems("model") and not cfg.tabular.problems("tabular")  # else reported
     if not bad and sized and any(SYSTEMS[s].needs_search for s in cfg.systems):
         out += prunable_problems(cfg)  # builds the network (on the meta device): only at sizes allowed
     return out
+
+
+def _weighting_problems(cfg: ExperimentConfig) -> list[str]:
+    """A weighting that compares the tasks' gradients of one step (gradnorm, pcgrad, torchjd's) needs joint
+    steps: the sparse-sharing systems sample a task per step, and so do all sequence systems unless
+    ``train.joint``."""
+    if not cfg.train.gradient_weighting():
+        return []
+    sampled = [
+        s for s in cfg.systems
+        if s in SYSTEMS and (SYSTEMS[s].needs_search or (cfg.data.sequence and not cfg.train.joint))
+    ]  # fmt: skip
+    if not sampled:
+        return []
+    return [
+        f"'train.weighting': {cfg.train.weighting} compares the tasks' gradients of one joint step, and "
+        f"system(s) {sampled} train with one task sampled per step; use uw or dwa, or leave them out"
+    ]
 
 
 def prunable_problems(cfg: ExperimentConfig) -> list[str]:
