@@ -28,10 +28,12 @@ def _cmd_run(args) -> None:
     from sparseshare.experiments.results.report import results_table, write_report
     from sparseshare.experiments.run.resume import finished_results
     from sparseshare.experiments.run.runner import check_damage, run_experiment
+    from sparseshare.experiments.run.tracking import check, tracked
     from sparseshare.experiments.systems.checks import load_experiment
 
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
+    check(args.log or [])  # a missing package is said now, not after the run
     cfg = load_experiment(config_files.resolve(args.config), args.set or [])
     out = Path(args.out) if args.out else Path("runs") / cfg.name
     args.out = str(out)  # what an OS error that names no file is named by (_place)
@@ -49,7 +51,10 @@ def _cmd_run(args) -> None:
                 check_damage(out, repair_it=True)  # a finished run with a damaged file: repaired, shown
             results = finished_results(cfg, out)
             if results is None:
-                results = run_experiment(cfg, out, args.jobs, args.repair, args.address, report=write_report)
+                with tracked(cfg, out, args.log or []):
+                    results = run_experiment(
+                        cfg, out, args.jobs, args.repair, args.address, report=write_report
+                    )
                 finished = False
     if finished:
         print(f"{out}: this run is finished (choose another --out to run it again)", file=sys.stderr)
@@ -221,6 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="delete damaged files of the run directory (and what was computed from them) and resume; "
         "without it, a damaged file stops the run before any work, naming it",
+    )
+    r.add_argument(
+        "--log",
+        action="append",
+        choices=["tensorboard", "mlflow"],
+        help="also log every epoch's and IMP level's numbers as they are written to metrics.jsonl "
+        "(repeatable): TensorBoard into <run>/tensorboard; MLflow at $MLFLOW_TRACKING_URI, else a file "
+        "store in <run>/mlruns; a resumed run logs only what it adds",
     )
     r.set_defaults(fn=_cmd_run)
     rep = sub.add_parser("report", help="print a finished run's table and redraw its figures")
