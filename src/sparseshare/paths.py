@@ -53,6 +53,20 @@ def metrics_log(run: Path) -> Path:
     return run / "metrics.jsonl"
 
 
+def tracking_state(run: Path) -> Path:
+    """What ``--log`` has sent of each metrics.jsonl (byte offsets, MLflow run ids)."""
+    return run / "tracking.json"
+
+
+def tensorboard_dir(run: Path) -> Path:
+    return run / "tensorboard"
+
+
+def mlruns(run: Path) -> Path:
+    """The MLflow file store of ``--log mlflow`` when MLFLOW_TRACKING_URI is not set."""
+    return run / "mlruns"
+
+
 def figures(run: Path) -> Path:
     return run / "figures"
 

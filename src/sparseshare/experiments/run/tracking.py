@@ -41,9 +41,6 @@ logger = logging.getLogger("sparseshare")
 # backend -> the module (and package) it needs, the extra of pyproject.toml that installs it
 BACKENDS = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
 INTERVAL = 5.0  # seconds between two reads of the logs while the run goes on
-STATE = "tracking.json"  # TODO(paths.py): these three names belong in sparseshare.paths
-TENSORBOARD = "tensorboard"
-MLRUNS = "mlruns"
 SKIPPED = ("phase", "task", "seed", "epoch", "level")  # labels and steps, not measurements
 _MLFLOW_KEY = re.compile(r"[^/\w.\- :]")  # the characters MLflow refuses in a metric name
 
@@ -93,7 +90,7 @@ class TensorBoard:
     name = "tensorboard"
 
     def __init__(self, run: Path):
-        self.root, self.writers = run / TENSORBOARD, {}
+        self.root, self.writers = paths.tensorboard_dir(run), {}
 
     def _writer(self, source: str):
         from torch.utils.tensorboard import SummaryWriter
@@ -129,7 +126,7 @@ class MLflow:
     def __init__(self, run: Path, state: dict, configs: dict[str, ExperimentConfig]):
         from mlflow.tracking import MlflowClient
 
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or (run / MLRUNS).resolve().as_uri()
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or paths.mlruns(run).resolve().as_uri()
         if "MLFLOW_TRACKING_URI" not in os.environ:  # mlflow 3 refuses a file store unless told: offline
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         if state.get("uri") != uri:  # another tracking store: everything goes to it afresh
@@ -221,7 +218,7 @@ class Tracker:
 
     def __init__(self, run: Path, configs: dict[str, ExperimentConfig], backends: list[str]):
         self.run = run
-        self.path = run / STATE
+        self.path = paths.tracking_state(run)
         self.state = read_json(self.path, "tracking state") if self.path.exists() else {}
         self.files = {s: paths.metrics_log(run if not s else paths.point_dir(run, s)) for s in configs}
         self.backends = []
