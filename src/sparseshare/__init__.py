@@ -35,6 +35,13 @@ _EXPORTS = {
     "SearchSettings": "sparseshare.training.settings",
     "SearchResult": "sparseshare.training.search",
     "Level": "sparseshare.training.search",
+    # loss weighting (train.weighting)
+    "Weighting": "sparseshare.training.weighting",
+    "UncertaintyWeighting": "sparseshare.training.weighting",
+    "DWA": "sparseshare.training.weighting",
+    "GradNorm": "sparseshare.training.weighting",
+    "PCGrad": "sparseshare.training.weighting",
+    "make_weighting": "sparseshare.training.weighting",
     # tasks and data
     "Task": "sparseshare.data.task",
     "LoaderData": "sparseshare.data.task",
@@ -141,3 +148,11 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from sparseshare.training.search import Level, SearchResult
     from sparseshare.training.settings import SearchSettings, TrainSettings
     from sparseshare.training.trainer import TrainResult
+    from sparseshare.training.weighting import (
+        DWA,
+        GradNorm,
+        PCGrad,
+        UncertaintyWeighting,
+        Weighting,
+        make_weighting,
+    )

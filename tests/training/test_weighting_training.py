@@ -173,3 +173,30 @@ def test_torchjd_missing_is_one_line_naming_the_extra(monkeypatch):
         ConfigError, match=r"torchjd.UPGrad needs the torchjd package: pip install 'sparseshare\[jd\]'"
     ):
         make_weighting("torchjd.UPGrad", ["a", "b"])
+
+
+def test_a_weighting_object_of_the_users_is_handed_to_the_trainer(tmp_path):
+    """``ss.train_jointly(..., weighting=obj)``: a user's subclass (here: all weight on task a) is what
+    trains; it is in the fingerprint, so a directory trained with it refuses another."""
+    import sparseshare as ss
+
+    class OnlyA(ss.Weighting):
+        name = "only_a"
+
+        def combine(self, losses):
+            return losses["a"] if "a" in losses else 0.0 * sum(losses.values())
+
+    data = _data()
+    torch.manual_seed(0)
+    mech = mmoe(5, KINDS, num_experts=2, expert_hidden=(8,), tower=(8,))
+    tb = [p.detach().clone() for n, p in mech.named_parameters() if n.startswith("towers.b")]
+    ss.train_jointly(mech, _tasks(data), _settings(), joint_data=data, weighting=OnlyA(["a", "b"]),
+                     directory=tmp_path / "r", progress=False)  # fmt: skip
+    after = [p.detach() for n, p in mech.named_parameters() if n.startswith("towers.b")]
+    assert all(torch.equal(x, y) for x, y in zip(tb, after))  # task b's tower took no gradient
+    with pytest.raises(ss.RunError, match="weighting"):
+        ss.train_jointly(mech, _tasks(data), _settings(epochs=4), joint_data=data, directory=tmp_path / "r",
+                         progress=False)  # fmt: skip
+    with pytest.raises(ConfigError, match="set one of them"):
+        ss.train_jointly(mech, _tasks(data), _settings(weighting="uw"), joint_data=data,
+                         weighting=OnlyA(["a", "b"]), progress=False)  # fmt: skip

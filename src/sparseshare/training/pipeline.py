@@ -196,11 +196,14 @@ def train_jointly(
     restore_best: bool = True,
     desc: str = "train",
     progress: bool = True,
+    weighting=None,
 ) -> TrainResult:
     """Train every task together: a task sampled per step ('proportional' to its size by default,
     'uniform', 'round_robin'), or all tasks every step (``settings.joint``), with early stopping on the
     mean dev score. A model (not a mechanism) is trained with hard sharing. The best-dev state is put back
-    into ``mechanism`` (``restore_best``). Resumable in ``directory``."""
+    into ``mechanism`` (``restore_best``). Resumable in ``directory``. ``weighting``: a loss-weighting
+    object (``ss.UncertaintyWeighting(tasks)``, ``ss.PCGrad(tasks)``, one of the user's) in place of
+    ``settings.weighting``'s name."""
     mechanism = as_mechanism(mechanism)
     tasks = as_tasks(tasks)
     if isinstance(mechanism, (HardSharing, SparseSharing)):  # a model's own: found if it does not say
@@ -218,6 +221,7 @@ def train_jointly(
             joint_data=joint_data,
             callbacks=callbacks,
             progress=progress,
+            weighting=weighting,
         )
     if restore_best and res.best_state is not None:
         source = paths.best_state(directory) if directory is not None else "the best state"

@@ -223,12 +223,12 @@ def _step_losses(mechanism, batch, task: str | None, tasks: list[str]) -> dict[s
     return {t: mechanism.loss(batch, t) for t in tasks}
 
 
-def _step_loss_of(settings: TrainSettings):
+def _step_loss_of(settings: TrainSettings, weighted: bool = False):
     """:func:`_step_loss`, through ``torch.compile`` under ``train.compile``: with dynamic shapes, so
     that batches of other sizes and sentence lengths run the graph compiled for the first ones instead
     of compiling one per shape (what runs is what the step runs: under ``SparseSharing.applied`` the
     model's own forward, else the mechanism's substitution of M_t ⊙ θ)."""
-    step = _step_loss if settings.weighting == "equal" else _step_losses
+    step = _step_losses if weighted else _step_loss
     if not settings.compile:
         return step
     return torch.compile(step, dynamic=True, backend=COMPILE_BACKEND)
@@ -386,6 +386,7 @@ def train(
     joint_data=None,
     callbacks: list | None = None,
     progress: bool = True,
+    weighting: Weighting | None = None,
 ) -> TrainResult:
     """Train ``mechanism`` (a model is wrapped in hard sharing) on ``tasks`` with early stopping on the
     mean dev score; resumable from ``directory`` (``last.safetensors``, ``best.safetensors``).
@@ -395,6 +396,9 @@ def train(
     epoch's state is kept as the best if it is: a callback that changes the model there, such as the PBFS
     schedule swapping masks, changes the next epoch, never the state its score belongs to), and
     ``state_dict()`` / ``load_state_dict(state)``, saved in and resumed from the checkpoint with the model.
+
+    ``weighting``: a loss-weighting object (training/weighting.py: ``Weighting`` and its subclasses, or
+    one of the user's with the same methods) instead of the one ``settings.weighting`` names.
 
     ``progress``: a bar on a terminal (False: none; the lines per epoch are the logger's, see
     training/progress.py).
@@ -415,7 +419,7 @@ def train(
     device = _stage(mechanism, tasks, settings, device, joint_data)
     params = [p for p in mechanism.parameters() if p.requires_grad]
     epoch_of = _EpochStream(tasks, settings, joint_data)
-    weighting = _weighting(settings, tasks, epoch_of, device)
+    weighting = _weighting(settings, tasks, epoch_of, device, weighting)
     opt = make_optimizer(
         _groups(params, weighting), settings.optimizer, settings.lr, settings.momentum,
         settings.weight_decay, settings.fused,
@@ -424,7 +428,7 @@ def train(
     last = best_file = None
     if directory is not None:
         last, best_file = _open_directory(
-            Path(directory), mechanism, tasks, settings, seed, callbacks, joint_data
+            Path(directory), mechanism, tasks, settings, seed, callbacks, joint_data, weighting
         )
     progress = _Progress()
     if last is not None and last.exists():
@@ -434,7 +438,7 @@ def train(
         if finished:
             return progress.result(progress.epochs)
     warned: set[str] = set()
-    step_loss = _step_loss_of(settings)
+    step_loss = _step_loss_of(settings, weighted=weighting is not None)
     bar = tqdm(range(progress.epochs, settings.epochs), desc=label(desc), leave=False, disable=shows)
     for epoch in bar:
         began = time.time()
@@ -471,16 +475,34 @@ def train(
     return progress.result()
 
 
-def _weighting(settings: TrainSettings, tasks: Mapping[str, Task], stream, device) -> Weighting | None:
-    """``train.weighting`` over the tasks (None for 'equal': the trainer's own Σ_t w_t L_t, unchanged),
-    its learned parameters on ``device``. One that compares the tasks' gradients needs joint steps."""
-    if settings.weighting == "equal":
+def _weighting(
+    settings: TrainSettings, tasks: Mapping[str, Task], stream, device, given: Weighting | None = None
+) -> Weighting | None:
+    """``train.weighting`` over the tasks, or the object ``given`` (None for 'equal': the trainer's own
+    Σ_t w_t L_t, unchanged), its learned parameters on ``device``. One that compares the tasks' gradients
+    needs joint steps."""
+    if given is None and settings.weighting == "equal":
         return None
-    if settings.gradient_weighting() and not settings.joint:
+    if given is not None:
+        if settings.weighting not in ("equal", getattr(given, "name", None)):
+            raise ConfigError(
+                f"'train.weighting' is {settings.weighting!r} and a weighting object "
+                f"({type(given).__name__}) is given too: set one of them"
+            )
+        missing = [t for t in tasks if t not in getattr(given, "tasks", ())]
+        if missing or not callable(getattr(given, "combine", None)):
+            raise ContractError(
+                f"weighting {type(given).__name__}: must be a training/weighting.py Weighting over the "
+                f"tasks {list(tasks)} (combine, and backward when it sets gradients); it lacks {missing}"
+            )
+    name = settings.weighting if given is None else given.name
+    if (given.gradients if given is not None else settings.gradient_weighting()) and not settings.joint:
         raise ConfigError(
-            f"'train.weighting': {settings.weighting} compares the tasks' gradients of one step: it needs "
+            f"'train.weighting': {name} compares the tasks' gradients of one step: it needs "
             f"joint steps (train.joint true); a sampled step holds one task's (uw and dwa weight those)"
         )
+    if given is not None:
+        return given.to(device)
     check_problems(settings._weighting_problems("train"))
     return make_weighting(settings.weighting, list(tasks), stream.weights or None).to(device)
 
@@ -521,13 +543,16 @@ def _warn_flat(desc: str, tasks: Mapping[str, Task], history: list[dict]) -> Non
 
 
 def _open_directory(
-    directory: Path, mechanism, tasks, settings: TrainSettings, seed: int, callbacks: list, joint_data
-) -> tuple[Path, Path]:
+    directory: Path, mechanism, tasks, settings: TrainSettings, seed: int, callbacks: list, joint_data,
+    weighting: Weighting | None = None,
+) -> tuple[Path, Path]:  # fmt: skip
     """The training's checkpoint and best-state files in ``directory``, its fingerprint checked (a
     directory holding another training is refused: training/fingerprint.py)."""
     directory.mkdir(parents=True, exist_ok=True)
     last, best_file = paths.last_state(directory), paths.best_state(directory)
     joint = {"joint_rows": joint_data.num_examples("train")} if joint_data is not None else {}
+    if weighting is not None and settings.weighting == "equal":  # an object given, not named in settings
+        joint["weighting"] = weighting.name
     mine = fingerprint.of_training(settings, tasks, mechanism, seed, callbacks, **joint)
     fingerprint.check(
         paths.fingerprint(directory), mine, "training run", last, fingerprint.defaults(settings=settings)
