@@ -107,3 +107,11 @@ def test_imp_fingerprint_has_no_method(tmp_path):
                 progress=False)  # fmt: skip
     text = next(tmp_path.rglob("*fingerprint*")).read_text()
     assert "method" not in text
+
+
+@pytest.mark.parametrize("method, finder", [("snip", "SNIP"), ("imp", "IMP")])
+def test_a_levels_line_names_its_finder(method, finder, caplog):
+    caplog.set_level("INFO", logger="sparseshare")
+    _search(method)
+    lines = [r.getMessage() for r in caplog.records if ": level " in r.getMessage()]
+    assert lines and all(line.startswith(f"{finder} pos: level ") for line in lines), lines

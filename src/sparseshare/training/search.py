@@ -164,7 +164,8 @@ def search_task(
         record, levels, masks = _resume_levels(directory, model, task, prunable, lvl_settings, settings, seed)
     total = len(imp_densities(settings.alpha, settings.min_density))
     shows = bar_disabled(progress)
-    bar = tqdm(total=total, initial=len(levels), desc=label(f"IMP {name}"), unit="level", disable=shows)
+    finder = "IMP" if settings.method == "imp" else settings.method.upper()  # the line names its finder
+    bar = tqdm(total=total, initial=len(levels), desc=label(f"{finder} {name}"), unit="level", disable=shows)
     pending: Mask | None = None  # M^(z) for the next level when kept in memory
     while True:
         z = len(levels)
@@ -204,7 +205,7 @@ def search_task(
         bar.set_postfix(density=f"{level.density:.3f}", dev=f"{level.dev:.4f}")
         logger.info(
             "%s: level %d/%d  density %.3f  dev %.4f  (%d epochs)",
-            label(f"IMP {name}"), z, total - 1, level.density, level.dev, level.epochs,
+            label(f"{finder} {name}"), z, total - 1, level.density, level.dev, level.epochs,
         )  # fmt: skip
         if log:
             log({"phase": "search", "task": name, **level.__dict__})
