@@ -64,3 +64,36 @@ def test_dwa_weights_follow_loss_ratios():
 def test_unknown_weighting_lists_valid_names():
     with pytest.raises(ConfigError, match="valid: .*'dwa'.*'equal'.*'pcgrad'.*'uw'"):
         make_weighting("nope", ["a"])
+
+
+def test_gradnorm_moves_weight_from_the_task_with_the_larger_gradient_norm():
+    """Chen et al. 2018: at equal training rates (r_t = 1) the target norm is the mean G; the task whose
+    w_t ‖∇_W L_t‖ is above it loses weight, the other gains; Σ_t w_t stays T."""
+    from sparseshare.training.weighting import GradNorm
+
+    p = torch.nn.Parameter(torch.ones(3))
+    gn = GradNorm(["a", "b"])
+    opt = torch.optim.SGD([p, *gn.parameters()], lr=0.01)
+    losses = {"a": (10 * p).sum(), "b": p.sum()}  # ‖∇‖: 10√3 against √3
+    gn.backward(losses, [p])
+    assert gn.w.grad[0] > 0 > gn.w.grad[1]
+    assert torch.allclose(p.grad, torch.full((3,), 11.0))  # Σ_t w_t ∇L_t with w = 1
+    opt.step()
+    gn.after_step()
+    w = gn.current()
+    assert w["a"] < 1.0 < w["b"] and sum(w.values()) == pytest.approx(2.0)
+    again = GradNorm(["a", "b"])
+    again.load_state_dict(gn.state_dict())
+    assert again.current() == w and again.initial == gn.initial == {"a": 30.0, "b": 3.0}
+
+
+def test_torchjd_upgrad_gives_a_step_that_conflicts_with_no_task():
+    """UPGrad (torchjd): the aggregated step has a non-negative inner product with every task's gradient."""
+    from sparseshare.training.weighting import make_weighting
+
+    w = torch.nn.Parameter(torch.zeros(2))
+    ga, gb = torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 1.0])
+    losses = {"a": (w * ga).sum(), "b": (w * gb).sum()}
+    make_weighting("torchjd.UPGrad", ["a", "b"]).backward(losses, [w])
+    assert float(w.grad @ ga) >= -1e-6 and float(w.grad @ gb) >= -1e-6
+    assert not torch.allclose(w.grad, ga + gb)
