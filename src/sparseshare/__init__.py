@@ -68,6 +68,11 @@ _EXPORTS = {
     "build_mechanism": "sparseshare.sharing",
     "shared_parameter_names": "sparseshare.sharing",
     "PBFSNet": "sparseshare.models.mlp",
+    # a pretrained transformer (sparseshare[hf]); transformers is imported only when a model is built
+    "HFMultiTask": "sparseshare.models.hf",
+    "hf_prunable": "sparseshare.models.hf",
+    "HF_INCLUDE": "sparseshare.models.hf",
+    "HF_EXCLUDE": "sparseshare.models.hf",
     # masks and pruning
     "density": "sparseshare.masks",
     "overlap_ratio": "sparseshare.masks",
@@ -129,6 +134,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     )
     from sparseshare.export import Subnet, export_subnet, load_subnet
     from sparseshare.masks import density, load_masks, overlap_matrix, overlap_ratio, save_masks
+    from sparseshare.models.hf import HF_EXCLUDE, HF_INCLUDE, HFMultiTask, hf_prunable
     from sparseshare.models.mlp import PBFSNet
     from sparseshare.pruning import prunable_names, prune
     from sparseshare.sharing import (
