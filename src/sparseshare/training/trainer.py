@@ -695,11 +695,7 @@ def _train_epoch(
             mechanism, opt, amp, step_loss, params, stream, settings, epoch, seed, device, callbacks,
             weighting,
         )  # fmt: skip
-    torch.manual_seed(seed * 100_003 + epoch)
-    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    for group in opt.param_groups:
-        group["lr"] = settings.lr / (1.0 + settings.lr_decay * epoch)
-    mechanism.train()
+    gen = _begin_epoch(mechanism, opt, settings, epoch, seed)
     total = torch.zeros((), dtype=torch.float64, device=device)
     n = 0
     stepper = amp.stepper(opt)
@@ -710,17 +706,37 @@ def _train_epoch(
             with amp.autocast():
                 loss = step_loss(mechanism, batch, task, stream.weights)
             amp.backward(loss)
-            if settings.clip:
-                amp.unscale(opt)
-                torch.nn.utils.clip_grad_norm_(params, settings.clip)
-            mechanism.step(stepper, task)
+            _clip_and_step(mechanism, opt, amp, stepper, params, settings, task)
         amp.update()
         total += loss.detach()
         n += 1
-        for cb in callbacks:
-            if hasattr(cb, "on_step"):
-                cb.on_step(epoch * stream.steps + i + 1)
+        _on_step(callbacks, epoch * stream.steps + i + 1)
     return float(total) / max(n, 1)
+
+
+def _begin_epoch(mechanism, opt, settings: TrainSettings, epoch: int, seed: int) -> torch.Generator:
+    """The epoch's random stream (dropout, and the returned generator for shuffles and sampling),
+    its learning rate, train mode."""
+    torch.manual_seed(seed * 100_003 + epoch)
+    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    for group in opt.param_groups:
+        group["lr"] = settings.lr / (1.0 + settings.lr_decay * epoch)
+    mechanism.train()
+    return gen
+
+
+def _clip_and_step(mechanism, opt, amp: _Precision, stepper, params, settings: TrainSettings, task) -> None:
+    """The gradients unscaled and clipped (``train.clip``), then ``mechanism.step`` (exact masks)."""
+    if settings.clip:
+        amp.unscale(opt)
+        torch.nn.utils.clip_grad_norm_(params, settings.clip)
+    mechanism.step(stepper, task)
+
+
+def _on_step(callbacks: list, step: int) -> None:
+    for cb in callbacks:
+        if hasattr(cb, "on_step"):
+            cb.on_step(step)
 
 
 def _weighted_epoch(
@@ -730,12 +746,8 @@ def _weighted_epoch(
     """:func:`_train_epoch` under a loss weighting: the same stream (the same batches, dropout and
     shuffle as 'equal'), each step's per-task losses combined or their gradients aggregated; a gradient
     weighting's random order (PCGrad's) from a generator of its own, so the data order stays the same."""
-    torch.manual_seed(seed * 100_003 + epoch)
-    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    gen = _begin_epoch(mechanism, opt, settings, epoch, seed)
     own = torch.Generator().manual_seed(seed * 100_003 + epoch + 7_919)
-    for group in opt.param_groups:
-        group["lr"] = settings.lr / (1.0 + settings.lr_decay * epoch)
-    mechanism.train()
     total = torch.zeros((), dtype=torch.float64, device=device)
     sums = {t: torch.zeros((), dtype=torch.float64, device=device) for t in weighting.tasks}
     counts = dict.fromkeys(weighting.tasks, 0)
@@ -754,10 +766,7 @@ def _weighted_epoch(
             else:
                 loss = weighting.combine(losses)
                 amp.backward(loss)
-            if settings.clip:
-                amp.unscale(opt)
-                torch.nn.utils.clip_grad_norm_(params, settings.clip)
-            mechanism.step(stepper, task)
+            _clip_and_step(mechanism, opt, amp, stepper, params, settings, task)
         amp.update()
         weighting.after_step()
         total += loss.detach()
@@ -765,9 +774,7 @@ def _weighted_epoch(
             sums[t] += v.detach()
             counts[t] += 1
         n += 1
-        for cb in callbacks:
-            if hasattr(cb, "on_step"):
-                cb.on_step(epoch * stream.steps + i + 1)
+        _on_step(callbacks, epoch * stream.steps + i + 1)
     weighting.epoch_losses = {t: float(sums[t]) / counts[t] for t in sums if counts[t]}
     weighting.end_epoch(weighting.epoch_losses)
     return float(total) / max(n, 1)
