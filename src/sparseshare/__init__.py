@@ -68,6 +68,7 @@ _EXPORTS = {
     "build_mechanism": "sparseshare.sharing",
     "shared_parameter_names": "sparseshare.sharing",
     "PBFSNet": "sparseshare.models.mlp",
+    "TokenMMoE": "sparseshare.models.token_experts",
     # a pretrained transformer (sparseshare[hf]); transformers is imported only when a model is built
     "HFMultiTask": "sparseshare.models.hf",
     "hf_prunable": "sparseshare.models.hf",
@@ -136,6 +137,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from sparseshare.masks import density, load_masks, overlap_matrix, overlap_ratio, save_masks
     from sparseshare.models.hf import HF_EXCLUDE, HF_INCLUDE, HFMultiTask, hf_prunable
     from sparseshare.models.mlp import PBFSNet
+    from sparseshare.models.token_experts import TokenMMoE
     from sparseshare.pruning import prunable_names, prune
     from sparseshare.sharing import (
         MECHANISMS,
