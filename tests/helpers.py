@@ -126,6 +126,7 @@ def export_reproduces_the_run(run, system: str, tmp_path) -> dict:
     from sparseshare.experiments.systems.checks import load_experiment
     from sparseshare.export import load_subnet
     from sparseshare.training.evaluation import collect, evaluate_task
+    from sparseshare.training.pipeline import evaluate
 
     res = json.loads((run / "results.json").read_text())["systems"][system]["tasks"]
     ctx = open_context(load_experiment(run / "config.yaml"), tmp_path)
@@ -141,6 +142,7 @@ def export_reproduces_the_run(run, system: str, tmp_path) -> dict:
         # one's, and BLAS kernels then sum in another order (seen as 1 ulp of an AUC)
         score = evaluate_task(sub, task, "test", 100, "cpu")[task.key]
         assert score == pytest.approx(res[t]["test"], rel=1e-12)
+        assert evaluate(sub, task, "test", device="cpu")[t][task.key] == score  # the public API's too
     return sizes
 
 

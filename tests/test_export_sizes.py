@@ -179,3 +179,23 @@ def test_the_cli_prints_the_file_beside_the_same_file_dense(tiny_run, tmp_path, 
             assert share == 1 and not line["rest"]
         else:
             assert share < 1 and "masked weights kept" in line["rest"]
+
+
+def test_a_loaded_subnet_is_a_mechanism_that_scores_but_refuses_a_step(tmp_path):
+    """``ss.evaluate`` takes a loaded subnet (it fits the mechanism contract: its loss is the network's),
+    and an optimizer step, which would move its pruned weights back from zero, is one line refused."""
+    from sparseshare.contracts import is_mechanism
+
+    model = Towers()
+    mech = ss.SparseSharing(model, _masks(model, 0.5))
+    ss.export_subnet(mech, "a", tmp_path / "a.safetensors")
+    sub = ss.load_subnet(tmp_path / "a.safetensors", build=lambda: copy.deepcopy(model))
+    assert is_mechanism(sub)
+    ss.check_mechanism(sub)
+    mech.eval()
+    x = torch.randn(8, 16)
+    assert torch.equal(sub.loss(x, "a"), mech.loss(x, "a"))
+    with pytest.raises(ss.ContractError, match="serves task 'a', not 'b'"):
+        sub.loss(x, "b")
+    with pytest.raises(ss.ContractError, match="for prediction: an optimizer step would move its pruned"):
+        sub.step(torch.optim.SGD(sub.parameters(), lr=0.1), "a")

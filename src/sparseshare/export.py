@@ -60,9 +60,33 @@ class Subnet(nn.Module):
 
     @torch.no_grad()
     def predict(self, batch, task: str | None = None):
+        self._check(task)
+        return task_predict(self.network, self(batch), batch, self.task)
+
+    def loss(self, batch, task: str | None = None) -> torch.Tensor:
+        """The task's loss on ``batch`` (so ``ss.evaluate`` and the mechanism contract take a subnet)."""
+        self._check(task)
+        own = getattr(self.network, "task_loss", None)
+        if not callable(own):
+            raise ContractError(f"the network of subnet '{self.task}' has no task_loss(output, batch, task)")
+        return own(self(batch), batch, self.task)
+
+    def step(self, optimizer, task: str | None = None) -> None:
+        """Refused: a subnet holds M_t ⊙ θ with its pruned weights at zero, and a plain step would bring
+        them back; fine-tune through ``ss.SparseSharing`` over the base network and the masks instead."""
+        raise ContractError(
+            f"subnet '{self.task}' is for prediction: an optimizer step would move its pruned weights; "
+            f"train ss.SparseSharing(base, masks) instead"
+        )
+
+    def task_parameter_names(self, task: str | None = None) -> list[str]:
+        """Every parameter: the subnet serves one task."""
+        self._check(task)
+        return [n for n, _ in self.named_parameters()]
+
+    def _check(self, task: str | None) -> None:
         if task not in (None, self.task):
             raise ContractError(f"this subnet serves task '{self.task}', not '{task}'")
-        return task_predict(self.network, self(batch), batch, self.task)
 
 
 def _network_and_masks(module: nn.Module, task: str, recipe: Mapping | None):
