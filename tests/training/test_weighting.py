@@ -97,3 +97,25 @@ def test_torchjd_upgrad_gives_a_step_that_conflicts_with_no_task():
     make_weighting("torchjd.UPGrad", ["a", "b"]).backward(losses, [w])
     assert float(w.grad @ ga) >= -1e-6 and float(w.grad @ gb) >= -1e-6
     assert not torch.allclose(w.grad, ga + gb)
+
+
+def test_gradnorm_alpha_is_a_setting_that_changes_the_target():
+    """α = 0 makes the target the mean norm whatever the training rates; a larger α pulls harder toward the
+    task whose loss fell least. train.gradnorm_alpha reaches the object; a negative one is refused."""
+    from sparseshare.training.settings import TrainSettings
+    from sparseshare.training.weighting import make_weighting
+
+    assert make_weighting("gradnorm", ["a", "b"], alpha=0.0).alpha == 0.0
+    assert TrainSettings(gradnorm_alpha=2.0).gradnorm_alpha == 2.0
+    assert any(
+        "'train.gradnorm_alpha' must be >= 0" in p for p in TrainSettings(gradnorm_alpha=-1.0).problems()
+    )
+    grads = {}
+    for alpha in (0.0, 3.0):
+        p = torch.nn.Parameter(torch.ones(3))
+        gn = make_weighting("gradnorm", ["a", "b"], alpha=alpha)
+        gn.initial = {"a": 6.0, "b": 3.0}  # a's loss is now at half its start, b's at its start
+        gn.backward({"a": (1 * p).sum(), "b": (1 * p).sum()}, [p])  # equal gradient norms
+        grads[alpha] = gn.w.grad.clone()
+    assert torch.allclose(grads[0.0], torch.zeros(2))  # equal norms meet the α = 0 target: nothing moves
+    assert grads[3.0][1] < 0 < grads[3.0][0]  # b trains slower: its weight is pushed up, a's down

@@ -96,6 +96,7 @@ class TrainSettings:
     # 'pcgrad' and torchjd's aggregators as 'torchjd.UPGrad', 'torchjd.MGDA', ...; the warmup and the
     # IMP search ignore it
     weighting: str = "equal"
+    gradnorm_alpha: float = 1.5  # GradNorm's α (Chen et al. 2018, Eq. 2), >= 0; other weightings ignore it
     eval_batch_size: int = 100  # examples per batch when scoring dev and test (it changes no score)
     bucket: int = 0
     # 'fp32'; 'bf16' or 'fp16': the training forward and loss under autocast to that dtype (fp16 with a
@@ -163,6 +164,8 @@ class TrainSettings:
         if not known:
             valid = [*WEIGHTING_NAMES, *(f"torchjd.{n}" for n in JD_AGGREGATORS)]
             return [f"'{where}.weighting': unknown weighting {w!r}; valid: {valid}"]
+        if not self.gradnorm_alpha >= 0:
+            return [f"'{where}.gradnorm_alpha' must be >= 0, got {self.gradnorm_alpha}"]
         if self.gradient_weighting() and self.precision == "fp16":
             return [
                 f"'{where}.weighting': {w} makes the gradient from each task's, which fp16's gradient "

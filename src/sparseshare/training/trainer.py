@@ -504,7 +504,8 @@ def _weighting(
     if given is not None:
         return given.to(device)
     check_problems(settings._weighting_problems("train"))
-    return make_weighting(settings.weighting, list(tasks), stream.weights or None).to(device)
+    weights = stream.weights or None
+    return make_weighting(settings.weighting, list(tasks), weights, settings.gradnorm_alpha).to(device)
 
 
 def _groups(params: list, weighting: Weighting | None):

@@ -9,7 +9,8 @@ the gradient the optimizer takes.
 - ``gradnorm``: GradNorm (Chen et al. 2018, Algorithm 1, Eq. 1-2): learned weights w_t (initially 1)
   of L = Σ_t w_t L_t; each step they move down the gradient of L_grad = Σ_t |G_t − Ḡ · r_t^α|, where
   G_t = ‖∇_W w_t L_t‖ over the shared parameters W, Ḡ their mean, r_t = L̃_t / mean(L̃), L̃_t = L_t / L_t(0)
-  (the target Ḡ · r_t^α held constant), then Σ_t w_t is brought back to T. α = 1.5. W is every shared
+  (the target Ḡ · r_t^α held constant), then Σ_t w_t is brought back to T. α: ``train.gradnorm_alpha``
+  (default 1.5; the paper tunes it per data set). W is every shared
   parameter (one that receives gradient from two or more tasks), not only the last shared layer: a
   model of the user's has no "last layer" the trainer could name.
 - ``pcgrad``: projecting conflicting gradients (Yu et al. 2020, Algorithm 1): per-task gradients g_t of
@@ -230,14 +231,15 @@ class PCGrad(Weighting):
 
 class GradNorm(Weighting):
     """GradNorm (Chen et al. 2018, Algorithm 1): learned task weights w_t balancing the shared
-    parameters' gradient norms to the tasks' relative inverse training rates (α = 1.5)."""
+    parameters' gradient norms to the tasks' relative inverse training rates; ``alpha``
+    (``train.gradnorm_alpha``, default 1.5) is how strongly a task that trains slower is pulled up."""
 
     name = "gradnorm"
     gradients = True
-    alpha = 1.5
 
-    def __init__(self, tasks: Sequence[str], weights: Mapping[str, float] | None = None):
+    def __init__(self, tasks: Sequence[str], weights: Mapping[str, float] | None = None, alpha: float = 1.5):
         super().__init__(tasks, weights)
+        self.alpha = float(alpha)
         self.w = torch.nn.Parameter(torch.ones(len(self.tasks)))
         self.initial: dict[str, float] | None = None  # L_t(0), the first step's losses
 
@@ -328,8 +330,10 @@ def _aggregator(name: str):
         raise ConfigError(f"'train.weighting': {name}: {str(e).splitlines()[0]}") from None
 
 
-def make_weighting(name: str, tasks: Sequence[str], weights: Mapping[str, float] | None = None) -> Weighting:
-    """The weighting ``name`` (``train.weighting``) over ``tasks``."""
+def make_weighting(
+    name: str, tasks: Sequence[str], weights: Mapping[str, float] | None = None, alpha: float = 1.5
+) -> Weighting:
+    """The weighting ``name`` (``train.weighting``) over ``tasks`` (``alpha``: GradNorm's)."""
     if name.startswith("torchjd."):
         out = Aggregated(tasks, weights, aggregator=_aggregator(name))
         out.name = name
@@ -339,4 +343,6 @@ def make_weighting(name: str, tasks: Sequence[str], weights: Mapping[str, float]
             f"'train.weighting': unknown weighting {name!r}; valid: {sorted(WEIGHTINGS)} or "
             f"torchjd.<{'|'.join(JD_AGGREGATORS)}>"
         )
+    if name == "gradnorm":
+        return GradNorm(tasks, weights, alpha)
     return WEIGHTINGS[name](tasks, weights)
