@@ -51,6 +51,8 @@ def _cmd_run(args) -> None:
                 check_damage(out, repair_it=True)  # a finished run with a damaged file: repaired, shown
             results = finished_results(cfg, out)
             if results is None:
+                if args.log:  # the trackers read tracking.json first: a damaged one is said (or repaired) now
+                    check_damage(out, repair_it=args.repair)
                 with tracked(cfg, out, args.log or []):
                     results = run_experiment(
                         cfg, out, args.jobs, args.repair, args.address, report=write_report

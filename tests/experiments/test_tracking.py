@@ -211,3 +211,17 @@ def test_an_unknown_backend_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["run", "smoke", "--out", str(tmp_path), "--log", "wandb"])
     assert e.value.code == 2 and "invalid choice: 'wandb'" in capsys.readouterr().err
+
+
+def test_a_damaged_tracking_state_is_one_line_and_repair_sends_everything_again(tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    paths.tracking_state(out).write_text('{"tensorboard": {')  # cut short by a full disk, say
+    assert main(["run", "smoke", "--out", str(out), *FAST, "--log", "tensorboard"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "tracking.json" in err[0] and "--repair" in err[0], err
+    assert main(["run", "smoke", "--out", str(out), *FAST, "--log", "tensorboard", "--repair"]) == 0
+    state = json.loads(paths.tracking_state(out).read_text())
+    assert state["tensorboard"]  # written afresh, with every record of metrics.jsonl sent
+    got = tensorboard_scalars(out / "tensorboard")
+    assert set(got) == set(expected(paths.metrics_log(out)))

@@ -12,7 +12,9 @@ those again (every unit is deterministic under its seed, so the run ends as an u
 - a line of ``search/<task>.jsonl`` or a level's mask file: the search of that task goes back to the last
   level whose record and masks are whole, and continues from there; the systems built on the search are
   evaluated again (their training is kept);
-- ``masks.safetensors``: written again from the search (the sparse system's evaluation runs again).
+- ``masks.safetensors``: written again from the search (the sparse system's evaluation runs again);
+- ``tracking.json`` (``--log``): removed, so the trackers are sent every record again (TensorBoard may
+  then show a record twice, MLflow starts a new run).
 """
 
 from __future__ import annotations
@@ -173,6 +175,10 @@ def inspect_run(run: Path) -> list[Damage]:
             out.append(
                 Damage(masks, _fault(e), [masks, sparse, *finished], note="writes it again from the search")
             )
+    tracking = paths.tracking_state(run)
+    if tracking.exists() and (fault := _json_ok(tracking)):
+        note = "sends every record to the trackers again (TensorBoard may show some twice; a new MLflow run)"
+        out.append(Damage(tracking, fault, [tracking], note=note))
     return out
 
 
