@@ -26,6 +26,7 @@ def _cmd_run(args) -> None:
     from sparseshare import paths, run_lock
     from sparseshare.errors import ConfigError
     from sparseshare.experiments.results.report import results_table, write_report
+    from sparseshare.experiments.run.repair import tracking_damage
     from sparseshare.experiments.run.resume import finished_results
     from sparseshare.experiments.run.runner import check_damage, run_experiment
     from sparseshare.experiments.run.tracking import check, tracked
@@ -52,7 +53,7 @@ def _cmd_run(args) -> None:
             results = finished_results(cfg, out)
             if results is None:
                 if args.log:  # the trackers read tracking.json first: a damaged one is said (or repaired) now
-                    check_damage(out, repair_it=args.repair)
+                    check_damage(out, args.repair, tracking_damage(out))
                 with tracked(cfg, out, args.log or []):
                     results = run_experiment(
                         cfg, out, args.jobs, args.repair, args.address, report=write_report

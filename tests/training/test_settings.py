@@ -27,3 +27,19 @@ def test_the_config_schema_loads_without_torch_or_any_runner():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_weighting_names_are_the_implementations_and_gradient_ones_are_flagged_alike():
+    """settings.py names the weightings without torch; each name builds, and the settings' 'compares
+    gradients' is the object's own ``gradients`` (so a config's joint-steps check matches the trainer's)."""
+    import torchjd.aggregation as jd
+
+    from sparseshare.training.settings import JD_AGGREGATORS, WEIGHTING_NAMES, TrainSettings
+    from sparseshare.training.weighting import WEIGHTINGS, make_weighting
+
+    assert set(WEIGHTING_NAMES) == set(WEIGHTINGS)
+    assert all(hasattr(jd, n) for n in JD_AGGREGATORS)
+    for name in [*WEIGHTING_NAMES, *(f"torchjd.{n}" for n in JD_AGGREGATORS)]:
+        built = make_weighting(name, ["a", "b"])
+        assert built.name == name
+        assert built.gradients == TrainSettings(weighting=name).gradient_weighting(), name

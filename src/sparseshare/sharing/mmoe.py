@@ -70,13 +70,6 @@ def mmoe(
 ) -> MMoE:
     """Builder; defaults follow the PBFS paper's MMoE setting (8 experts of 4 units, Section 4.3)."""
     return MMoE(
-        in_dim,
-        kinds,
-        num_experts,
-        expert_hidden,
-        tower,
-        dropout,
-        activation,
-        expert=expert,
+        in_dim, kinds, num_experts, expert_hidden, tower, dropout, activation, expert=expert,
         expert_dim=expert_dim,
-    )
+    )  # fmt: skip

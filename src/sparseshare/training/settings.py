@@ -129,7 +129,7 @@ class TrainSettings:
             out.append(
                 f"'{where}.precision': unknown precision {self.precision!r}; valid: {list(PRECISIONS)}"
             )
-        out += self._weighting_problems(where)
+        out += self.weighting_problems(where)
         for key, lo, hi in (
             ("epochs", 1, MAX_EPOCHS), ("batch_size", 1, MAX_BATCH), ("eval_batch_size", 1, MAX_BATCH),
             ("patience", 0, MAX_EPOCHS), ("bucket", 0, MAX_EPOCHS),
@@ -156,7 +156,7 @@ class TrainSettings:
         """Whether ``weighting`` makes the step's gradient from the tasks' gradients (joint steps only)."""
         return self.weighting in ("gradnorm", "pcgrad") or self.weighting.startswith("torchjd.")
 
-    def _weighting_problems(self, where: str) -> list[str]:
+    def weighting_problems(self, where: str = "train") -> list[str]:
         """An unknown weighting; one that compares gradients under fp16 (its gradient scaler scales one
         loss, not each task's)."""
         w = self.weighting

@@ -448,12 +448,11 @@ def train(
         )  # fmt: skip
         _check_finite(loss, desc, epoch, settings)
         rec, improved = _evaluate(mechanism, tasks, settings, epoch, loss, progress, best_file, device)
-        if (
-            weighting is not None
-        ):  # each task's mean loss; DWA's weights of the epoch, learned ones at its end
+        # under a weighting: each task's mean loss; the weights (DWA's of the epoch, learned: at its end)
+        if weighting is not None:
             rec["loss_by_task"] = weighting.epoch_losses
-            if weighting.report():
-                rec["weights"] = weighting.report()
+            if (weights := weighting.report()) is not None:
+                rec["weights"] = weights
         _report_epoch(rec, improved, tasks, desc, settings.epochs, time.time() - began, log, warned)
         for cb in callbacks:  # after the best state is kept: it pairs with this epoch's score
             if hasattr(cb, "on_eval"):
@@ -496,14 +495,15 @@ def _weighting(
                 f"tasks {list(tasks)} (combine, and backward when it sets gradients); it lacks {missing}"
             )
     name = settings.weighting if given is None else given.name
-    if (given.gradients if given is not None else settings.gradient_weighting()) and not settings.joint:
+    compares = getattr(given, "gradients", False) if given is not None else settings.gradient_weighting()
+    if compares and not settings.joint:
         raise ConfigError(
             f"'train.weighting': {name} compares the tasks' gradients of one step: it needs "
             f"joint steps (train.joint true); a sampled step holds one task's (uw and dwa weight those)"
         )
     if given is not None:
         return given.to(device)
-    check_problems(settings._weighting_problems("train"))
+    check_problems(settings.weighting_problems())
     weights = stream.weights or None
     return make_weighting(settings.weighting, list(tasks), weights, settings.gradnorm_alpha).to(device)
 
@@ -689,7 +689,7 @@ def _train_epoch(
 
     Under a loss weighting (``weighting``; None: 'equal', the step above) the step takes each task's
     loss (``step_loss`` is :func:`_step_losses`): a combining weighting's loss is backpropagated as
-    above, a gradient one sets the gradients itself (:func:`_weighted_step`); the epoch's mean loss per
+    above, a gradient one sets the gradients itself (:func:`_weighted_epoch`); the epoch's mean loss per
     task goes to its ``end_epoch`` (DWA's ratios)."""
     if weighting is not None:
         return _weighted_epoch(

@@ -50,11 +50,11 @@ class Weighting:
 
     name = "equal"
     gradients = False
-    epoch_losses: dict[str, float] = {}  # the last epoch's mean loss per task (set by the trainer)
 
     def __init__(self, tasks: Sequence[str], weights: Mapping[str, float] | None = None):
         self.tasks = list(tasks)
         self.weights = {t: float((weights or {}).get(t, 1.0)) for t in self.tasks}
+        self.epoch_losses: dict[str, float] = {}  # the last epoch's mean loss per task (the trainer's)
 
     def parameters(self) -> list[torch.nn.Parameter]:
         """Learned parameters of the weighting (added to the optimizer); none here."""
@@ -191,13 +191,12 @@ class _TaskGradients:
 
     def matrix(self) -> torch.Tensor:
         """[tasks, shared weights]: row t, task t's gradient of every shared parameter, flattened."""
-        rows = []
-        for g in self.grads:
-            zero = torch.zeros_like
-            rows.append(
-                torch.cat([(zero(self.params[i]) if g[i] is None else g[i]).reshape(-1) for i in self.shared])
-            )
-        return torch.stack(rows)
+
+        def flat(g) -> torch.Tensor:
+            parts = [torch.zeros_like(self.params[i]) if g[i] is None else g[i] for i in self.shared]
+            return torch.cat([p.reshape(-1) for p in parts])
+
+        return torch.stack([flat(g) for g in self.grads])
 
     def set(self, shared: torch.Tensor | None, scale: Sequence[float] | None = None) -> None:
         """``p.grad``: the shared parameters' from the flat ``shared``; every other one its task's
@@ -298,9 +297,11 @@ class Aggregated(Weighting):
 
     gradients = True
 
-    def __init__(self, tasks: Sequence[str], weights: Mapping[str, float] | None = None, *, aggregator):
+    def __init__(
+        self, tasks: Sequence[str], weights: Mapping[str, float] | None = None, *, aggregator, name: str
+    ):
         super().__init__(tasks, weights)
-        self.aggregator = aggregator
+        self.aggregator, self.name = aggregator, name
 
     def backward(self, losses: Mapping[str, torch.Tensor], params: Sequence[torch.Tensor], gen=None) -> None:
         g = _TaskGradients(losses, self.weights, params)
@@ -335,9 +336,7 @@ def make_weighting(
 ) -> Weighting:
     """The weighting ``name`` (``train.weighting``) over ``tasks`` (``alpha``: GradNorm's)."""
     if name.startswith("torchjd."):
-        out = Aggregated(tasks, weights, aggregator=_aggregator(name))
-        out.name = name
-        return out
+        return Aggregated(tasks, weights, aggregator=_aggregator(name), name=name)
     if name not in WEIGHTINGS:
         raise ConfigError(
             f"'train.weighting': unknown weighting {name!r}; valid: {sorted(WEIGHTINGS)} or "

@@ -175,11 +175,16 @@ def inspect_run(run: Path) -> list[Damage]:
             out.append(
                 Damage(masks, _fault(e), [masks, sparse, *finished], note="writes it again from the search")
             )
-    tracking = paths.tracking_state(run)
-    if tracking.exists() and (fault := _json_ok(tracking)):
-        note = "sends every record to the trackers again (TensorBoard may show some twice; a new MLflow run)"
-        out.append(Damage(tracking, fault, [tracking], note=note))
-    return out
+    return out + tracking_damage(run)
+
+
+def tracking_damage(run: Path) -> list[Damage]:
+    """A damaged ``tracking.json`` (``--log``), which the trackers read before the run's own check."""
+    tracking = paths.tracking_state(Path(run))
+    if not tracking.exists() or not (fault := _json_ok(tracking)):
+        return []
+    note = "sends every record to the trackers again (TensorBoard may show some twice; a new MLflow run)"
+    return [Damage(tracking, fault, [tracking], note=note)]
 
 
 def repair(damages: list[Damage]) -> None:

@@ -35,9 +35,10 @@ Report = Callable[[Path, dict], None]  # writes a run's report from its results
 logger = logging.getLogger("sparseshare")
 
 
-def check_damage(run: Path, repair_it: bool = False) -> None:
-    """Before any work: every damaged artifact of ``run`` is reported (one line each), or repaired."""
-    damages = inspect_run(run)
+def check_damage(run: Path, repair_it: bool = False, damages: list | None = None) -> None:
+    """Before any work: every damaged artifact of ``run`` (or those of ``damages``, already inspected) is
+    reported (one line each), or repaired."""
+    damages = inspect_run(run) if damages is None else damages
     if damages and not repair_it:
         raise RunError("\n".join(d.line() for d in damages))
     if damages:
