@@ -1,11 +1,14 @@
-"""Experts of your own in MMoE and PLE, and MMoE per token over a shared embedding for sequence labelling.
+"""Experts of your own in MMoE and PLE, and MMoE, PLE and PBFS per token over a shared embedding for
+sequence labelling.
 
 (a) MMoE (Ma et al., KDD 2018) and PLE (Tang et al., RecSys 2020) with your own expert module passed as
     ``expert=``, a factory ``expert(in_dim, out_dim) -> nn.Module`` (here a residual block with
     LayerNorm), on two related tabular tasks (a binary ``click``, a regression ``spend``; made up here);
-(b) ``TokenMMoE``: MMoE per token, experts and per-task gates over one word embedding shared by three
-    tagging tasks of the toy column files in ``examples/byo_sequence`` (two POS tag sets and place-name
-    spans), trained with proportional task sampling and scored with the library's metrics.
+(b) ``TokenMMoE``, ``TokenPLE`` (with the residual expert) and ``token_pbfs`` (PBFS, each task pruning
+    the shared experts to 60% sparsity on Algorithm 2's schedule): experts and per-task gates per token
+    over one word embedding shared by three tagging tasks of the toy column files in
+    ``examples/byo_sequence`` (two POS tag sets and place-name spans), trained with proportional task
+    sampling and scored with the library's metrics.
 
 Run: ``python examples/own_encoder_experts.py [--quick] [--seed 0]`` (``--quick``: a few epochs, well
 under a minute on 2 CPU cores; set ``OMP_NUM_THREADS=1`` on a busy machine).
@@ -107,19 +110,36 @@ def main(argv=None) -> None:
         ss.train_jointly(model, tasks, settings, seed=args.seed, progress=False)
         show(name, model, tasks, time.time() - began)
 
-    # (b) MMoE per token over one shared embedding, three tagging tasks, proportional task sampling
-    began = time.time()
+    # (b) MMoE, PLE and PBFS per token over one shared embedding (your own expert module in PLE's),
+    # three tagging tasks, proportional task sampling
     seq = sequence_tasks()
-    torch.manual_seed(args.seed)
     n_tags = {t: len(task.data.tag_vocab) for t, task in seq.items()}
     vocab = len(next(iter(seq.values())).data.word_vocab)
-    model = TokenMMoE(n_tags, vocab, embedding_dim=32, num_experts=4, expert_hidden=(32,), dropout=0.1)
     settings = ss.TrainSettings(
         epochs=seq_epochs, patience=0, batch_size=16, optimizer="adam", lr=1e-2, lr_decay=0.0,
         sampler="proportional",
     )  # fmt: skip
-    ss.train_jointly(model, seq, settings, seed=args.seed, progress=False)
-    show("token_mmoe", model, seq, time.time() - began)
+    shared = {"embedding_dim": 32, "dropout": 0.1}
+    for name, build in (
+        ("token_mmoe", lambda: TokenMMoE(n_tags, vocab, num_experts=4, expert_hidden=(32,), **shared)),
+        (
+            "token_ple",
+            lambda: ss.TokenPLE(n_tags, vocab, num_shared=2, expert=ResidualExpert, expert_dim=32, **shared),
+        ),  # fmt: skip
+        ("token_pbfs", lambda: ss.token_pbfs(n_tags, vocab, expert_hidden=(32,), **shared)),
+    ):
+        began = time.time()
+        torch.manual_seed(args.seed)
+        model = build()
+        callbacks = []
+        if isinstance(model, ss.PBFS):  # Algorithm 2: every task to 60% sparsity over 3/4 of training
+            steps = seq_epochs * sum(-(-task.data.num_examples("train") // 16) for task in seq.values())
+            pruner = ss.PBFSPruner(model, dict.fromkeys(n_tags, 0.6), 0.1, 0, steps * 3 // 4, 5)
+            callbacks = [ss.PBFSSchedule(pruner, seq)]
+        ss.train_jointly(model, seq, settings, seed=args.seed, progress=False, callbacks=callbacks)
+        show(name, model, seq, time.time() - began)
+        if callbacks:
+            print("  kept per task:", {t: f"{1 - model.sparsity(t):.2f}" for t in n_tags})
 
 
 if __name__ == "__main__":

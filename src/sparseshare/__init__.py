@@ -69,6 +69,10 @@ _EXPORTS = {
     "shared_parameter_names": "sparseshare.sharing",
     "PBFSNet": "sparseshare.models.mlp",
     "TokenMMoE": "sparseshare.models.token_experts",
+    "TokenPLE": "sparseshare.sharing.token_ple",
+    "TokenPBFSNet": "sparseshare.models.token_experts",
+    "token_pbfs": "sparseshare.sharing.pbfs",
+    "WordCharEmbedding": "sparseshare.models.token_experts",
     # a pretrained transformer (sparseshare[hf]); transformers is imported only when a model is built
     "HFMultiTask": "sparseshare.models.hf",
     "hf_prunable": "sparseshare.models.hf",
@@ -137,7 +141,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from sparseshare.masks import density, load_masks, overlap_matrix, overlap_ratio, save_masks
     from sparseshare.models.hf import HF_EXCLUDE, HF_INCLUDE, HFMultiTask, hf_prunable
     from sparseshare.models.mlp import PBFSNet
-    from sparseshare.models.token_experts import TokenMMoE
+    from sparseshare.models.token_experts import TokenMMoE, TokenPBFSNet, WordCharEmbedding
     from sparseshare.pruning import prunable_names, prune
     from sparseshare.sharing import (
         MECHANISMS,
@@ -151,6 +155,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
         build_mechanism,
         shared_parameter_names,
     )
+    from sparseshare.sharing.pbfs import token_pbfs
+    from sparseshare.sharing.token_ple import TokenPLE
     from sparseshare.training.callbacks import PBFSPruner, PBFSSchedule
     from sparseshare.training.pipeline import evaluate, search_masks, select_subnets, train_jointly, warmup
     from sparseshare.training.search import Level, SearchResult

@@ -160,5 +160,5 @@ def test_the_examples_quick_mode_runs():
     )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
-    for name in ("mmoe", "ple", "token_mmoe"):
+    for name in ("mmoe", "ple", "token_mmoe", "token_ple", "token_pbfs"):
         assert any(line.startswith(name) and "test" in line for line in lines), done.stdout

@@ -276,11 +276,7 @@ class PBFSNet(nn.Module):
         super().__init__()
         self._tasks = check_tasks(kinds)
         self.kinds = dict(kinds)
-        self.pools = [list(p) for p in (pools if pools is not None else [self._tasks])]
-        for p in self.pools:
-            if not p or any(t not in self.kinds for t in p):
-                raise ValueError(f"pool {p} names unknown tasks; tasks are {self._tasks}")
-        self.memberships = {t: [s for s, p in enumerate(self.pools) if t in p] for t in self._tasks}
+        self.pools, self.memberships = pool_memberships(pools, self._tasks)
         if make_expert is None:
             build, expert_dim = expert_builder(expert, expert_hidden, dropout, activation, expert_dim)
 
@@ -333,8 +329,25 @@ class PBFSNet(nn.Module):
 
     def shared_weight_names(self, task: str | None = None, pool: int | None = None) -> list[str]:
         """Weight matrices of the shared experts of the task's pools (of one pool; of all with no task)."""
-        pools = range(len(self.pools)) if task is None else self.memberships[task]
-        pools = pools if pool is None else [pool]
-        return [
-            f"shared.{s}.{n}" for s in pools for n, p in self.shared[s].named_parameters() if p.dim() >= 2
-        ]
+        return pool_weight_names(self.shared, self.memberships, task, pool)
+
+
+def pool_memberships(
+    pools: Sequence[Sequence[str]] | None, tasks: list[str]
+) -> tuple[list[list[str]], dict[str, list[int]]]:
+    """PBFS's pools (default: one pool of all ``tasks``) and each task's U_m, the pools it is in."""
+    pools = [list(p) for p in (pools if pools is not None else [tasks])]
+    for p in pools:
+        if not p or any(t not in tasks for t in p):
+            raise ValueError(f"pool {p} names unknown tasks; tasks are {tasks}")
+    return pools, {t: [s for s, p in enumerate(pools) if t in p] for t in tasks}
+
+
+def pool_weight_names(
+    shared: nn.ModuleList, memberships: Mapping[str, list[int]], task: str | None, pool: int | None
+) -> list[str]:
+    """The 2+-dimensional parameters of ``shared[s]`` (named ``shared.<s>.``) for the pools of ``task``
+    (every pool with no task), or of ``pool`` alone: what PBFS prunes."""
+    pools = range(len(shared)) if task is None else memberships[task]
+    pools = pools if pool is None else [pool]
+    return [f"shared.{s}.{n}" for s in pools for n, p in shared[s].named_parameters() if p.dim() >= 2]

@@ -19,6 +19,7 @@ import torch
 
 from sparseshare.masks.mask import Mask, density, validate_mask
 from sparseshare.models.mlp import ExpertFactory, PBFSNet
+from sparseshare.models.token_experts import TokenPBFSNet
 from sparseshare.sharing.sparse import SparseSharing
 
 
@@ -31,7 +32,9 @@ class PBFS(SparseSharing):
     own pools only.
     """
 
-    def __init__(self, net: PBFSNet, masks: Mapping[str, Mapping[str, torch.Tensor]] | None = None):
+    def __init__(
+        self, net: PBFSNet | TokenPBFSNet, masks: Mapping[str, Mapping[str, torch.Tensor]] | None = None
+    ):
         params = dict(net.named_parameters())
         every = net.shared_weight_names()
         full: dict[str, Mask] = {}
@@ -50,7 +53,7 @@ class PBFS(SparseSharing):
         super().__init__(net, full)
 
     @property
-    def net(self) -> PBFSNet:
+    def net(self) -> PBFSNet | TokenPBFSNet:
         return self.model
 
     @property
@@ -104,3 +107,16 @@ def pbfs(
         expert=expert, expert_dim=expert_dim,
     )  # fmt: skip
     return PBFS(net, masks)
+
+
+def token_pbfs(
+    n_tags: Mapping[str, int],
+    vocab_size: int | None = None,
+    masks: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
+    **network,
+) -> PBFS:
+    """PBFS per token: :class:`PBFS` over a :class:`~sparseshare.models.token_experts.TokenPBFSNet`
+    (``network``: its keywords: ``pools``, ``embedding``, ``embedding_dim``, the experts' sizes or
+    ``expert``, ``decoder``). Each task's masks cover its pools' shared experts; Algorithm 2's pruner
+    (``training/callbacks.py``) sets them."""
+    return PBFS(TokenPBFSNet(n_tags, vocab_size, **network), masks)

@@ -114,18 +114,23 @@ class PLE(TaskTowers, nn.Module):
         level j: the shared experts and gate, k's gate (it feeds k's experts above), and every task's
         experts (the shared gate reads them); every task's gate too when level j+1 is inner (its shared
         gate reads every task's experts, which read those gates)."""
-        last = len(self.levels) - 1
-        prefixes = [f"towers.{task}."]
-        for j in range(len(self.levels)):
-            lv = f"levels.{j}."
-            prefixes += [lv + "shared.", f"{lv}gates.{task}."]
-            if j == last:
-                prefixes.append(f"{lv}specific.{task}.")
-            else:
-                prefixes += [lv + "shared_gate.", lv + "specific."]
-                if j + 1 < last:
-                    prefixes.append(lv + "gates.")
-        return self._names(*prefixes)
+        return self._names(f"towers.{task}.", *level_prefixes(len(self.levels), task))
+
+
+def level_prefixes(n_levels: int, task: str) -> list[str]:
+    """The parameter prefixes (``levels.<j>.``...) task k's output depends on in ``n_levels`` extraction
+    levels (:meth:`PLE.task_parameter_names` says which and why)."""
+    last, prefixes = n_levels - 1, []
+    for j in range(n_levels):
+        lv = f"levels.{j}."
+        prefixes += [lv + "shared.", f"{lv}gates.{task}."]
+        if j == last:
+            prefixes.append(f"{lv}specific.{task}.")
+        else:
+            prefixes += [lv + "shared_gate.", lv + "specific."]
+            if j + 1 < last:
+                prefixes.append(lv + "gates.")
+    return prefixes
 
 
 def cgc(

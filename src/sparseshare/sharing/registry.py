@@ -31,6 +31,7 @@ from torch import nn
 from sparseshare.errors import ConfigError
 from sparseshare.models.mlp import PBFSNet
 from sparseshare.models.tagger import build_tagger
+from sparseshare.models.token_experts import token_mmoe_net, token_pbfs_net
 from sparseshare.sharing.cross_stitch import CrossStitchSharing, cross_stitch
 from sparseshare.sharing.hard import HardSharing
 from sparseshare.sharing.hierarchical import HierarchicalSharing
@@ -39,6 +40,7 @@ from sparseshare.sharing.pbfs import PBFS, pbfs
 from sparseshare.sharing.ple import cgc, ple
 from sparseshare.sharing.shared_bottom import shared_bottom
 from sparseshare.sharing.sparse import SparseSharing
+from sparseshare.sharing.token_ple import token_ple_net
 
 FAMILIES = ("wrapper", "tagger", "tabular")
 
@@ -110,12 +112,20 @@ MECHANISMS: dict[str, MechanismEntry] = {
     )
 }
 
-# networks a recipe can name: the tagger, the tabular mechanisms' networks, the PBFS expert network
+# networks a recipe can name: the tagger, the tabular mechanisms' networks, the PBFS expert network, and
+# the gated experts per token over the tagger's words + char-CNN (sequence data: mmoe, cgc/ple, pbfs)
 NETWORKS: dict[str, Callable[..., nn.Module]] = {
     "tagger": build_tagger,
     "pbfs_net": PBFSNet,
+    "token_mmoe": token_mmoe_net,
+    "token_ple": token_ple_net,
+    "token_pbfs_net": token_pbfs_net,
     **{n: e.build for n, e in MECHANISMS.items() if e.family == "tabular" and n != "pbfs"},
 }
+
+
+# the networks that take pretrained word vectors (``embeddings``, given at build time, never in a recipe)
+WORD_VECTOR_NETWORKS = ("tagger", "token_mmoe", "token_ple", "token_pbfs_net")
 
 
 def _entry(name: str) -> MechanismEntry:
@@ -142,8 +152,8 @@ def build_recipe(recipe: Mapping[str, Any]) -> nn.Module:
     """The module a recipe describes: its network, wrapped by its mechanism (if any).
 
     ``sparse`` takes ``options.names`` (the masked parameters; the masks themselves are in the weights);
-    ``pbfs`` wraps a ``pbfs_net``; a ``tagger``-family mechanism wraps the tagger; other networks are
-    mechanisms themselves.
+    ``pbfs`` wraps a ``pbfs_net`` or a ``token_pbfs_net``; a ``tagger``-family mechanism wraps the
+    tagger; other networks are mechanisms themselves.
     """
     net = build_network(recipe["network"], recipe.get("kwargs", {}))
     mech, options = recipe.get("mechanism"), dict(recipe.get("options") or {})

@@ -632,6 +632,13 @@ def _resume(
     return progress, bool(ck.get("finished")) and (capped or stopped)
 
 
+def steps_per_epoch(tasks: Mapping[str, Task], settings: TrainSettings, joint_data=None) -> int:
+    """The optimizer steps of one training epoch, as the trainer counts them: the joint data's batches,
+    or the most batches of any task (``train.joint`` over tasks with data of their own), or every task's
+    batches together (a task sampled per step). What a step-scheduled callback (PBFS's pruner) spans."""
+    return _EpochStream(tasks, settings, joint_data).steps
+
+
 class _EpochStream:
     """An epoch's training stream: (task, batch) pairs, a task drawn by the sampler per step (the task
     None: a joint step over every task, ``train.joint``), as many steps as the epoch has."""

@@ -28,7 +28,7 @@ from sparseshare.errors import ConfigError, RunError
 from sparseshare.experiments.config.datasets import get_dataset, load_tabular, read_sequence_tasks
 from sparseshare.metrics import PRIMARY
 from sparseshare.run_dir import MetricsLog, read_json, write_json_atomic
-from sparseshare.sharing.registry import build_recipe
+from sparseshare.sharing.registry import WORD_VECTOR_NETWORKS, build_recipe
 from sparseshare.training.settings import TrainSettings
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ class Context:
         in)."""
         refuse_too_large(recipe, self.device)
         torch.manual_seed(self.seed if seed is None else seed)
-        if recipe["network"] == "tagger" and self.prepared.embeddings is not None:
+        if recipe["network"] in WORD_VECTOR_NETWORKS and self.prepared.embeddings is not None:
             recipe = {**recipe, "kwargs": {**recipe["kwargs"], "embeddings": self.prepared.embeddings}}
         return build_recipe(recipe)
 

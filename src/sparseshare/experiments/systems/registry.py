@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sparseshare import atomic, paths
 from sparseshare.errors import ConfigError
-from sparseshare.experiments.systems import tabular, tagging
+from sparseshare.experiments.systems import tabular, tagging, token_experts
 from sparseshare.experiments.systems.context import Context
 from sparseshare.experiments.systems.sparse_sharing import (
     run_single_subnet,
@@ -41,6 +41,9 @@ class System:
     runners: Mapping[str, Callable[[Context], dict]]  # data kind -> runner
     needs_search: bool = False
     default: bool = True  # run when a config lists no systems (controls are asked for by name)
+    # the kinds of data on which it is a default system (None: every kind it runs on); the gated experts
+    # came to sequence data later, so a sequence config without a systems list runs what it always did
+    default_on: tuple[str, ...] | None = None
     continues: str | None = None  # the system whose checkpoints it goes on from (a matched budget)
     from_warmup: bool = False  # its training starts from θ^(w), after the warmup's epochs
     needs_warmup: bool = False  # reads the warmup's θ^(w) (implied by needs_search)
@@ -122,19 +125,31 @@ SYSTEMS: dict[str, System] = {
         System(
             "mmoe",
             "MMoE",
-            {"tabular": tabular.run_baseline("mmoe")},
+            {"tabular": tabular.run_baseline("mmoe"), "sequence": token_experts.run_gated("mmoe")},
             reads=("tabular.mmoe_expert", "tabular.num_experts"),
+            default_on=("tabular",),
         ),
-        System("cgc", "CGC", {"tabular": tabular.run_baseline("cgc")}, reads=_GATED_KEYS),
         System(
-            "ple", "PLE", {"tabular": tabular.run_baseline("ple")}, reads=(*_GATED_KEYS, "tabular.levels")
+            "cgc",
+            "CGC",
+            {"tabular": tabular.run_baseline("cgc"), "sequence": token_experts.run_gated("cgc")},
+            reads=_GATED_KEYS,
+            default_on=("tabular",),
+        ),
+        System(
+            "ple",
+            "PLE",
+            {"tabular": tabular.run_baseline("ple"), "sequence": token_experts.run_gated("ple")},
+            reads=(*_GATED_KEYS, "tabular.levels"),
+            default_on=("tabular",),
         ),
         System(
             "pbfs",
             "PBFS",
-            {"tabular": tabular.run_pbfs},
+            {"tabular": tabular.run_pbfs, "sequence": token_experts.run_pbfs},
             reads=("pbfs", "tabular.num_specific", "tabular.num_shared", "tabular.pbfs_expert"),
             pick_rank=1,
+            default_on=("tabular",),
         ),
         System(
             "sparse",
@@ -200,7 +215,11 @@ SYSTEMS.update({f"{b}_matched": _matched_system(SYSTEMS[b]) for b in MATCHED})
 def systems_for(kind: str, default: bool = False) -> list[str]:
     """The systems that run on ``kind`` data, in registry order (``default``: those a config without a
     ``systems`` list runs)."""
-    return [n for n, s in SYSTEMS.items() if kind in s.runners and (s.default or not default)]
+    return [n for n, s in SYSTEMS.items() if kind in s.runners and (not default or _default_on(s, kind))]
+
+
+def _default_on(system: System, kind: str) -> bool:
+    return system.default and (system.default_on is None or kind in system.default_on)
 
 
 def misnamed(names: list[str], kind: str, dataset: str) -> list[str]:

@@ -127,19 +127,28 @@ def pools_for(ctx: Context) -> list[list[str]]:
 
 def run_pbfs(ctx: Context) -> dict:
     """PBFS: task-specific experts, pruned shared experts in correlation-based pools, gates, towers."""
-    p = ctx.pbfs
     pools = pools_for(ctx)
     kwargs = {"in_dim": ctx.data.in_dim, "kinds": ctx.task_kinds, "pools": pools, **_sizes(ctx, "pbfs")}
     recipe = {"network": "pbfs_net", "kwargs": kwargs, "mechanism": "pbfs"}
     mech = ctx.build(recipe)
     save_recipe(ctx, "pbfs", recipe)
     steps = ctx.train.epochs * math.ceil(ctx.data.num_examples("train") / ctx.train.batch_size)
+    pruner = pbfs_pruner(ctx, mech, steps)
+    schedule = PBFSSchedule(pruner, ctx.tasks)  # Algorithm 2, step 2: prunes mu before training
+    # steps 3-5 over the whole training (no early stopping: the schedule always completes)
+    _train_joint(ctx, "pbfs", mech, ctx.data, ctx.tasks, [schedule], patience=0, restore_best=False)
+    return pbfs_result(ctx, mech, pruner, recipe, pools, steps // ctx.train.epochs)
+
+
+def pbfs_pruner(ctx: Context, mech, steps: int) -> PBFSPruner:
+    """Algorithm 2's pruner over ``steps`` training steps, as the config's 'pbfs' section says."""
+    p = ctx.pbfs
     targets = (
         p.target_sparsity
         if isinstance(p.target_sparsity, dict)
         else {t: p.target_sparsity for t in ctx.tasks}
     )
-    pruner = PBFSPruner(
+    return PBFSPruner(
         mech,
         targets,
         p.initial_sparsity,
@@ -149,9 +158,11 @@ def run_pbfs(ctx: Context) -> dict:
         power=p.power,
         strategy=p.strategy,
     )
-    schedule = PBFSSchedule(pruner, ctx.tasks)  # Algorithm 2, step 2: prunes mu before training
-    # steps 3-5 over the whole training (no early stopping: the schedule always completes)
-    _train_joint(ctx, "pbfs", mech, ctx.data, ctx.tasks, [schedule], patience=0, restore_best=False)
+
+
+def pbfs_result(ctx: Context, mech, pruner: PBFSPruner, recipe: dict, pools, steps_per_epoch: int) -> dict:
+    """Each task tested on the state where its own dev score was best (Algorithm 2's P_m), saved as the
+    state predict and export use; the schedule's record beside the scores."""
     results, tested, kept = {}, {}, 0
     for t in ctx.tasks:  # "Return {P_1, ..., P_M}": each task on the state where its own dev was best
         state = pruner.best[t]["state"]
@@ -172,6 +183,6 @@ def run_pbfs(ctx: Context) -> dict:
             },  # fmt: skip
             "history": pruner.history,
             "kept_shared_weights": kept,
-            "steps_per_epoch": steps // ctx.train.epochs,
+            "steps_per_epoch": steps_per_epoch,
         },
     }

@@ -17,22 +17,29 @@ from sparseshare.training.pipeline import train_jointly
 from sparseshare.training.streams import task_seed
 
 
-def _train(ctx: Context, name: str, mech, tasks: list[str] | None = None, task: str | None = None) -> dict:
+def train_and_evaluate(
+    ctx: Context, name: str, mech, tasks: list[str] | None = None, task: str | None = None,
+    callbacks=None, patience: int | None = None, restore_best: bool = True, evaluate: bool = True,
+) -> dict:  # fmt: skip
     """Train ``mech`` (task sampling, or all tasks per step with 'train.joint'), restore its best-dev
-    state, evaluate it. A system per ``task`` trains on that task's own stream (``task_seed``)."""
+    state, evaluate it (``evaluate``). A system per ``task`` trains on that task's own stream
+    (``task_seed``). ``callbacks``, ``patience`` and ``restore_best`` as ``train_jointly`` takes them."""
     tasks = tasks or list(ctx.tasks)
     name = ctx.system_name(name)
+    settings = ctx.train.replace() if patience is None else ctx.train.replace(patience=patience)
     train_jointly(
         mech,
         {t: ctx.tasks[t] for t in tasks},
-        ctx.train.replace(),
+        settings,
         seed=task_seed(ctx.seed, task) if task else ctx.seed,  # a task alone: its own stream
         device=ctx.device,
         directory=paths.system_dir(ctx.run, name, task),
         log=ctx.log,
         desc=f"{name} {task}" if task else name,
+        callbacks=callbacks,
+        restore_best=restore_best,
     )
-    return final_eval(ctx, mech, tasks)
+    return final_eval(ctx, mech, tasks) if evaluate else {}
 
 
 def run_single(ctx: Context) -> dict:
@@ -42,7 +49,7 @@ def run_single(ctx: Context) -> dict:
         recipe = ctx.recipe([t])
         model = ctx.build(recipe)
         save_recipe(ctx, "single", recipe, t)
-        result.update(_train(ctx, "single", model, [t], task=t))
+        result.update(train_and_evaluate(ctx, "single", model, [t], task=t))
         params += encoder_param_count(model)
     return {"params": params, "tasks": result}
 
@@ -52,7 +59,7 @@ def run_hard(ctx: Context) -> dict:
     recipe = ctx.recipe()
     model = ctx.build(recipe)
     save_recipe(ctx, "hard", recipe)
-    return {"params": encoder_param_count(model), "tasks": _train(ctx, "hard", model)}
+    return {"params": encoder_param_count(model), "tasks": train_and_evaluate(ctx, "hard", model)}
 
 
 def run_cross_stitch(ctx: Context) -> dict:
@@ -63,7 +70,7 @@ def run_cross_stitch(ctx: Context) -> dict:
     recipe = {**ctx.recipe(), "mechanism": "cross_stitch_tagger"}
     mech = ctx.build(recipe)
     save_recipe(ctx, "cross_stitch", recipe)
-    return {"params": encoder_param_count(mech), "tasks": _train(ctx, "cross_stitch", mech)}
+    return {"params": encoder_param_count(mech), "tasks": train_and_evaluate(ctx, "cross_stitch", mech)}
 
 
 def run_hierarchical(ctx: Context) -> dict:
@@ -82,4 +89,4 @@ def run_hierarchical(ctx: Context) -> dict:
     }
     mech = ctx.build(recipe)
     save_recipe(ctx, "hierarchical", recipe)
-    return {"params": encoder_param_count(mech), "tasks": _train(ctx, "hierarchical", mech)}
+    return {"params": encoder_param_count(mech), "tasks": train_and_evaluate(ctx, "hierarchical", mech)}
