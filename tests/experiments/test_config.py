@@ -61,8 +61,10 @@ def test_tabular_datasets_validate_tasks_and_systems(tmp_path):
     assert cfg.systems == ["single", "shared_bottom", "cross_stitch", "mmoe", "cgc", "ple", "pbfs", "sparse"]
     with pytest.raises(ConfigError, match=r"unknown task\(s\) \['ner'\] for 'census'"):
         load_experiment(_write(tmp_path, "name: x\ndata:\n  dataset: census\n  tasks: [ner]\n"))
-    with pytest.raises(ConfigError, match=r"'mmoe' runs on tabular data only, not on 'conll2003'; valid"):
-        load_experiment(_write(tmp_path, "name: x\nsystems: [mmoe]\n"))
+    table = "name: x\nsystems: [single_subnet]\ndata: {dataset: census, tasks: [income, marital]}\n"
+    with pytest.raises(ConfigError, match=r"'single_subnet' runs on sequence data only, not on 'census'; valid"):
+        load_experiment(_write(tmp_path, table))
+    assert load_experiment(_write(tmp_path, "name: x\nsystems: [mmoe, pbfs]\n")).systems == ["mmoe", "pbfs"]
 
 
 def test_the_names_a_user_tries_say_which_name_means_it(tmp_path):
