@@ -90,6 +90,7 @@ _EXPORTS = {
     "export_subnet": "sparseshare.export",
     "load_subnet": "sparseshare.export",
     "Subnet": "sparseshare.export",
+    "import_expert": "sparseshare.sharing.expert_code",
     # errors
     "SparseshareError": "sparseshare.errors",
     "ContractError": "sparseshare.errors",
@@ -155,6 +156,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
         build_mechanism,
         shared_parameter_names,
     )
+    from sparseshare.sharing.expert_code import import_expert
     from sparseshare.sharing.pbfs import token_pbfs
     from sparseshare.sharing.token_ple import TokenPLE
     from sparseshare.training.callbacks import PBFSPruner, PBFSSchedule

@@ -134,11 +134,27 @@ def _cmd_masks(args) -> None:
           "(max possible - chance)")  # fmt: skip
 
 
+TRUST_CODE = (
+    "import the expert factory the run's config named ('tabular.expert': package.module:factory), "
+    "running that module's code; without it such a run is refused in one line"
+)
+
+
 def _cmd_predict(args) -> None:
     from sparseshare.experiments.results.predict import predict_run
 
     out = Path(args.output) if args.output else None
-    print(predict_run(Path(args.run_dir), Path(args.file), out, args.system, args.task), file=sys.stderr)
+    text = predict_run(Path(args.run_dir), Path(args.file), out, args.system, args.task, _experts(args))
+    print(text, file=sys.stderr)
+
+
+def _experts(args):
+    """``--trust-code``: import the expert factory a run's recipe names (its module's code runs)."""
+    if not args.trust_code:
+        return None
+    from sparseshare.sharing.expert_code import import_expert
+
+    return import_expert
 
 
 def _kb(n: int) -> str:
@@ -149,8 +165,9 @@ def _cmd_export(args) -> None:
     from sparseshare.experiments.results.predict import export_run
 
     out, sizes = export_run(
-        Path(args.run_dir), args.task, Path(args.output) if args.output else None, args.system
-    )
+        Path(args.run_dir), args.task, Path(args.output) if args.output else None, args.system,
+        _experts(args),
+    )  # fmt: skip
     share = sizes["bytes"] / sizes["dense_bytes"] if sizes["dense_bytes"] else 1.0
     masked = (
         f"; {100 * sizes['density']:.1f}% of {sizes['masked']:,} masked weights kept"
@@ -266,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--task", action="append", help="predict only this task (repeatable; default: all)")
     pr.add_argument("--system", default=None, help="which system (default: sparse, else pbfs, hard, single)")
     pr.add_argument("--output", "-o", help="output file (default: stdout; tables: .csv or .parquet)")
+    pr.add_argument("--trust-code", action="store_true", help=TRUST_CODE)
     pr.set_defaults(fn=_cmd_predict)
     ex = sub.add_parser(
         "export", help="write one task's subnet (mask applied) and head as safetensors + a JSON header"
@@ -274,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--task", required=True, help="the task whose subnet to export")
     ex.add_argument("--system", default=None, help="which system (default: sparse, else pbfs, hard, single)")
     ex.add_argument("--output", "-o", help="output file (default: <run>-<system>-<task>.safetensors)")
+    ex.add_argument("--trust-code", action="store_true", help=TRUST_CODE)
     ex.set_defaults(fn=_cmd_export)
     c = sub.add_parser(
         "config", help="list or print the example configs shipped with the package, or every config key"

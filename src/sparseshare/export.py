@@ -29,6 +29,7 @@ from torch import nn
 from sparseshare.errors import ContractError, RunError
 from sparseshare.masks.io import pack_bits, unpack_bits
 from sparseshare.nesting import loads as loads_bounded
+from sparseshare.sharing.expert_code import Experts, named_expert
 from sparseshare.sharing.hard import HardSharing, task_parameter_names, task_predict
 from sparseshare.sharing.registry import RecipeError, build_recipe, check_recipe
 from sparseshare.sharing.sparse import SparseSharing
@@ -267,10 +268,17 @@ def _stored_shapes(path: Path, tensors: Mapping[str, torch.Tensor], header: Mapp
 
 
 def load_subnet(
-    path: str | Path, *, build: Callable[..., nn.Module] | None = None, device: str | torch.device = "cpu"
+    path: str | Path,
+    *,
+    build: Callable[..., nn.Module] | None = None,
+    device: str | torch.device = "cpu",
+    experts: Experts | None = None,
 ) -> Subnet:
     """Rebuild the module :func:`export_subnet` wrote: from its recipe, or with ``build(**kwargs)`` (your
-    own network; ``kwargs`` from the recipe when there is one, else none)."""
+    own network; ``kwargs`` from the recipe when there is one, else none). A recipe whose experts are a
+    factory it names (``"package.module:factory"``, a config's 'tabular.expert') needs ``experts``: the
+    factory by that name (``{"package.module:factory": factory}``) or ``import_expert`` to import what
+    the file names (its module's code runs); without it, a one-line refusal."""
     path = Path(path)
     tensors, header = load_tensors(path)
     if header.get("format") != FORMAT:
@@ -291,10 +299,12 @@ def load_subnet(
         raise ContractError(f"{path}: exported without a recipe; give load_subnet(..., build=your_factory)")
     else:
         try:  # sizes first, on the meta device: a crafted recipe must not set what we allocate
-            check_recipe(recipe, shapes)
+            check_recipe(recipe, shapes, experts)
         except RecipeError as e:
+            if experts is None and named_expert(recipe.get("kwargs", {}) if isinstance(recipe, dict) else {}):
+                raise RunError(f"{path}: {e}") from None  # a factory nobody said to trust, not damage
             raise RunError(f"{path}: header {e}; not a subnet this sparseshare can rebuild") from None
-        network = build_recipe(recipe)
+        network = build_recipe(recipe, experts)
     state = network.state_dict()
     with torch.no_grad():
         for v in state.values():  # what the file does not hold must not be used: NaN shows it if it is

@@ -62,7 +62,8 @@ def test_tabular_datasets_validate_tasks_and_systems(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown task\(s\) \['ner'\] for 'census'"):
         load_experiment(_write(tmp_path, "name: x\ndata:\n  dataset: census\n  tasks: [ner]\n"))
     table = "name: x\nsystems: [single_subnet]\ndata: {dataset: census, tasks: [income, marital]}\n"
-    with pytest.raises(ConfigError, match=r"'single_subnet' runs on sequence data only, not on 'census'; valid"):
+    only = r"'single_subnet' runs on sequence data only, not on 'census'; valid"
+    with pytest.raises(ConfigError, match=only):
         load_experiment(_write(tmp_path, table))
     assert load_experiment(_write(tmp_path, "name: x\nsystems: [mmoe, pbfs]\n")).systems == ["mmoe", "pbfs"]
 

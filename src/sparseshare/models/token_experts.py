@@ -262,13 +262,15 @@ def token_mmoe_net(
     num_experts: int = 8,
     expert_hidden: Sequence[int] = (32,),
     embeddings: torch.Tensor | None = None,
+    expert: ExpertFactory | None = None,
+    expert_dim: int | None = None,
 ) -> TokenMMoE:
     """:class:`TokenMMoE` over the tagger's words + char-CNN (the sizes of a config's 'model' section)."""
     emb = word_char_embedding(
         n_words, n_chars, word_dim, char_dim, char_filters, char_width, word_dropout, embeddings
     )
     return TokenMMoE(n_tags, embedding=emb, num_experts=num_experts, expert_hidden=expert_hidden,
-                     dropout=dropout, decoder=decoder)  # fmt: skip
+                     dropout=dropout, decoder=decoder, expert=expert, expert_dim=expert_dim)  # fmt: skip
 
 
 def token_pbfs_net(
@@ -287,6 +289,8 @@ def token_pbfs_net(
     num_shared: int = 1,
     expert_hidden: Sequence[int] = (32, 32),
     embeddings: torch.Tensor | None = None,
+    expert: ExpertFactory | None = None,
+    expert_dim: int | None = None,
 ) -> TokenPBFSNet:
     """:class:`TokenPBFSNet` over the tagger's words + char-CNN (a recipe's ``mechanism: pbfs`` masks it)."""
     emb = word_char_embedding(
@@ -294,4 +298,4 @@ def token_pbfs_net(
     )
     return TokenPBFSNet(n_tags, pools=pools, embedding=emb, num_specific=num_specific,
                         num_shared=num_shared, expert_hidden=expert_hidden, dropout=dropout,
-                        decoder=decoder)  # fmt: skip
+                        decoder=decoder, expert=expert, expert_dim=expert_dim)  # fmt: skip

@@ -33,6 +33,14 @@ from sparseshare.models.mlp import PBFSNet
 from sparseshare.models.tagger import build_tagger
 from sparseshare.models.token_experts import token_mmoe_net, token_pbfs_net
 from sparseshare.sharing.cross_stitch import CrossStitchSharing, cross_stitch
+from sparseshare.sharing.expert_code import (
+    EXPERT_KEY,
+    Experts,
+    named_expert,
+    reference_problem,
+    resolve_experts,
+    untrusted,
+)
 from sparseshare.sharing.hard import HardSharing
 from sparseshare.sharing.hierarchical import HierarchicalSharing
 from sparseshare.sharing.mmoe import mmoe
@@ -124,6 +132,9 @@ NETWORKS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+# the mechanisms whose experts a factory of the user's own can build (``expert=``)
+OWN_EXPERTS = tuple(n for n, e in MECHANISMS.items() if EXPERT_KEY in inspect.signature(e.build).parameters)
+
 # the networks that take pretrained word vectors (``embeddings``, given at build time, never in a recipe)
 WORD_VECTOR_NETWORKS = ("tagger", "token_mmoe", "token_ple", "token_pbfs_net")
 
@@ -140,22 +151,26 @@ def build_mechanism(name: str, *args, **kwargs) -> nn.Module:
     return _entry(name).build(*args, **kwargs)
 
 
-def build_network(name: str, kwargs: Mapping[str, Any]) -> nn.Module:
+def build_network(name: str, kwargs: Mapping[str, Any], experts: Experts | None = None) -> nn.Module:
+    """The named network; an expert factory ``kwargs`` names is resolved by ``experts``
+    (``sharing/expert_code.py``)."""
     try:
         build = NETWORKS[name]
     except KeyError:
         raise ConfigError(f"unknown network '{name}'; valid: {sorted(NETWORKS)}") from None
-    return build(**kwargs)
+    return build(**resolve_experts(kwargs, experts))
 
 
-def build_recipe(recipe: Mapping[str, Any]) -> nn.Module:
+def build_recipe(recipe: Mapping[str, Any], experts: Experts | None = None) -> nn.Module:
     """The module a recipe describes: its network, wrapped by its mechanism (if any).
 
     ``sparse`` takes ``options.names`` (the masked parameters; the masks themselves are in the weights);
     ``pbfs`` wraps a ``pbfs_net`` or a ``token_pbfs_net``; a ``tagger``-family mechanism wraps the
-    tagger; other networks are mechanisms themselves.
+    tagger; other networks are mechanisms themselves. A recipe whose experts are a factory it names
+    (``kwargs.expert: "package.module:factory"``) builds only with ``experts`` saying how to get it
+    (a mapping of references, or :func:`~sparseshare.sharing.expert_code.import_expert`).
     """
-    net = build_network(recipe["network"], recipe.get("kwargs", {}))
+    net = build_network(recipe["network"], recipe.get("kwargs", {}), experts)
     mech, options = recipe.get("mechanism"), dict(recipe.get("options") or {})
     if mech is None:
         return net
@@ -260,11 +275,14 @@ def _check_kwargs(build: Callable, kwargs, where: str, skip: int = 0) -> None:
         _check_value(v, hints.get(k, inspect.Parameter.empty), f"{where}.{k}")
 
 
-def check_recipe(recipe: Any, shapes: Mapping[str, tuple[int, ...]] | None = None) -> None:
+def check_recipe(
+    recipe: Any, shapes: Mapping[str, tuple[int, ...]] | None = None, experts: Experts | None = None
+) -> None:
     """Raise :class:`RecipeError` unless ``recipe`` names registered builders with arguments they take,
     and, given ``shapes`` (state-dict name -> shape stored in the file), builds a module whose tensors
     have exactly those shapes, with at most ``UNSTORED_ELEMENTS`` entries beyond them. Nothing real is
-    allocated: the module is built on the meta device."""
+    allocated: the module is built on the meta device (with a factory of the user's own, ``experts``
+    says how to get it, as :func:`build_recipe` takes it; none given is refused)."""
     if not isinstance(recipe, dict):
         raise RecipeError(f"recipe must be a mapping, not {type(recipe).__name__}")
     unknown = sorted(set(recipe) - set(RECIPE_KEYS))
@@ -273,7 +291,18 @@ def check_recipe(recipe: Any, shapes: Mapping[str, tuple[int, ...]] | None = Non
     name, mech = recipe.get("network"), recipe.get("mechanism")
     if not isinstance(name, str) or name not in NETWORKS:
         raise RecipeError(f"recipe.network: unknown network {name!r:.60}; valid: {sorted(NETWORKS)}")
-    _check_kwargs(NETWORKS[name], recipe.get("kwargs", {}), "recipe.kwargs")
+    kwargs = recipe.get("kwargs", {})
+    ref = named_expert(kwargs)
+    if ref is not None:  # a factory reference where the builder takes experts: checked as a name
+        if EXPERT_KEY not in inspect.signature(NETWORKS[name]).parameters:
+            raise RecipeError(f"recipe.kwargs.{EXPERT_KEY}: network '{name}' takes no experts")
+        why = reference_problem(ref)
+        if why:
+            raise RecipeError(f"recipe.kwargs.{EXPERT_KEY}: {why}")
+        if shapes is not None and experts is None:
+            raise RecipeError(untrusted(ref))
+        kwargs = {k: v for k, v in kwargs.items() if k != EXPERT_KEY}
+    _check_kwargs(NETWORKS[name], kwargs, "recipe.kwargs")
     options = recipe.get("options") or {}
     if mech is not None:
         stored = isinstance(mech, str) and mech in MECHANISMS
@@ -288,7 +317,7 @@ def check_recipe(recipe: Any, shapes: Mapping[str, tuple[int, ...]] | None = Non
         return
     try:
         with torch.device("meta"):
-            state = build_recipe(recipe).state_dict()
+            state = build_recipe(recipe, experts).state_dict()
     except (ConfigError, TypeError, ValueError, KeyError, IndexError, RuntimeError) as e:
         raise RecipeError(
             f"recipe does not build ({type(e).__name__}: {(str(e).splitlines() or [''])[0]:.100})"

@@ -85,10 +85,13 @@ def token_ple_net(
     expert_hidden: Sequence[int] = (32,),
     levels: int = 2,
     embeddings: torch.Tensor | None = None,
+    expert: ExpertFactory | None = None,
+    expert_dim: int | None = None,
 ) -> TokenPLE:
     """:class:`TokenPLE` (CGC with ``levels=1``) over the tagger's words + char-CNN."""
     emb = word_char_embedding(
         n_words, n_chars, word_dim, char_dim, char_filters, char_width, word_dropout, embeddings
     )
     return TokenPLE(n_tags, embedding=emb, num_specific=num_specific, num_shared=num_shared,
-                    expert_hidden=expert_hidden, levels=levels, dropout=dropout, decoder=decoder)  # fmt: skip
+                    expert_hidden=expert_hidden, levels=levels, dropout=dropout, decoder=decoder,
+                    expert=expert, expert_dim=expert_dim)  # fmt: skip

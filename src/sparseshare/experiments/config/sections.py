@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sparseshare.experiments.config.checks import MAX_COUNT, MAX_WIDTH, bounded, out_of_range
+from sparseshare.sharing.expert_code import reference_problem
 
 
 @dataclass
@@ -75,6 +76,12 @@ class TabularModelConfig:
     # dropout after each hidden layer (bottom and towers) of the single-task, shared-bottom (and sparse
     # sharing's) and cross-stitch networks; MMoE, CGC, PLE and PBFS are built without it
     dropout: float = 0.0
+    # experts of your own for MMoE, CGC, PLE and PBFS (tabular and sequence data): "package.module:factory",
+    # factory(in_dim, out_dim) -> nn.Module, imported when the run starts (None: MLPs of the sizes above);
+    # predict and export of such a run import it only with --trust-code
+    expert: str | None = None
+    # the width of each such expert's output (None: the last layer of the system's *_expert sizes)
+    expert_dim: int | None = None
 
     def problems(self, where: str) -> list[str]:
         out = []
@@ -99,7 +106,19 @@ class TabularModelConfig:
         if self.num_specific + self.num_shared < 1:
             out.append(f"'{where}': num_specific + num_shared must be >= 1 (every gate needs an expert)")
         out += out_of_range(f"{where}.dropout", self.dropout, 0, 1, hi_open=True)
+        if self.expert is not None:
+            why = reference_problem(self.expert)
+            out += [f"'{where}.expert': {why}"] if why else []
+        elif self.expert_dim is not None:
+            out.append(f"'{where}.expert_dim': sizes experts of your own; set '{where}.expert' too")
+        if self.expert_dim is not None:
+            out += bounded(f"{where}.expert_dim", self.expert_dim, 1, MAX_WIDTH)
         return out
+
+    def expert_kwargs(self) -> dict:
+        """``expert``/``expert_dim`` for a recipe, only when set (a run without them stores none)."""
+        out = {"expert": self.expert} if self.expert is not None else {}
+        return {**out, "expert_dim": self.expert_dim} if self.expert_dim is not None else out
 
 
 @dataclass

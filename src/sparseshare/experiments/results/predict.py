@@ -20,6 +20,7 @@ from sparseshare.experiments.systems.context import read_preprocess
 from sparseshare.experiments.systems.registry import SYSTEMS
 from sparseshare.export import export_subnet
 from sparseshare.run_dir import read_json
+from sparseshare.sharing.expert_code import Experts, named_expert
 from sparseshare.sharing.registry import RecipeError, build_recipe, check_recipe
 from sparseshare.training.checkpoint import load_tensors
 from sparseshare.training.trainer import load_state
@@ -64,25 +65,30 @@ def system_recipe(run: Path, system: str, task: str) -> tuple[Path, dict]:
     raise RunError(f"{run}: system '{system}' has no network.json for task '{task}'")
 
 
-def _check(path: Path, recipe, shapes: dict | None = None) -> None:
+def _check(path: Path, recipe, shapes: dict | None = None, experts: Experts | None = None) -> None:
     """A network.json from someone else is checked before anything is built from it: its builders'
     arguments (``registry.check_recipe``), its ``tasks``, and, given the stored ``shapes``, its sizes."""
     try:
-        check_recipe(recipe, shapes)
+        check_recipe(recipe, shapes, experts)
     except RecipeError as e:
+        if named_expert(recipe.get("kwargs", {}) if isinstance(recipe, dict) else {}) and experts is None:
+            raise RunError(f"{path}: {e}") from None  # nothing to repair: a factory nobody said to trust
         raise RunError(f"{path}: {e}; repair the run with --repair or run it again") from None
     tasks = recipe.get("tasks", [])
     if not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks):
         raise RunError(f"{path}: 'tasks' is not a list of task names; repair the run with --repair")
 
 
-def load_system(run: Path, system: str, task: str, device="cpu") -> torch.nn.Module:
-    """The trained module ``system`` uses for ``task`` (its best-dev weights), from the run alone."""
+def load_system(
+    run: Path, system: str, task: str, device="cpu", experts: Experts | None = None
+) -> torch.nn.Module:
+    """The trained module ``system`` uses for ``task`` (its best-dev weights), from the run alone.
+    ``experts``: how to get an expert factory the run's recipe names (``sharing/expert_code.py``)."""
     path, recipe = system_recipe(run, system, task)
     best = path.with_name(paths.BEST_STATE)
     state = load_tensors(best, device)[0]
-    _check(path, recipe, {n: tuple(t.shape) for n, t in state.items()})  # sizes before building
-    module = build_recipe(recipe)
+    _check(path, recipe, {n: tuple(t.shape) for n, t in state.items()}, experts)  # sizes before building
+    module = build_recipe(recipe, experts)
     load_state(module, state, best)
     return module.to(device).eval()
 
@@ -96,13 +102,16 @@ def _run_tasks(run: Path, preprocess: dict, tasks: list[str] | None) -> list[str
     return tasks
 
 
-def export_run(run: Path, task: str, out: Path | None = None, system: str | None = None) -> tuple[Path, dict]:
-    """Export ``task``'s subnet of the run's ``system`` (default: sparse sharing when the run has it)."""
+def export_run(
+    run: Path, task: str, out: Path | None = None, system: str | None = None, experts: Experts | None = None
+) -> tuple[Path, dict]:
+    """Export ``task``'s subnet of the run's ``system`` (default: sparse sharing when the run has it);
+    ``experts`` as :func:`load_system` takes it."""
     run = Path(run)
     system = pick_system(run, system)
     preprocess = read_preprocess(run)
     _run_tasks(run, preprocess, [task])
-    module = load_system(run, system, task)
+    module = load_system(run, system, task, experts=experts)
     recipe = system_recipe(run, system, task)[1]
     out = Path(out) if out else Path(f"{run.name}-{system}-{task}.safetensors")
     check_writable(out, make_folders=True)
@@ -129,7 +138,7 @@ def _sequence_columns(preprocess: dict, tasks: list[str], width: int = 1) -> str
 
 
 def _tag_sequences(
-    run: Path, preprocess: dict, system: str, tasks: list[str], file: Path
+    run: Path, preprocess: dict, system: str, tasks: list[str], file: Path, experts=None
 ) -> tuple[str, int, int]:
     """(the tagged file's text, its sentences, the input's columns per row)."""
     from sparseshare.data.conll import read_columns
@@ -149,7 +158,7 @@ def _tag_sequences(
             lower_words=preprocess["lower_words"],
             max_word_len=preprocess["max_word_len"],
         )
-        module = load_system(run, system, t)
+        module = load_system(run, system, t, experts=experts)
         out: list[list[str]] = []
         with torch.no_grad():
             for batch in data.batches("test", 100):
@@ -163,7 +172,7 @@ def _tag_sequences(
     return "\n".join(lines) + "\n", len(sentences), len(sentences[0][0])
 
 
-def _predict_table(run: Path, preprocess: dict, system: str, tasks: list[str], file: Path):
+def _predict_table(run: Path, preprocess: dict, system: str, tasks: list[str], file: Path, experts=None):
     import pyarrow as pa
 
     from sparseshare.data.encoder import Encoder
@@ -180,7 +189,7 @@ def _predict_table(run: Path, preprocess: dict, system: str, tasks: list[str], f
     x = encoder.features(table)
     preds = {}
     for t in tasks:
-        module = load_system(run, system, t)
+        module = load_system(run, system, t, experts=experts)
         parts = []
         with torch.no_grad():
             for start in range(0, x.shape[0], 4096):
@@ -201,10 +210,12 @@ def predict_run(
     output: Path | None = None,
     system: str | None = None,
     tasks: list[str] | None = None,
+    experts: Experts | None = None,
 ) -> str:
     """Predict every task (or ``tasks``) of the run for ``file``: a column file (sequence runs; one
     predicted tag column per task appended) or a CSV/Parquet table (tabular runs; one ``pred_<task>``
-    column per task). Written to ``output`` (tables: .parquet or CSV), else printed. Returns a summary
+    column per task). ``experts``: how to get an expert factory the run names (``load_system``).
+    Written to ``output`` (tables: .parquet or CSV), else printed. Returns a summary
     that names the output's columns.
 
     A tagged file has no header line: the column files it is read back from (``predict`` again, or a
@@ -217,14 +228,14 @@ def predict_run(
     preprocess = read_preprocess(run)
     tasks = _run_tasks(run, preprocess, tasks)
     if preprocess["kind"] == "sequence":
-        text, n, width = _tag_sequences(run, preprocess, system, tasks, file)
+        text, n, width = _tag_sequences(run, preprocess, system, tasks, file, experts)
         if output:
             Path(output).write_text(text)
         else:
             sys.stdout.write(text)
         columns = _sequence_columns(preprocess, tasks, width)
         return f"tagged {n} sentences for {', '.join(tasks)} with {system}; columns: {columns}"
-    table = _predict_table(run, preprocess, system, tasks, file)
+    table = _predict_table(run, preprocess, system, tasks, file, experts)
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 

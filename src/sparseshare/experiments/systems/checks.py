@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sparseshare.errors import ConfigError
 from sparseshare.experiments.config.datasets import DATASETS
 from sparseshare.experiments.config.experiment import ExperimentConfig, load_config
 from sparseshare.experiments.config.schema import from_dict
 from sparseshare.experiments.systems.registry import SEARCH, SYSTEMS, WARMUP, misnamed, systems_for
+from sparseshare.sharing.expert_code import import_expert
+from sparseshare.sharing.registry import OWN_EXPERTS
 
 
 def registry_problems(cfg: ExperimentConfig) -> list[str]:
@@ -35,10 +38,26 @@ def registry_problems(cfg: ExperimentConfig) -> list[str]:
         if name not in units:
             out.append(f"'resources.units.{name}': unknown unit; units are {units}")
     out += _weighting_problems(cfg)
+    out += _own_expert_problems(cfg)
     sized = not cfg.model.problems("model") and not cfg.tabular.problems("tabular")  # else reported
     if not bad and sized and any(SYSTEMS[s].needs_search for s in cfg.systems):
         out += prunable_problems(cfg)  # builds the network (on the meta device): only at sizes allowed
     return out
+
+
+def _own_expert_problems(cfg: ExperimentConfig) -> list[str]:
+    """'tabular.expert' must build the experts of a listed system, and import (the config is the user's
+    own code to run, as a script is)."""
+    ref = cfg.tabular.expert
+    if ref is None or cfg.tabular.problems("tabular"):
+        return []  # unset, or reported by the schema
+    if not any(s in OWN_EXPERTS for s in cfg.systems):
+        return [f"'tabular.expert': builds the experts of {list(OWN_EXPERTS)}; systems lists none of them"]
+    try:
+        import_expert(ref)
+    except ConfigError as e:
+        return [f"'tabular.expert': {e}"]
+    return []
 
 
 def _weighting_problems(cfg: ExperimentConfig) -> list[str]:

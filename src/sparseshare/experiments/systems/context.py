@@ -28,6 +28,7 @@ from sparseshare.errors import ConfigError, RunError
 from sparseshare.experiments.config.datasets import get_dataset, load_tabular, read_sequence_tasks
 from sparseshare.metrics import PRIMARY
 from sparseshare.run_dir import MetricsLog, read_json, write_json_atomic
+from sparseshare.sharing.expert_code import import_expert
 from sparseshare.sharing.registry import WORD_VECTOR_NETWORKS, build_recipe
 from sparseshare.training.settings import TrainSettings
 
@@ -112,7 +113,7 @@ class Context:
         torch.manual_seed(self.seed if seed is None else seed)
         if recipe["network"] in WORD_VECTOR_NETWORKS and self.prepared.embeddings is not None:
             recipe = {**recipe, "kwargs": {**recipe["kwargs"], "embeddings": self.prepared.embeddings}}
-        return build_recipe(recipe)
+        return build_recipe(recipe, import_expert)  # the config's own factory, as a script imports it
 
     def build_model(self, tasks: list[str] | None = None, **overrides) -> torch.nn.Module:
         return self.build(self.recipe(tasks, **overrides))
@@ -129,7 +130,7 @@ def recipe_bytes(recipe: dict) -> tuple[int, int]:
     """The parameter count and bytes of the network ``recipe`` describes, built on torch's meta device
     (sizes, no memory)."""
     with torch.device("meta"):
-        net = build_recipe(recipe)
+        net = build_recipe(recipe, import_expert)
     params = list(net.parameters()) + list(net.buffers())
     return sum(p.numel() for p in params), sum(p.numel() * p.element_size() for p in params)
 

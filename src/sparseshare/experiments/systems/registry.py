@@ -68,8 +68,10 @@ def _mask_control(name: str, label: str, run: Callable[[Context], dict], from_wa
                   from_warmup=from_warmup)  # fmt: skip
 
 
+# experts of the user's own (a factory the config names), for every system with experts
+_OWN_EXPERT_KEYS = ("tabular.expert", "tabular.expert_dim")
 # the experts of CGC and PLE (PBFS's count theirs too)
-_GATED_KEYS = ("tabular.ple_expert", "tabular.num_specific", "tabular.num_shared")
+_GATED_KEYS = ("tabular.ple_expert", "tabular.num_specific", "tabular.num_shared", *_OWN_EXPERT_KEYS)
 
 SYSTEMS: dict[str, System] = {
     s.name: s
@@ -126,7 +128,7 @@ SYSTEMS: dict[str, System] = {
             "mmoe",
             "MMoE",
             {"tabular": tabular.run_baseline("mmoe"), "sequence": token_experts.run_gated("mmoe")},
-            reads=("tabular.mmoe_expert", "tabular.num_experts"),
+            reads=("tabular.mmoe_expert", "tabular.num_experts", *_OWN_EXPERT_KEYS),
             default_on=("tabular",),
         ),
         System(
@@ -147,7 +149,7 @@ SYSTEMS: dict[str, System] = {
             "pbfs",
             "PBFS",
             {"tabular": tabular.run_pbfs, "sequence": token_experts.run_pbfs},
-            reads=("pbfs", "tabular.num_specific", "tabular.num_shared", "tabular.pbfs_expert"),
+            reads=("pbfs", "tabular.pbfs_expert", *_GATED_KEYS[1:]),
             pick_rank=1,
             default_on=("tabular",),
         ),

@@ -22,7 +22,7 @@ from sparseshare.errors import ConfigError
 from sparseshare.experiments.systems.context import Context
 from sparseshare.experiments.systems.sparse_sharing import final_eval, save_recipe
 from sparseshare.sharing.pools import constant_tasks, correlation_matrix, shared_pools
-from sparseshare.sharing.registry import MECHANISMS
+from sparseshare.sharing.registry import MECHANISMS, OWN_EXPERTS
 from sparseshare.training.callbacks import PBFSPruner, PBFSSchedule
 from sparseshare.training.checkpoint import save_tensors
 from sparseshare.training.pipeline import train_jointly
@@ -83,8 +83,10 @@ def baseline_recipe(ctx: Context, name: str) -> dict:
 
 
 def _sizes(ctx: Context, name: str) -> dict:
-    """The mechanism's build keywords from the config's 'tabular' section, as its registry entry names."""
-    return {arg: getattr(ctx.tabular, key) for arg, key in MECHANISMS[name].sizes.items()}
+    """The mechanism's build keywords from the config's 'tabular' section, as its registry entry names
+    (and the config's own expert factory, where one is named and the mechanism has experts)."""
+    sizes = {arg: getattr(ctx.tabular, key) for arg, key in MECHANISMS[name].sizes.items()}
+    return {**sizes, **ctx.tabular.expert_kwargs()} if name in OWN_EXPERTS else sizes
 
 
 def run_baseline(name: str):

@@ -50,10 +50,11 @@ def expert_param_count(model) -> int:
 
 
 def _sizes(ctx: Context, system: str) -> dict:
+    """The system's expert sizes from the 'tabular' section (and its own expert factory, if named)."""
     m = ctx.tabular
     if system == "mmoe":
-        return {"num_experts": m.num_experts, "expert_hidden": list(m.mmoe_expert)}
-    gated = {"num_specific": m.num_specific, "num_shared": m.num_shared}
+        return {"num_experts": m.num_experts, "expert_hidden": list(m.mmoe_expert), **m.expert_kwargs()}
+    gated = {"num_specific": m.num_specific, "num_shared": m.num_shared, **m.expert_kwargs()}
     if system == "pbfs":
         return {**gated, "expert_hidden": list(m.pbfs_expert)}
     return {**gated, "expert_hidden": list(m.ple_expert), "levels": 1 if system == "cgc" else m.levels}
