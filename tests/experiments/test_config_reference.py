@@ -12,6 +12,7 @@ from sparseshare.experiments.config import reference
 from sparseshare.experiments.config.data import ColumnsConfig, DataConfig, TableConfig
 from sparseshare.experiments.config.experiment import ExperimentConfig
 from sparseshare.experiments.config.schema import flatten, to_dict
+from sparseshare.experiments.config.sections import ModelConfig, TransformerConfig
 from sparseshare.experiments.results.config_keys import ALL, COMMAND, NONE, SEARCH, markdown, read_by
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "config.md"
@@ -26,7 +27,8 @@ def test_the_reference_names_every_key_of_the_schema():
     """Every leaf ``to_dict``/``flatten`` give (the sections that may be null given, so their keys are
     leaves too) is a key, and the only others are those sections themselves."""
     names = set(_keys())
-    full = ExperimentConfig("x", data=DataConfig(table=TableConfig("t.csv", {}), columns=ColumnsConfig({})))
+    data = DataConfig(table=TableConfig("t.csv", {}), columns=ColumnsConfig({}))
+    full = ExperimentConfig("x", data=data, model=ModelConfig(transformer=TransformerConfig()))
     leaves = set(flatten(to_dict(full)))
     assert leaves | set(flatten(to_dict(ExperimentConfig("x")))) <= names
     assert names - leaves == {n for n, k in _keys().items() if k.type == "section or null"}

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from sparseshare.errors import ConfigError
+from sparseshare.models.hf_tagger import transformer_tagger
 from sparseshare.models.mlp import PBFSNet
 from sparseshare.models.tagger import build_tagger
 from sparseshare.models.token_experts import token_mmoe_net, token_pbfs_net
@@ -120,10 +121,12 @@ MECHANISMS: dict[str, MechanismEntry] = {
     )
 }
 
-# networks a recipe can name: the tagger, the tabular mechanisms' networks, the PBFS expert network, and
-# the gated experts per token over the tagger's words + char-CNN (sequence data: mmoe, cgc/ple, pbfs)
+# networks a recipe can name: the tagger (over the char-CNN + BiLSTM, or over a transformer), the tabular
+# mechanisms' networks, the PBFS expert network, and the gated experts per token over the tagger's words +
+# char-CNN (sequence data: mmoe, cgc/ple, pbfs)
 NETWORKS: dict[str, Callable[..., nn.Module]] = {
     "tagger": build_tagger,
+    "transformer_tagger": transformer_tagger,
     "pbfs_net": PBFSNet,
     "token_mmoe": token_mmoe_net,
     "token_ple": token_ple_net,

@@ -10,6 +10,52 @@ from sparseshare.sharing.expert_code import reference_problem
 
 
 @dataclass
+class TransformerConfig:
+    """A transformer encoder in place of the char-CNN + BiLSTM (Hugging Face transformers,
+    ``sparseshare[hf]``; models/hf_tagger.py). IMP prunes its attention and feed-forward matrices (the
+    search's default globs leave out embeddings, biases and decoders). Without ``pretrained``: a BERT with
+    random weights over the run's word vocabulary, one token per word, of the sizes below; with it, that
+    model's own config, weights and tokenizer, each word's tag on its first sub-word."""
+
+    # a directory save_pretrained wrote (or a hub name, where the hub can be reached): its config, weights
+    # and tokenizer; the sizes below are then the model's own and are left unset
+    pretrained: str | None = None
+    hidden: int | None = None  # the random BERT's hidden size (None: 128)
+    layers: int | None = None  # its layers (None: 2)
+    heads: int | None = None  # its attention heads; must divide hidden (None: 2)
+    intermediate: int | None = None  # its feed-forward size (None: 4 x hidden)
+    max_positions: int | None = None  # its positions: the longest sentence, in words, it reads (None: 256)
+    dropout: float = 0.1  # the encoder's hidden and attention dropout (BERT's 0.1)
+    max_pieces: int = 4  # sub-words kept per word with a pretrained tokenizer (its first ones)
+
+    SIZES = ("hidden", "layers", "heads", "intermediate", "max_positions")
+    DEFAULTS = {"hidden": 128, "layers": 2, "heads": 2, "intermediate": None, "max_positions": 256}
+
+    def sizes(self) -> dict[str, int]:
+        """The random BERT's sizes, defaults filled in."""
+        out = {k: getattr(self, k) if getattr(self, k) is not None else self.DEFAULTS[k] for k in self.SIZES}
+        return {**out, "intermediate": out["intermediate"] or 4 * out["hidden"]}
+
+    def problems(self, where: str) -> list[str]:
+        out = out_of_range(f"{where}.dropout", self.dropout, 0, 1, hi_open=True)
+        out += bounded(f"{where}.max_pieces", self.max_pieces, 1, 64)
+        if self.pretrained is not None:
+            if not isinstance(self.pretrained, str) or not self.pretrained.strip():
+                out.append(f"'{where}.pretrained': a directory or model name, not {self.pretrained!r}")
+            given = [k for k in self.SIZES if getattr(self, k) is not None]
+            if given:
+                out.append(f"'{where}': {given} size a random BERT; a pretrained model has its own sizes")
+            return out
+        for key in self.SIZES:
+            if getattr(self, key) is not None:
+                out += bounded(f"{where}.{key}", getattr(self, key), 1, MAX_WIDTH)
+        sizes = self.sizes()
+        if not out and sizes["hidden"] % sizes["heads"]:
+            out.append(f"'{where}.heads': {sizes['heads']} does not divide hidden {sizes['hidden']}")
+        return out
+
+
+@dataclass
 class ModelConfig:
     """The sequence tagger; defaults are Table 2 of the sparse-sharing paper (word vectors of 100
     dimensions without pretrained embeddings; with them, their dimension). Sizes are at most 2^20
@@ -31,11 +77,14 @@ class ModelConfig:
     # one dense kernel per direction, 1.2-1.4x the sentences/s on a CPU (bench/throughput.py --unpacked),
     # the same function with other float rounding (every system's BiLSTM: hard, sparse, hierarchical, ...)
     packing: bool = True
+    # a transformer encoder instead of the char-CNN + BiLSTM (null: the paper's tagger); word_dim, char_*,
+    # hidden, layers and packing are then unused, dropout acts before the decoders
+    transformer: TransformerConfig | None = None
 
     def problems(self, where: str) -> list[str]:
         from sparseshare.models.decoders import DECODERS
 
-        out = []
+        out = self.transformer.problems(f"{where}.transformer") if self.transformer is not None else []
         if self.decoder not in DECODERS:
             out.append(f"'{where}.decoder': unknown decoder '{self.decoder}'; valid: {sorted(DECODERS)}")
         for key in ("dropout", "word_dropout"):

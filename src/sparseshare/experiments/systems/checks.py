@@ -9,6 +9,7 @@ dataset's default ones.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from sparseshare.errors import ConfigError
@@ -16,8 +17,9 @@ from sparseshare.experiments.config.datasets import DATASETS
 from sparseshare.experiments.config.experiment import ExperimentConfig, load_config
 from sparseshare.experiments.config.schema import from_dict
 from sparseshare.experiments.systems.registry import SEARCH, SYSTEMS, WARMUP, misnamed, systems_for
+from sparseshare.experiments.systems.transformer import TRANSFORMER_SYSTEMS
 from sparseshare.sharing.expert_code import import_expert
-from sparseshare.sharing.registry import OWN_EXPERTS
+from sparseshare.sharing.registry import OWN_EXPERTS, build_recipe
 
 
 def registry_problems(cfg: ExperimentConfig) -> list[str]:
@@ -29,8 +31,11 @@ def registry_problems(cfg: ExperimentConfig) -> list[str]:
     if cfg.data.dataset not in DATASETS:
         return out  # reported by the schema
     valid = systems_for(cfg.data.kind)
+    over_transformer = cfg.data.sequence and cfg.model.transformer is not None
     if not cfg.systems:
         cfg.systems = systems_for(cfg.data.kind, default=True)
+        if over_transformer:
+            cfg.systems = [s for s in cfg.systems if s in TRANSFORMER_SYSTEMS]
     bad = [s for s in cfg.systems if s not in valid]
     out += misnamed(cfg.systems, cfg.data.kind, cfg.data.dataset)
     units = [WARMUP, SEARCH, *valid]
@@ -39,9 +44,25 @@ def registry_problems(cfg: ExperimentConfig) -> list[str]:
             out.append(f"'resources.units.{name}': unknown unit; units are {units}")
     out += _weighting_problems(cfg)
     out += _own_expert_problems(cfg)
+    if over_transformer:
+        out += _transformer_problems(cfg)
     sized = not cfg.model.problems("model") and not cfg.tabular.problems("tabular")  # else reported
     if not bad and sized and any(SYSTEMS[s].needs_search for s in cfg.systems):
         out += prunable_problems(cfg)  # builds the network (on the meta device): only at sizes allowed
+    return out
+
+
+def _transformer_problems(cfg: ExperimentConfig) -> list[str]:
+    """A transformer encoder takes the systems built from the base network alone, and no word vectors."""
+    out = []
+    other = [s for s in cfg.systems if s in SYSTEMS and s not in TRANSFORMER_SYSTEMS]
+    if other:
+        out.append(
+            f"'systems': {other} need the char-CNN + BiLSTM tagger, not 'model.transformer'; "
+            f"over a transformer: {list(TRANSFORMER_SYSTEMS)}"
+        )
+    if cfg.data.embeddings:
+        out.append("'data.embeddings': a transformer encoder has word embeddings of its own; leave it unset")
     return out
 
 
@@ -86,6 +107,9 @@ def prunable_problems(cfg: ExperimentConfig) -> list[str]:
     from sparseshare.pruning.prunable import prunable_names
 
     tasks = cfg.data.tasks or ["t"]
+    t = cfg.model.transformer
+    if cfg.data.sequence and t is not None and t.pretrained is not None:
+        return []  # its names are its architecture's: the search refuses globs matching none when it starts
     try:
         with torch.device("meta"):  # names and shapes only: no memory, whatever sizes the config asks
             net = _skeleton(cfg, tasks)
@@ -102,6 +126,14 @@ def prunable_problems(cfg: ExperimentConfig) -> list[str]:
 
 def _skeleton(cfg: ExperimentConfig, tasks: list[str]):
     """The base network with a vocabulary of 2 (sequence data) or one input (tables)."""
+    if cfg.data.sequence and cfg.model.transformer is not None:
+        from sparseshare.experiments.systems.transformer import transformer_base
+
+        t = dataclasses.replace(cfg.model.transformer, pretrained=None)  # its names, at other sizes
+        base, _ = transformer_base(t, ["<pad>", "<unk>"], 0.0, cfg.model.decoder)
+        return build_recipe(
+            {"network": "transformer_tagger", "kwargs": {**base, "n_tags": dict.fromkeys(tasks, 2)}}
+        )
     if cfg.data.sequence:
         from sparseshare.models.tagger import build_tagger
 

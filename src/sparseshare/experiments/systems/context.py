@@ -50,6 +50,8 @@ class PreparedData:
     preprocess: dict  # what predict and export need of it (preprocess.json)
     embeddings: torch.Tensor | None = None  # pretrained word vectors (sequence), given at build time
     data: Any = None  # tabular: every task's rows in one TabularData (joint training, Eq. 10)
+    network: str = "tagger"  # the base network of sequence data: the tagger, or over a transformer
+    inputs: dict[str, Any] = field(default_factory=dict)  # given when the base network builds, never stored
 
 
 @dataclass
@@ -99,7 +101,7 @@ class Context:
         if self.kind == "sequence":
             n_tags = {t: len(self.tasks[t].labels) for t in tasks}
             kwargs = {**self.prepared.base, "n_tags": n_tags, **overrides}
-            return {"network": "tagger", "kwargs": kwargs}
+            return {"network": self.prepared.network, "kwargs": kwargs}
         m = self.tabular
         kinds = {t: self.task_kinds[t] for t in tasks}
         kwargs = {"in_dim": self.data.in_dim, "kinds": kinds, "bottom": m.bottom, "tower": m.tower,
@@ -113,6 +115,8 @@ class Context:
         torch.manual_seed(self.seed if seed is None else seed)
         if recipe["network"] in WORD_VECTOR_NETWORKS and self.prepared.embeddings is not None:
             recipe = {**recipe, "kwargs": {**recipe["kwargs"], "embeddings": self.prepared.embeddings}}
+        if recipe["network"] == self.prepared.network and self.prepared.inputs:
+            recipe = {**recipe, "kwargs": {**recipe["kwargs"], **self.prepared.inputs}}
         return build_recipe(recipe, import_expert)  # the config's own factory, as a script imports it
 
     def build_model(self, tasks: list[str] | None = None, **overrides) -> torch.nn.Module:
@@ -153,7 +157,8 @@ def refuse_too_large(recipe: dict, device: torch.device) -> None:
         return
     memory = device_memory(torch.device(device))
     if size > memory:
-        keys = "'model' (hidden, word_dim, char_*)" if recipe["network"] == "tagger" else "'tabular'"
+        keys = {"tagger": "'model' (hidden, word_dim, char_*)", "transformer_tagger": "'model.transformer'"}
+        keys = keys.get(recipe["network"], "'tabular'")
         raise ConfigError(
             f"the {recipe['network']} network asked for has {n:,} parameters ({size:,} bytes), more than "
             f"the {memory:,} bytes of memory of {device}; make it smaller in {keys}"
@@ -191,6 +196,10 @@ def _prepare_sequence(d: DataConfig, m: ModelConfig, seed: int, log: MetricsLog)
 
     raw = read_sequence_tasks(d)
     glove, extra = None, set()
+    if m.transformer is not None and m.transformer.pretrained is not None:
+        # a tokenizer reads any word: every split's words get a row of the sub-word table (no labels read)
+        extra = {w.lower() if d.lower_words else w for t in d.tasks for sp in ("dev", "test")
+                 for ws, _ in raw[t][sp] for w in ws}  # fmt: skip
     if d.embeddings:
         src = Path(d.embeddings)
         words, vectors = load_glove(src if src.exists() else resolve(get_source(d.embeddings)))
@@ -240,6 +249,12 @@ def _prepare_sequence(d: DataConfig, m: ModelConfig, seed: int, log: MetricsLog)
             "word_dropout": m.word_dropout}  # fmt: skip
     if not m.packing:  # named only when set, so the recipes (network.json) of packed runs stay as they were
         base["packing"] = False
+    network, inputs = "tagger", {}
+    if m.transformer is not None:
+        from sparseshare.experiments.systems.transformer import NETWORK, transformer_base
+
+        network = NETWORK
+        base, inputs = transformer_base(m.transformer, list(word_vocab.itos), m.dropout, m.decoder)
     first = next(iter(tasks.values())).data
     preprocess = {
         "kind": "sequence",
@@ -252,7 +267,7 @@ def _prepare_sequence(d: DataConfig, m: ModelConfig, seed: int, log: MetricsLog)
             for t, task in tasks.items()
         },
     }
-    return PreparedData("sequence", tasks, base, preprocess, embeddings=emb)
+    return PreparedData("sequence", tasks, base, preprocess, embeddings=emb, network=network, inputs=inputs)
 
 
 def _prepare_tabular(d: DataConfig, seed: int, log: MetricsLog) -> PreparedData:
