@@ -91,6 +91,8 @@ _EXPORTS = {
     "load_subnet": "sparseshare.export",
     "Subnet": "sparseshare.export",
     "import_expert": "sparseshare.sharing.expert_code",
+    # tracking: a log= callable for warmup, search_masks and train_jointly (TensorBoard, MLflow)
+    "tracker": "sparseshare.tracking",
     # errors
     "SparseshareError": "sparseshare.errors",
     "ContractError": "sparseshare.errors",
@@ -159,6 +161,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from sparseshare.sharing.expert_code import import_expert
     from sparseshare.sharing.pbfs import token_pbfs
     from sparseshare.sharing.token_ple import TokenPLE
+    from sparseshare.tracking import tracker
     from sparseshare.training.callbacks import PBFSPruner, PBFSSchedule
     from sparseshare.training.pipeline import evaluate, search_masks, select_subnets, train_jointly, warmup
     from sparseshare.training.search import Level, SearchResult

@@ -36,6 +36,8 @@ def _cmd_run(args) -> None:
         raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
     check(args.log or [])  # a missing package is said now, not after the run
     cfg = load_experiment(config_files.resolve(args.config), args.set or [])
+    args.log = list(dict.fromkeys([*cfg.log, *(args.log or [])]))  # the config's trackers and --log's
+    check(args.log, "'log':")  # the config's, said as the config's key
     out = Path(args.out) if args.out else Path("runs") / cfg.name
     args.out = str(out)  # what an OS error that names no file is named by (_place)
     if cfg.sweep:

@@ -35,6 +35,7 @@ from sparseshare.experiments.config.sections import (
     ResourcesConfig,
     TabularModelConfig,
 )
+from sparseshare.tracking import BACKENDS
 from sparseshare.training.settings import SearchSettings, TrainSettings
 
 
@@ -56,6 +57,9 @@ class ExperimentConfig:
     pbfs: PBFSConfig = field(default_factory=PBFSConfig)
     paper: PaperConfig = field(default_factory=PaperConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)  # per unit, on Ray (--jobs)
+    # trackers that get every epoch's and IMP level's numbers as metrics.jsonl does: tensorboard, mlflow
+    # (as --log, which adds to them; each needs its extra, sparseshare[tensorboard] or [mlflow])
+    log: list[str] = field(default_factory=list)
     # a grid of runs of this config: axis -> point label -> {dotted key: value}; the axes' product is run
     sweep: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
@@ -84,6 +88,10 @@ class ExperimentConfig:
         out = bad_names("name", [self.name], RUN_NAME)
         out += out_of_range("seed", self.seed, 0)
         out += device_problems(self.device)
+
+        out += [
+            f"'log': unknown tracker '{b}'; valid: {sorted(BACKENDS)}" for b in self.log if b not in BACKENDS
+        ]
         for axis, points in self.sweep.items():
             out += bad_names("sweep", [axis], LABEL)
             if not points:

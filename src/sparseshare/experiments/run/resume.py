@@ -29,6 +29,7 @@ AFFECTS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("name", (), False),
     ("paper", (), False),
     ("resources", (), False),
+    ("log", (), False),
     ("search.force_density", NEEDS_SEARCH, False),
     ("search.warmup_epochs", (*USES_WARMUP, *(n for n, s in SYSTEMS.items() if s.continues)), True),
     ("search", NEEDS_SEARCH, True),

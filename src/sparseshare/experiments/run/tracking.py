@@ -16,11 +16,9 @@ are TensorBoard text; MLflow gets the metrics.jsonl files themselves as artifact
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import logging
 import os
-import re
 import stat
 import threading
 import time
@@ -32,55 +30,16 @@ from sparseshare import paths
 from sparseshare.errors import ConfigError
 from sparseshare.experiments.config.schema import flatten, to_dict
 from sparseshare.run_dir import read_json, write_json_atomic
+from sparseshare.tracking import BACKENDS, check, first_line, mlflow_key, mlflow_uri, scalars
+
+__all__ = ["BACKENDS", "INTERVAL", "Tracker", "check", "scalars", "tracked"]
 
 if TYPE_CHECKING:
     from sparseshare.experiments.config.experiment import ExperimentConfig
 
 logger = logging.getLogger("sparseshare")
 
-# backend -> the module (and package) it needs, the extra of pyproject.toml that installs it
-BACKENDS = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
 INTERVAL = 5.0  # seconds between two reads of the logs while the run goes on
-SKIPPED = ("phase", "task", "seed", "epoch", "level")  # labels and steps, not measurements
-_MLFLOW_KEY = re.compile(r"[^/\w.\- :]")  # the characters MLflow refuses in a metric name
-
-
-def check(backends: list[str]) -> None:
-    """A ConfigError naming the extra when a backend's package is missing: said before the run starts."""
-    for name in backends:
-        module, extra = BACKENDS[name]
-        try:
-            importlib.import_module(module)
-            if name == "tensorboard":
-                importlib.import_module("torch.utils.tensorboard")
-        except ImportError:
-            raise ConfigError(
-                f"--log {name} needs the {module} package: pip install 'sparseshare[{extra}]'"
-            ) from None
-
-
-def scalars(record: dict) -> tuple[int, dict[str, float]] | None:
-    """A record's step and its numeric fields by tag; None for a record that has no step."""
-    phase = str(record.get("phase", ""))
-    if isinstance(record.get("epoch"), int):
-        step, prefix = record["epoch"], phase
-    elif phase == "search" and isinstance(record.get("level"), int):
-        step, prefix = record["level"], f"search/{record.get('task', '')}"
-    else:
-        return None
-    out: dict[str, float] = {}
-
-    def walk(value, tag: str) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(v, f"{tag}/{k}")
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            out[tag] = float(value)
-
-    for key, value in record.items():
-        if key not in SKIPPED:
-            walk(value, f"{prefix}/{key}")
-    return step, out
 
 
 class TensorBoard:
@@ -126,9 +85,7 @@ class MLflow:
     def __init__(self, run: Path, state: dict, configs: dict[str, ExperimentConfig]):
         from mlflow.tracking import MlflowClient
 
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or paths.mlruns(run).resolve().as_uri()
-        if "MLFLOW_TRACKING_URI" not in os.environ:  # mlflow 3 refuses a file store unless told: offline
-            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        uri = mlflow_uri(paths.mlruns(run))
         if state.get("uri") != uri:  # another tracking store: everything goes to it afresh
             state.clear()
             state.update(uri=uri, runs={}, files={})
@@ -138,7 +95,7 @@ class MLflow:
             for source in configs:
                 self._run_id(source)
         except Exception as e:
-            raise ConfigError(f"--log mlflow: cannot start tracking at {uri}: {_first_line(e)}") from None
+            raise ConfigError(f"--log mlflow: cannot start tracking at {uri}: {first_line(e)}") from None
 
     def _experiment(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
@@ -169,7 +126,7 @@ class MLflow:
             found = scalars(record)
             if found is not None:
                 step, values = found
-                metrics += [Metric(_MLFLOW_KEY.sub("_", k), v, now, step) for k, v in values.items()]
+                metrics += [Metric(mlflow_key(k), v, now, step) for k, v in values.items()]
         run_id = self._run_id(source)
         for i in range(0, len(metrics), 1000):  # MLflow's most metrics a batch
             self.client.log_batch(run_id, metrics=metrics[i : i + 1000])
@@ -179,10 +136,6 @@ class MLflow:
             if source in files and files[source].is_file():
                 self.client.log_artifact(run_id, str(files[source]))
             self.client.set_terminated(run_id, status)
-
-
-def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
 
 
 def _new_lines(path: Path, offset: int) -> tuple[int, list[bytes]]:
@@ -252,7 +205,7 @@ class Tracker:
     def warn(self, name: str, e: BaseException) -> None:
         if not self.failed:
             logger.warning(
-                "--log %s: %s (the run goes on; a resume logs what was missed)", name, _first_line(e)
+                "--log %s: %s (the run goes on; a resume logs what was missed)", name, first_line(e)
             )
         self.failed = True
 
