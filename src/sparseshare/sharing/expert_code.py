@@ -17,24 +17,18 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from sparseshare.code_reference import reference_problem
 from sparseshare.errors import ConfigError
+
+__all__ = ["EXPERT_KEY", "Experts", "import_expert", "named_expert", "reference_problem", "resolve_experts"]
 
 EXPERT_KEY = "expert"
 # what gives the factory for a reference: a mapping of references, or a function of one (import_expert)
 Experts = Mapping[str, Callable] | Callable[[str], Callable]
-_REFERENCE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
-
-
-def reference_problem(ref: Any) -> str | None:
-    """Why ``ref`` is not a factory reference ``package.module:factory``; None when it is one."""
-    if not isinstance(ref, str) or len(ref) > 200 or not _REFERENCE.fullmatch(ref):
-        return f"{ref!r:.80} is not a reference 'package.module:factory' (a module path, ':', a name)"
-    return None
 
 
 def _import(module: str):

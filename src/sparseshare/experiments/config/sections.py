@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sparseshare.code_reference import reference_problem
 from sparseshare.experiments.config.checks import MAX_COUNT, MAX_WIDTH, bounded, out_of_range
-from sparseshare.sharing.expert_code import reference_problem
 
 
 @dataclass
