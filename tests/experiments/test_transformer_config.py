@@ -85,14 +85,13 @@ def test_a_sentence_longer_than_the_positions_is_one_line():
 
 @pytest.mark.integration
 def test_the_pretrained_models_weights_and_tokenizer_build_the_runs_network(pretrained, tmp_path):
-    from sparseshare.experiments.run.units import open_context
+    from sparseshare.sharing.registry import build_recipe
 
     sets = [*SLICE, f"model.transformer={{pretrained: '{pretrained}', max_pieces: 3}}",
-            "data.lower_words=false", "systems=[hard, sparse]"]  # fmt: skip
-    cfg = load_experiment(SMOKE, sets)
-    (tmp_path / "ctx").mkdir()
-    ctx = open_context(cfg, tmp_path / "ctx")
-    net = ctx.build_model()
+            "data.lower_words=false", "systems=[sparse]"]  # fmt: skip
+    t = load_experiment(SMOKE, sets).model.transformer
+    base, inputs = transformer_base(t, ["<pad>", "<unk>", "EU", "rejects"], 0.1, "linear")
+    net = build_recipe({"network": "transformer_tagger", "kwargs": {**base, **inputs, "n_tags": {"ner": 3}}})
     want = transformers.AutoModel.from_pretrained(pretrained).state_dict()
     got = net.encoder.model.state_dict()
     assert "pooler.dense.weight" not in got  # no tagging loss reaches it
@@ -101,7 +100,7 @@ def test_the_pretrained_models_weights_and_tokenizer_build_the_runs_network(pret
     assert net.encoder.cls == 2 and net.encoder.sep == 3 and int(net.encoder.piece_lengths.max()) == 3
     out = tmp_path / "run"
     assert main(["run", "smoke", "--out", str(out), *_sets(sets)]) == 0
-    recipe = json.loads((out / "systems/hard/network.json").read_text())
+    recipe = json.loads((out / "systems/sparse/network.json").read_text())
     assert recipe["network"] == "transformer_tagger" and "weights" not in recipe["kwargs"]
     assert recipe["kwargs"]["specials"] == {"cls": 2, "sep": 3, "pad": 0}
     (tmp_path / "export").mkdir()
@@ -111,10 +110,10 @@ def test_the_pretrained_models_weights_and_tokenizer_build_the_runs_network(pret
 @pytest.mark.integration
 def test_a_random_bert_from_the_config_runs_the_sparse_sharing_systems(tmp_path):
     out = tmp_path / "run"
-    sets = [*SLICE, "model.transformer={hidden: 16, heads: 2, layers: 2}", "systems=[single, hard, sparse]"]
+    sets = [*SLICE, "model.transformer={hidden: 16, heads: 2, layers: 2}", "systems=[single, sparse]"]
     assert main(["run", "smoke", "--out", str(out), *_sets(sets)]) == 0
     res = json.loads((out / "results.json").read_text())
-    assert list(res["systems"]) == ["single", "hard", "sparse"]
+    assert list(res["systems"]) == ["single", "sparse"]
     from sparseshare.masks import load_masks
 
     masks = load_masks(out / "masks.safetensors")

@@ -194,6 +194,10 @@ def _prepare_sequence(d: DataConfig, m: ModelConfig, seed: int, log: MetricsLog)
     from sparseshare.data.sequence import SequenceData, build_shared_vocabs
     from sparseshare.data.sources import get_source, resolve
 
+    if m.transformer is not None and m.transformer.pretrained is not None:
+        from sparseshare.experiments.systems.transformer import check_pretrained
+
+        check_pretrained(m.transformer)  # before the data is read: a wrong path is said at once
     raw = read_sequence_tasks(d)
     glove, extra = None, set()
     if m.transformer is not None and m.transformer.pretrained is not None:

@@ -28,6 +28,21 @@ TRANSFORMER_SYSTEMS = (
 )  # fmt: skip
 
 
+def check_pretrained(t: TransformerConfig) -> None:
+    """A one-line ConfigError unless ``t.pretrained`` names a model whose config loads (read alone:
+    cheap, before the run reads its data and loads the weights)."""
+    transformers = require_transformers()
+    try:
+        transformers.AutoConfig.from_pretrained(t.pretrained)
+    except (OSError, ValueError, KeyError) as e:
+        raise ConfigError(_cannot_load(t, e)) from None
+
+
+def _cannot_load(t: TransformerConfig, e: BaseException) -> str:
+    why = (str(e).strip().splitlines() or [""])[0]
+    return f"'model.transformer.pretrained': cannot load '{t.pretrained}' ({type(e).__name__}: {why:.160})"
+
+
 def transformer_base(
     t: TransformerConfig, words: list[str], dropout: float, decoder: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -43,15 +58,13 @@ def transformer_base(
         )  # fmt: skip
         specials = {"cls": None, "sep": None, "pad": 0}  # one token per word, the vocabulary's own ids
         return _kwargs(config, words, 1, specials, dropout, decoder), {}
-    where = "'model.transformer.pretrained'"
     bars = transformers.utils.logging.is_progress_bar_enabled()
     transformers.utils.logging.disable_progress_bar()  # the run's own log says what it loads
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(t.pretrained)
         model = transformers.AutoModel.from_pretrained(t.pretrained)
     except (OSError, ValueError, KeyError) as e:
-        why = (str(e).strip().splitlines() or [""])[0]
-        raise ConfigError(f"{where}: cannot load '{t.pretrained}' ({type(e).__name__}: {why:.160})") from None
+        raise ConfigError(_cannot_load(t, e)) from None
     finally:
         if bars:
             transformers.utils.logging.enable_progress_bar()
