@@ -29,9 +29,9 @@ from torch import nn
 from sparseshare.errors import ContractError, RunError
 from sparseshare.masks.io import pack_bits, unpack_bits
 from sparseshare.nesting import loads as loads_bounded
-from sparseshare.sharing.expert_code import Experts, named_expert
+from sparseshare.sharing.expert_code import Experts
 from sparseshare.sharing.hard import HardSharing, task_parameter_names, task_predict
-from sparseshare.sharing.registry import RecipeError, build_recipe, check_recipe
+from sparseshare.sharing.registry import RecipeError, UntrustedRecipe, build_recipe, check_recipe
 from sparseshare.sharing.sparse import SparseSharing
 from sparseshare.training.checkpoint import METADATA_KEY, load_tensors, save_tensors
 
@@ -300,9 +300,9 @@ def load_subnet(
     else:
         try:  # sizes first, on the meta device: a crafted recipe must not set what we allocate
             check_recipe(recipe, shapes, experts)
+        except UntrustedRecipe as e:
+            raise RunError(f"{path}: {e}") from None
         except RecipeError as e:
-            if experts is None and named_expert(recipe.get("kwargs", {}) if isinstance(recipe, dict) else {}):
-                raise RunError(f"{path}: {e}") from None  # a factory nobody said to trust, not damage
             raise RunError(f"{path}: header {e}; not a subnet this sparseshare can rebuild") from None
         network = build_recipe(recipe, experts)
     state = network.state_dict()

@@ -15,9 +15,7 @@ import importlib
 import os
 import re
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from sparseshare.errors import ConfigError
 
@@ -87,65 +85,59 @@ def mlflow_uri(folder: Path) -> str:
     return Path(folder).resolve().as_uri()
 
 
+def add_scalars(writer, step: int, values: dict[str, float]) -> None:
+    """A record's scalars on a TensorBoard ``SummaryWriter``."""
+    for tag, value in values.items():
+        writer.add_scalar(tag, value, global_step=step)
+
+
+def log_params(client, run_id: str, params: dict) -> None:
+    """``params`` on an MLflow run, as strings, in batches of MLflow's most (100)."""
+    from mlflow.entities import Param
+
+    items = [Param(str(k), str(v)[:6000]) for k, v in params.items()]
+    for i in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[i : i + 100])
+
+
+def log_metrics(client, run_id: str, found: list[tuple[int, dict[str, float]]]) -> None:
+    """Records' scalars (``scalars``' (step, values)) on an MLflow run, in batches of its most (1000)."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [Metric(mlflow_key(k), v, now, step) for step, values in found for k, v in values.items()]
+    for i in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[i : i + 1000])
+
+
 class Tracking:
-    """``log=`` for the API's training calls: ``record -> the backend`` (see the module's text)."""
+    """``log=`` for the API's training calls: ``record -> the backend`` (see the module's text); a
+    context manager that ends the backend's run as the block ended."""
 
-    def __init__(self, backend: str, folder: Path, experiment: str, run_name: str | None, params: dict):
-        check([backend], "tracker")
-        self.backend, self.folder, self.closed = backend, Path(folder), False
-        if backend == "tensorboard":
-            from torch.utils.tensorboard import SummaryWriter
+    backend = ""
+    run = None  # the MLflow run id
 
-            self.writer = SummaryWriter(log_dir=str(self.folder))
-            return
-        from mlflow.entities import Param
-        from mlflow.tracking import MlflowClient
-
-        uri = mlflow_uri(self.folder)
-        try:
-            self.client = MlflowClient(tracking_uri=uri)
-            found = self.client.get_experiment_by_name(experiment)
-            exp = found.experiment_id if found is not None else self.client.create_experiment(experiment)
-            self.run_id = self.client.create_run(exp, run_name=run_name).info.run_id
-            items = [Param(str(k), str(v)[:6000]) for k, v in params.items()]
-            for i in range(0, len(items), 100):  # MLflow's most params a batch
-                self.client.log_batch(self.run_id, params=items[i : i + 100])
-        except Exception as e:
-            raise ConfigError(f"tracker('mlflow'): cannot start tracking at {uri}: {first_line(e)}") from None
+    def __init__(self) -> None:
+        self.closed = False
 
     def __call__(self, record: dict) -> None:
         if self.closed:
             raise ConfigError(f"tracker('{self.backend}') is closed: make another for another run")
         found = scalars(record)
-        if found is None:
-            return
-        step, values = found
-        if self.backend == "tensorboard":
-            for tag, value in values.items():
-                self.writer.add_scalar(tag, value, global_step=step)
-            self.writer.flush()
-            return
-        from mlflow.entities import Metric
+        if found is not None:
+            self._write(*found)
 
-        now = int(time.time() * 1000)
-        metrics = [Metric(mlflow_key(k), v, now, step) for k, v in values.items()]
-        for i in range(0, len(metrics), 1000):  # MLflow's most metrics a batch
-            self.client.log_batch(self.run_id, metrics=metrics[i : i + 1000])
+    def _write(self, step: int, values: dict[str, float]) -> None:
+        raise NotImplementedError
+
+    def _end(self, status: str) -> None:
+        raise NotImplementedError
 
     def close(self, status: str = "FINISHED") -> None:
         """Flush and end: TensorBoard's writer closed, the MLflow run terminated with ``status``."""
-        if self.closed:
-            return
-        self.closed = True
-        if self.backend == "tensorboard":
-            self.writer.close()
-        else:
-            self.client.set_terminated(self.run_id, status)
-
-    @property
-    def run(self) -> Any:
-        """The MLflow run id (None for TensorBoard)."""
-        return getattr(self, "run_id", None)
+        if not self.closed:
+            self.closed = True
+            self._end(status)
 
     def __enter__(self) -> Tracking:
         return self
@@ -155,6 +147,47 @@ class Tracking:
         self.close(status)
 
 
+class TensorBoardTracking(Tracking):
+    backend = "tensorboard"
+
+    def __init__(self, folder: Path):
+        from torch.utils.tensorboard import SummaryWriter
+
+        super().__init__()
+        self.writer = SummaryWriter(log_dir=str(folder))
+
+    def _write(self, step: int, values: dict[str, float]) -> None:
+        add_scalars(self.writer, step, values)
+        self.writer.flush()
+
+    def _end(self, status: str) -> None:
+        self.writer.close()
+
+
+class MLflowTracking(Tracking):
+    backend = "mlflow"
+
+    def __init__(self, folder: Path, experiment: str, run_name: str | None, params: dict):
+        from mlflow.tracking import MlflowClient
+
+        super().__init__()
+        uri = mlflow_uri(folder)
+        try:
+            self.client = MlflowClient(tracking_uri=uri)
+            found = self.client.get_experiment_by_name(experiment)
+            exp = found.experiment_id if found is not None else self.client.create_experiment(experiment)
+            self.run = self.client.create_run(exp, run_name=run_name).info.run_id
+            log_params(self.client, self.run, params)
+        except Exception as e:
+            raise ConfigError(f"tracker('mlflow'): cannot start tracking at {uri}: {first_line(e)}") from None
+
+    def _write(self, step: int, values: dict[str, float]) -> None:
+        log_metrics(self.client, self.run, [(step, values)])
+
+    def _end(self, status: str) -> None:
+        self.client.set_terminated(self.run, status)
+
+
 def tracker(
     backend: str,
     folder: str | Path = "tracking",
@@ -162,10 +195,13 @@ def tracker(
     experiment: str = "sparseshare",
     run_name: str | None = None,
     params: dict | None = None,
-) -> Callable[[dict], None]:
+) -> Tracking:
     """A ``log=`` callable sending the records of ``ss.warmup``, ``ss.search_masks`` and
     ``ss.train_jointly`` to ``backend`` ('tensorboard': event files in ``folder``; 'mlflow':
     ``$MLFLOW_TRACKING_URI``, else a file store in ``folder``, one MLflow run in ``experiment`` with
     ``params`` logged). A missing package is one line naming the extra (``sparseshare[tensorboard]``,
     ``sparseshare[mlflow]``)."""
-    return Tracking(backend, Path(folder), experiment, run_name, dict(params or {}))
+    check([backend], "tracker")
+    if backend == "tensorboard":
+        return TensorBoardTracking(Path(folder))
+    return MLflowTracking(Path(folder), experiment, run_name, dict(params or {}))

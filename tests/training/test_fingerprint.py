@@ -47,9 +47,10 @@ def test_other_tasks_seed_or_parameters_are_refused(tmp_path):
         ss.Task.from_loaders("even", **_loaders(lambda x: (x % 2 == 0).long(), 1, (100, 60, 60))),
         _tasks()[1],
     ]
-    _refused(lambda: ss.train_jointly(TwoTaskMLP(), smaller, SETTINGS.replace(epochs=1), directory=tmp_path),
-             "tasks.even.train = 200, not this call's 100")  # fmt: skip
-    _refused(
+    one = SETTINGS.replace(epochs=1)
+    assert _refused(lambda: ss.train_jointly(TwoTaskMLP(), smaller, one, directory=tmp_path),
+                    "tasks.even.train = 200, not this call's 100")  # fmt: skip
+    assert _refused(
         lambda: ss.train_jointly(
             TwoTaskMLP(), _tasks(), SETTINGS.replace(epochs=1), seed=7, directory=tmp_path
         ),
@@ -58,8 +59,8 @@ def test_other_tasks_seed_or_parameters_are_refused(tmp_path):
     wider = TwoTaskMLP()
     wider.encoder[0] = torch.nn.Linear(8, 12)
     wider.encoder[2] = torch.nn.Linear(12, 16)
-    _refused(lambda: ss.train_jointly(wider, _tasks(), SETTINGS.replace(epochs=1), directory=tmp_path),
-             "parameters.model.encoder.0.weight = [16, 8], not this call's [12, 8]")  # fmt: skip
+    assert _refused(lambda: ss.train_jointly(wider, _tasks(), one, directory=tmp_path),
+                    "parameters.model.encoder.0.weight = [16, 8], not this call's [12, 8]")  # fmt: skip
 
 
 def test_other_masks_are_refused_and_a_lower_cap_is_not_answered_with_the_longer_run(tmp_path):

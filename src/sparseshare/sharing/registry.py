@@ -201,6 +201,10 @@ class RecipeError(ValueError):
     """A recipe its builders do not accept; callers turn it into a one-line error naming the file."""
 
 
+class UntrustedRecipe(RecipeError):
+    """A recipe naming code of its own (an expert factory) that nobody said how to get: not damage."""
+
+
 def _kind_name(ann) -> str:
     return getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
 
@@ -303,7 +307,7 @@ def check_recipe(
         if why:
             raise RecipeError(f"recipe.kwargs.{EXPERT_KEY}: {why}")
         if shapes is not None and experts is None:
-            raise RecipeError(untrusted(ref))
+            raise UntrustedRecipe(untrusted(ref))
         kwargs = {k: v for k, v in kwargs.items() if k != EXPERT_KEY}
     _check_kwargs(NETWORKS[name], kwargs, "recipe.kwargs")
     options = recipe.get("options") or {}

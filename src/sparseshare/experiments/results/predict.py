@@ -20,8 +20,8 @@ from sparseshare.experiments.systems.context import read_preprocess
 from sparseshare.experiments.systems.registry import SYSTEMS
 from sparseshare.export import export_subnet
 from sparseshare.run_dir import read_json
-from sparseshare.sharing.expert_code import Experts, named_expert
-from sparseshare.sharing.registry import RecipeError, build_recipe, check_recipe
+from sparseshare.sharing.expert_code import Experts
+from sparseshare.sharing.registry import RecipeError, UntrustedRecipe, build_recipe, check_recipe
 from sparseshare.training.checkpoint import load_tensors
 from sparseshare.training.trainer import load_state
 
@@ -70,9 +70,9 @@ def _check(path: Path, recipe, shapes: dict | None = None, experts: Experts | No
     arguments (``registry.check_recipe``), its ``tasks``, and, given the stored ``shapes``, its sizes."""
     try:
         check_recipe(recipe, shapes, experts)
+    except UntrustedRecipe as e:  # nothing to repair: a factory nobody said to trust
+        raise RunError(f"{path}: {e}") from None
     except RecipeError as e:
-        if named_expert(recipe.get("kwargs", {}) if isinstance(recipe, dict) else {}) and experts is None:
-            raise RunError(f"{path}: {e}") from None  # nothing to repair: a factory nobody said to trust
         raise RunError(f"{path}: {e}; repair the run with --repair or run it again") from None
     tasks = recipe.get("tasks", [])
     if not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks):

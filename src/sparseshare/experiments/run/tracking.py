@@ -21,7 +21,6 @@ import logging
 import os
 import stat
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,7 +29,16 @@ from sparseshare import paths
 from sparseshare.errors import ConfigError
 from sparseshare.experiments.config.schema import flatten, to_dict
 from sparseshare.run_dir import read_json, write_json_atomic
-from sparseshare.tracking import BACKENDS, check, first_line, mlflow_key, mlflow_uri, scalars
+from sparseshare.tracking import (
+    BACKENDS,
+    add_scalars,
+    check,
+    first_line,
+    log_metrics,
+    log_params,
+    mlflow_uri,
+    scalars,
+)
 
 __all__ = ["BACKENDS", "INTERVAL", "Tracker", "check", "scalars", "tracked"]
 
@@ -66,9 +74,7 @@ class TensorBoard:
             if found is None:
                 writer.add_text(f"events/{record.get('phase', '')}", json.dumps(record), global_step=line)
                 continue
-            step, values = found
-            for tag, value in values.items():
-                writer.add_scalar(tag, value, global_step=step)
+            add_scalars(writer, *found)
         writer.flush()
 
     def close(self, status: str, files: dict[str, Path]) -> None:
@@ -103,33 +109,19 @@ class MLflow:
 
     def _run_id(self, source: str) -> str:
         """The source's MLflow run, made (with the config as params) the first time, else running again."""
-        from mlflow.entities import Param
-
         runs = self.state["runs"]
         if source in runs:
             self.client.update_run(runs[source], status="RUNNING")
             return runs[source]
         tags = {"mlflow.parentRunId": self._run_id("")} if source else {}
         made = self.client.create_run(self.experiment, run_name=source or self.run.name, tags=tags)
-        params = [Param(k, str(v)[:6000]) for k, v in flatten(to_dict(self.configs[source])).items()]
-        for i in range(0, len(params), 100):  # MLflow's most params a batch
-            self.client.log_batch(made.info.run_id, params=params[i : i + 100])
+        log_params(self.client, made.info.run_id, flatten(to_dict(self.configs[source])))
         runs[source] = made.info.run_id
         return made.info.run_id
 
     def write(self, source: str, records: list[tuple[int, dict]]) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        metrics = []
-        for _, record in records:
-            found = scalars(record)
-            if found is not None:
-                step, values = found
-                metrics += [Metric(mlflow_key(k), v, now, step) for k, v in values.items()]
-        run_id = self._run_id(source)
-        for i in range(0, len(metrics), 1000):  # MLflow's most metrics a batch
-            self.client.log_batch(run_id, metrics=metrics[i : i + 1000])
+        found = [f for _, record in records if (f := scalars(record)) is not None]
+        log_metrics(self.client, self._run_id(source), found)
 
     def close(self, status: str, files: dict[str, Path]) -> None:
         for source, run_id in self.state["runs"].items():

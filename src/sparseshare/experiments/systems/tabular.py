@@ -78,11 +78,11 @@ def run_single(ctx: Context) -> dict:
 
 def baseline_recipe(ctx: Context, name: str) -> dict:
     """The network of a tabular baseline, sized by the config's 'tabular' section (PBFS Section 4.3)."""
-    kwargs = {"in_dim": ctx.data.in_dim, "kinds": ctx.task_kinds, **_sizes(ctx, name)}
+    kwargs = {"in_dim": ctx.data.in_dim, "kinds": ctx.task_kinds, **mechanism_sizes(ctx, name)}
     return {"network": name, "kwargs": kwargs}
 
 
-def _sizes(ctx: Context, name: str) -> dict:
+def mechanism_sizes(ctx: Context, name: str) -> dict:
     """The mechanism's build keywords from the config's 'tabular' section, as its registry entry names
     (and the config's own expert factory, where one is named and the mechanism has experts)."""
     sizes = {arg: getattr(ctx.tabular, key) for arg, key in MECHANISMS[name].sizes.items()}
@@ -130,7 +130,12 @@ def pools_for(ctx: Context) -> list[list[str]]:
 def run_pbfs(ctx: Context) -> dict:
     """PBFS: task-specific experts, pruned shared experts in correlation-based pools, gates, towers."""
     pools = pools_for(ctx)
-    kwargs = {"in_dim": ctx.data.in_dim, "kinds": ctx.task_kinds, "pools": pools, **_sizes(ctx, "pbfs")}
+    kwargs = {
+        "in_dim": ctx.data.in_dim,
+        "kinds": ctx.task_kinds,
+        "pools": pools,
+        **mechanism_sizes(ctx, "pbfs"),
+    }
     recipe = {"network": "pbfs_net", "kwargs": kwargs, "mechanism": "pbfs"}
     mech = ctx.build(recipe)
     save_recipe(ctx, "pbfs", recipe)

@@ -20,7 +20,7 @@ import logging
 
 from sparseshare.experiments.systems.context import Context
 from sparseshare.experiments.systems.sparse_sharing import save_recipe
-from sparseshare.experiments.systems.tabular import pbfs_pruner, pbfs_result
+from sparseshare.experiments.systems.tabular import mechanism_sizes, pbfs_pruner, pbfs_result
 from sparseshare.experiments.systems.tagging import train_and_evaluate
 from sparseshare.training.callbacks import PBFSSchedule
 from sparseshare.training.trainer import steps_per_epoch
@@ -50,14 +50,10 @@ def expert_param_count(model) -> int:
 
 
 def _sizes(ctx: Context, system: str) -> dict:
-    """The system's expert sizes from the 'tabular' section (and its own expert factory, if named)."""
-    m = ctx.tabular
-    if system == "mmoe":
-        return {"num_experts": m.num_experts, "expert_hidden": list(m.mmoe_expert), **m.expert_kwargs()}
-    gated = {"num_specific": m.num_specific, "num_shared": m.num_shared, **m.expert_kwargs()}
-    if system == "pbfs":
-        return {**gated, "expert_hidden": list(m.pbfs_expert)}
-    return {**gated, "expert_hidden": list(m.ple_expert), "levels": 1 if system == "cgc" else m.levels}
+    """The system's expert sizes as on tables (``tabular.mechanism_sizes``), less the tower (the decoder is
+    the tower); CGC is PLE with one level."""
+    sizes = {k: v for k, v in mechanism_sizes(ctx, system).items() if k != "tower"}
+    return {**sizes, "levels": 1} if system == "cgc" else sizes
 
 
 def run_gated(system: str):

@@ -86,7 +86,7 @@ def transformer_base(
         "sep": tokenizer.sep_token_id,
         "pad": tokenizer.pad_token_id or 0,
     }
-    weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    weights = {k: v.detach() for k, v in model.state_dict().items()}  # the loaded model is dropped: no copy
     kwargs = _kwargs(config, words, t.max_pieces, specials, dropout, decoder)
     return kwargs, {"pieces": (pieces, lengths), "weights": weights}
 
